@@ -1,0 +1,208 @@
+"""Typed, frozen records shared by probes, the runner and the reporters."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Outcome of one check. Ordered: ok < warn < fail."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def rank(self) -> int:
+        return _STATUS_RANK[self]
+
+
+_STATUS_RANK = {Status.OK: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+class FailureClass(enum.StrEnum):
+    """What kind of problem a warn or fail is; each has a default hint (HINTS)."""
+
+    DNS = "dns"
+    REFUSED = "refused"
+    CONNECT_TIMEOUT = "connect_timeout"
+    READ_TIMEOUT = "read_timeout"
+    TLS_EXPIRED = "tls_expired"
+    TLS_HOSTNAME = "tls_hostname"
+    TLS_UNTRUSTED = "tls_untrusted"
+    TLS_PROTOCOL = "tls_protocol"
+    AUTH = "auth"
+    MODEL_MISSING = "model_missing"
+    OVERLOAD = "overload"
+    SERVER_ERROR = "server_error"
+    BAD_RESPONSE = "bad_response"
+    EXPOSED = "exposed"
+
+
+HINTS: Mapping[FailureClass, str] = {
+    FailureClass.DNS: "the name does not resolve: check the URL's host name and the DNS record",
+    FailureClass.REFUSED: "nothing listens there: is the service (Caddy, gateway, Ollama) running "
+    "and the port open in the firewall?",
+    FailureClass.CONNECT_TIMEOUT: "no answer to the TCP connect: a firewall drops the packets, "
+    "or the host is down",
+    FailureClass.READ_TIMEOUT: "connected, but the answer was too slow: the server is overloaded "
+    "or a model is still loading; see its logs",
+    FailureClass.TLS_EXPIRED: "the certificate is outside its validity period: renew it "
+    "(Caddy renews ACME certificates itself when it can reach the CA), or fix the clock",
+    FailureClass.TLS_HOSTNAME: "the certificate does not name this host: issue it for the "
+    "public name, or use the name it was issued for",
+    FailureClass.TLS_UNTRUSTED: "the certificate chain is not trusted: serve the full chain, "
+    "or pass the private CA (tls_ca_file / --ca-file)",
+    FailureClass.TLS_PROTOCOL: "the TLS setup is weak or broken: allow only TLS 1.2 and 1.3 and "
+    "check the proxy's TLS configuration",
+    FailureClass.AUTH: "authentication is wrong: check the API key, or why the endpoint "
+    "answers without one",
+    FailureClass.MODEL_MISSING: "a required model is not on the host: run the deploy "
+    "(it pulls required_models) or `ollama pull NAME` on the host",
+    FailureClass.OVERLOAD: "the server sheds load (429/503): raise OLLAMA_NUM_PARALLEL / "
+    "OLLAMA_MAX_QUEUE, add a node, or lower the request rate",
+    FailureClass.SERVER_ERROR: "the server failed (5xx or an error inside the stream): "
+    "read `journalctl -u ollama` on the host",
+    FailureClass.BAD_RESPONSE: "the answer is not what Ollama sends: something else answers "
+    "on this URL, or a proxy mangles or cuts the response",
+    FailureClass.EXPOSED: "a port that must be closed accepts connections from here: "
+    "fix the firewall (only 22, 80 and 443 in) and bind Ollama to 127.0.0.1",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One observation inside a check; a check's status is the worst of its findings."""
+
+    status: Status
+    message: str
+    failure_class: FailureClass | None = None
+    hint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not Status.OK and self.failure_class is None:
+            raise ValueError(f"a {self.status} finding needs a failure class: {self.message}")
+
+
+def ok(message: str) -> Finding:
+    return Finding(status=Status.OK, message=message)
+
+
+def warn(failure_class: FailureClass, message: str, hint: str | None = None) -> Finding:
+    return Finding(
+        status=Status.WARN,
+        message=message,
+        failure_class=failure_class,
+        hint=hint or HINTS[failure_class],
+    )
+
+
+def fail(failure_class: FailureClass, message: str, hint: str | None = None) -> Finding:
+    return Finding(
+        status=Status.FAIL,
+        message=message,
+        failure_class=failure_class,
+        hint=hint or HINTS[failure_class],
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """The outcome of one check against one target.
+
+    `status`, `failure_class`, `summary` and `hint` come from the worst finding; `details`
+    holds measured facts (timings in ms, TLS facts, model lists) as JSON-ready values.
+    """
+
+    target: str
+    url: str
+    check: str
+    findings: tuple[Finding, ...]
+    elapsed_ms: float
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def worst(self) -> Finding:
+        # First of the worst, so a check lists its most important finding first.
+        return max(self.findings, key=lambda f: f.status.rank)
+
+    @property
+    def status(self) -> Status:
+        return self.worst.status
+
+    @property
+    def failure_class(self) -> FailureClass | None:
+        return self.worst.failure_class
+
+    @property
+    def summary(self) -> str:
+        return self.worst.message
+
+    @property
+    def hint(self) -> str | None:
+        return self.worst.hint
+
+
+CHECK_NAMES: tuple[str, ...] = ("connectivity", "tls", "models", "chat", "auth", "exposure")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequiredModel:
+    """A model that must be present, optionally pinned to a digest (sha256 hex, any prefix)."""
+
+    name: str
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsPolicy:
+    """What a target's TLS must look like."""
+
+    ca_file: str | None = None
+    warn_days: int = 21
+    fail_days: int = 7
+    http_url: str | None = None
+    require_hsts: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """One endpoint to verify: a public URL plus what must be true of it."""
+
+    name: str
+    url: str
+    required_models: tuple[RequiredModel, ...] = ()
+    chat_model: str | None = None
+    tls: TlsPolicy = field(default_factory=TlsPolicy)
+    closed_ports: tuple[int, ...] = (11434,)
+    open_ports: tuple[int, ...] = ()
+    auth_required: bool = False
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def model_for_chat(self) -> str | None:
+        if self.chat_model:
+            return self.chat_model
+        return self.required_models[0].name if self.required_models else None
+
+
+def overall_status(results: Iterable[CheckResult]) -> Status:
+    """The worst status over all results; ok for none."""
+    return max((r.status for r in results), key=lambda s: s.rank, default=Status.OK)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckRun:
+    """Everything a reporter needs: the results plus when and how long the run took."""
+
+    results: tuple[CheckResult, ...]
+    started_at: str  # ISO 8601, UTC
+    duration_ms: float
+    targets: tuple[str, ...]
+
+    @property
+    def status(self) -> Status:
+        return overall_status(self.results)

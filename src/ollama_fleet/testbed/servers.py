@@ -1,0 +1,61 @@
+"""Run an ASGI app under a real uvicorn server on 127.0.0.1 in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from uvicorn._types import ASGIApplication
+
+from ollama_fleet.errors import TestbedError
+
+STARTUP_TIMEOUT_S = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (the OS may hand it out again later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the main thread keeps its handlers
+        pass
+
+
+@contextmanager
+def serve_in_thread(
+    app: ASGIApplication, *, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[int]:
+    """Serve `app` until the block exits; yields the bound port (port 0 picks a free one)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port: int = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = _ThreadServer(config)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])),
+        name=f"uvicorn-{bound_port}",
+        daemon=True,
+    )
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise TestbedError(f"uvicorn on {host}:{bound_port} did not start")
+        time.sleep(0.01)
+    try:
+        yield bound_port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=STARTUP_TIMEOUT_S)
+        sock.close()
