@@ -163,7 +163,7 @@ class TlsPolicy:
 
     ca_file: str | None = None
     warn_days: int = 21
-    fail_days: int = 7
+    fail_days: int = 3
     http_url: str | None = None
     require_hsts: bool = True
 

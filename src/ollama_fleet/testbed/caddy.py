@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -24,7 +24,8 @@ OLLAMA_HOST_HEADER = "localhost:11434"
 class Site:
     """One TLS site: https://localhost:https_port proxying to 127.0.0.1:upstream_port.
 
-    `http_port`, when set, serves a 308 redirect to the HTTPS site; `hsts` adds the header.
+    `http_port`, when set, serves a 308 redirect to the HTTPS site; `hsts` adds the header;
+    `api_key`, when set, makes Caddy answer 401 to requests without `Bearer <api_key>`.
     """
 
     https_port: int
@@ -33,12 +34,15 @@ class Site:
     http_port: int | None = None
     hsts: bool = True
     host_name: str = "localhost"
+    api_key: str | None = field(default=None, repr=False)
 
 
 def caddy_binary() -> str:
     path = shutil.which("caddy")
     if path is None:
-        raise ToolMissingError("caddy is not installed: `apt-get install caddy` (make test does it)")
+        raise ToolMissingError(
+            "caddy is not installed: `apt-get install caddy` (make test does it)"
+        )
     return path
 
 
@@ -60,6 +64,11 @@ def render_caddyfile(sites: Iterable[Site], *, storage_dir: Path) -> str:
         ]
         if site.hsts:
             lines.append('\theader Strict-Transport-Security "max-age=31536000"')
+        if site.api_key is not None:
+            lines += [
+                f'\t@anonymous not header Authorization "Bearer {site.api_key}"',
+                "\trespond @anonymous 401",
+            ]
         lines += [
             f"\treverse_proxy 127.0.0.1:{site.upstream_port} {{",
             # Ollama bound to loopback answers 403 to any non-local Host header.
@@ -115,7 +124,9 @@ class CaddyProcess:
         pending = list(self.ports)
         while pending:
             if self._proc.poll() is not None:
-                raise TestbedError(f"caddy exited with {self._proc.returncode}; see {self.log_file}")
+                raise TestbedError(
+                    f"caddy exited with {self._proc.returncode}; see {self.log_file}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise TestbedError(f"caddy did not listen on {pending}; see {self.log_file}")

@@ -90,18 +90,14 @@ class CertificateAuthority:
             .not_valid_after(now + dt.timedelta(days=not_after_days))
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                 critical=False,
             )
             .sign(self._key, hashes.SHA256())
         )
-        files = CertFiles(
-            cert=self.directory / f"{label}.crt", key=self.directory / f"{label}.key"
-        )
+        files = CertFiles(cert=self.directory / f"{label}.crt", key=self.directory / f"{label}.key")
         files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         files.key.write_bytes(
             key.private_bytes(

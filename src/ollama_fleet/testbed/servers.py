@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from uvicorn._types import ASGIApplication
+from starlette.types import ASGIApp
 
 from ollama_fleet.errors import TestbedError
 
@@ -31,9 +31,7 @@ class _ThreadServer(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(
-    app: ASGIApplication, *, host: str = "127.0.0.1", port: int = 0
-) -> Iterator[int]:
+def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
     """Serve `app` until the block exits; yields the bound port (port 0 picks a free one)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -1,0 +1,115 @@
+"""chat: a tiny /api/chat, plain and streamed: status, time to first token, tokens/s."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ollama_fleet.checks.classify import (
+    classify_exception,
+    classify_status,
+    classify_stream_error,
+)
+from ollama_fleet.checks.http import json_body
+from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, Status, fail, ok
+from ollama_fleet.checks.probe import ProbeContext, Stopwatch
+
+ACTION = "POST /api/chat"
+
+
+def tokens_per_second(final: dict[str, Any]) -> float | None:
+    """eval_count / eval_duration (ns), as Ollama reports it in the final chunk."""
+    count, duration = final.get("eval_count"), final.get("eval_duration")
+    if isinstance(count, int) and isinstance(duration, int | float) and duration > 0:
+        return round(count / duration * 1e9, 1)
+    return None
+
+
+def _payload(ctx: ProbeContext, model: str, *, stream: bool) -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": ctx.settings.chat_prompt}],
+        "stream": stream,
+        "options": {"num_predict": ctx.settings.chat_max_tokens},
+    }
+
+
+async def _plain(ctx: ProbeContext, model: str, details: dict[str, Any]) -> Finding:
+    action = f"{ACTION} (stream=false)"
+    start = time.perf_counter()
+    try:
+        response = await ctx.client.post("/api/chat", json=_payload(ctx, model, stream=False))
+    except Exception as exc:
+        return classify_exception(exc, action=action)
+    if response.status_code != 200:
+        return classify_status(response.status_code, response.content, action=action, model=model)
+    try:
+        data = json_body(response)
+    except ValueError as exc:
+        return classify_exception(exc, action=action)
+    if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            return classify_stream_error(data["error"], action=action, model=model)
+        return fail(FailureClass.BAD_RESPONSE, f"{action}: no message in the answer")
+    details["plain_ms"] = round((time.perf_counter() - start) * 1000, 2)
+    return ok(f"{model} answers a plain chat")
+
+
+async def _streamed(ctx: ProbeContext, model: str, details: dict[str, Any]) -> Finding:
+    action = f"{ACTION} (stream=true)"
+    start = time.perf_counter()
+    first_token_ms: float | None = None
+    final: dict[str, Any] | None = None
+    received = 0
+    try:
+        payload = _payload(ctx, model, stream=True)
+        async with ctx.client.stream("POST", "/api/chat", json=payload) as response:
+            if response.status_code != 200:
+                body = await response.aread()
+                return classify_status(response.status_code, body, action=action, model=model)
+            async for line in response.aiter_lines():
+                received += len(line)
+                if received > ctx.settings.max_stream_bytes:
+                    return fail(FailureClass.BAD_RESPONSE, f"{action}: stream too large")
+                if not line.strip():
+                    continue
+                chunk = json.loads(line)
+                if not isinstance(chunk, dict):
+                    return fail(FailureClass.BAD_RESPONSE, f"{action}: chunk is not an object")
+                if isinstance(chunk.get("error"), str):
+                    return classify_stream_error(chunk["error"], action=action, model=model)
+                message = chunk.get("message")
+                if first_token_ms is None and isinstance(message, dict) and message.get("content"):
+                    first_token_ms = round((time.perf_counter() - start) * 1000, 2)
+                if chunk.get("done") is True:
+                    final = chunk
+                    break
+    except Exception as exc:
+        return classify_exception(exc, action=action)
+    if final is None:
+        return fail(FailureClass.BAD_RESPONSE, f"{action}: stream ended without a done chunk")
+    rate = tokens_per_second(final)
+    details.update(
+        stream_ms=round((time.perf_counter() - start) * 1000, 2),
+        first_token_ms=first_token_ms,
+        tokens_per_second=rate,
+        eval_count=final.get("eval_count"),
+        prompt_eval_count=final.get("prompt_eval_count"),
+    )
+    ttft = "no token" if first_token_ms is None else f"first token in {first_token_ms:.0f} ms"
+    speed = "" if rate is None else f", {rate:g} tokens/s"
+    return ok(f"{model} streams: {ttft}{speed}")
+
+
+async def probe_chat(ctx: ProbeContext) -> CheckResult:
+    watch = Stopwatch(ctx, "chat")
+    model = ctx.target.model_for_chat
+    if model is None:  # the runner plans chat only where a model is known
+        raise ValueError(f"{ctx.target.name}: no model to chat with")
+    details: dict[str, Any] = {"model": model}
+    plain = await _plain(ctx, model, details)
+    if plain.status is not Status.OK:
+        return watch.result([plain], details)  # a streamed try would only say the same
+    streamed = await _streamed(ctx, model, details)
+    return watch.result([streamed, plain], details)

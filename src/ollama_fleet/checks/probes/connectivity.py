@@ -1,0 +1,55 @@
+"""connectivity: GET /api/version and /api/tags, with connect, TLS and first-byte timings."""
+
+from __future__ import annotations
+
+import time
+
+from ollama_fleet.checks.classify import classify_exception, classify_status
+from ollama_fleet.checks.http import Timings, json_body
+from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, fail, ok
+from ollama_fleet.checks.probe import ProbeContext, Stopwatch
+
+
+async def probe_connectivity(ctx: ProbeContext) -> CheckResult:
+    watch = Stopwatch(ctx, "connectivity")
+    findings: list[Finding] = []
+    details: dict[str, object] = {}
+    timings = Timings()
+    try:
+        response = await ctx.client.get("/api/version", extensions={"trace": timings.trace})
+    except Exception as exc:
+        return watch.result([classify_exception(exc, action="GET /api/version")])
+    details["timings"] = timings.summary((time.perf_counter() - timings.start) * 1000)
+    details["http_version"] = response.http_version
+    if response.status_code == 401 and ctx.target.auth_required and not ctx.target.api_key:
+        findings.append(ok("reachable; answers 401 without a key, as expected"))
+        return watch.result(findings, details)
+    if response.status_code != 200:
+        return watch.result(
+            [classify_status(response.status_code, response.content, action="GET /api/version")],
+            details,
+        )
+    try:
+        version = json_body(response).get("version")
+    except Exception:
+        version = None
+    if not isinstance(version, str):
+        return watch.result(
+            [fail(FailureClass.BAD_RESPONSE, "GET /api/version: no version in the answer")],
+            details,
+        )
+    details["version"] = version
+    findings.append(ok(f"Ollama {version} answers over {response.http_version}"))
+
+    start = time.perf_counter()
+    try:
+        tags = await ctx.client.get("/api/tags")
+    except Exception as exc:
+        findings.append(classify_exception(exc, action="GET /api/tags"))
+        return watch.result(findings, details)
+    details["tags_ms"] = round((time.perf_counter() - start) * 1000, 2)
+    if tags.status_code != 200:
+        findings.append(classify_status(tags.status_code, tags.content, action="GET /api/tags"))
+    else:
+        findings.append(ok("GET /api/tags answers 200"))
+    return watch.result(findings, details)

@@ -1,0 +1,96 @@
+"""models: the required models (and pinned digests) are in /api/tags; /api/ps is reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ollama_fleet.checks.classify import classify_exception, classify_status
+from ollama_fleet.checks.http import json_body
+from ollama_fleet.checks.model import (
+    CheckResult,
+    FailureClass,
+    Finding,
+    RequiredModel,
+    fail,
+    ok,
+    warn,
+)
+from ollama_fleet.checks.probe import ProbeContext, Stopwatch
+
+
+def canonical_name(name: str) -> str:
+    """Ollama's own spelling: a name without a tag means `:latest`."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _digest_hex(digest: str) -> str:
+    return digest.removeprefix("sha256:").lower()
+
+
+def compare_models(required: Iterable[RequiredModel], present: Mapping[str, str]) -> list[Finding]:
+    """Findings for required models against {canonical name: digest} present on the host."""
+    findings: list[Finding] = []
+    missing = []
+    for model in required:
+        name = canonical_name(model.name)
+        if name not in present:
+            missing.append(name)
+            continue
+        if model.digest and not _digest_hex(present[name]).startswith(_digest_hex(model.digest)):
+            findings.append(
+                fail(
+                    FailureClass.MODEL_MISSING,
+                    f"{name} is present with digest {_digest_hex(present[name])[:12]}, "
+                    f"not the pinned {_digest_hex(model.digest)[:12]}",
+                    "the host has another build of this tag: pull the pinned one again",
+                )
+            )
+        else:
+            findings.append(ok(f"{name} present"))
+    if missing:
+        findings.insert(0, fail(FailureClass.MODEL_MISSING, f"missing: {', '.join(missing)}"))
+    return findings
+
+
+def _model_index(data: Any) -> dict[str, str]:
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise ValueError("no models list")
+    index: dict[str, str] = {}
+    for entry in models:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            index[canonical_name(entry["name"])] = str(entry.get("digest", ""))
+    return index
+
+
+async def probe_models(ctx: ProbeContext) -> CheckResult:
+    watch = Stopwatch(ctx, "models")
+    try:
+        response = await ctx.client.get("/api/tags")
+    except Exception as exc:
+        return watch.result([classify_exception(exc, action="GET /api/tags")])
+    if response.status_code != 200:
+        return watch.result(
+            [classify_status(response.status_code, response.content, action="GET /api/tags")]
+        )
+    try:
+        present = _model_index(json_body(response))
+    except ValueError:
+        return watch.result(
+            [fail(FailureClass.BAD_RESPONSE, "GET /api/tags: not an Ollama model list")]
+        )
+    details: dict[str, Any] = {"present": sorted(present)}
+    findings = compare_models(ctx.target.required_models, present)
+    if not ctx.target.required_models:
+        findings.append(ok(f"{len(present)} models present, none required"))
+
+    try:
+        ps = await ctx.client.get("/api/ps")
+        details["loaded"] = sorted(_model_index(json_body(ps))) if ps.status_code == 200 else []
+        if ps.status_code != 200:
+            findings.append(warn(FailureClass.BAD_RESPONSE, f"GET /api/ps: HTTP {ps.status_code}"))
+    except Exception as exc:
+        finding = classify_exception(exc, action="GET /api/ps")
+        findings.append(warn(finding.failure_class or FailureClass.BAD_RESPONSE, finding.message))
+    return watch.result(findings, details)

@@ -1,0 +1,110 @@
+"""Helpers shared by the reporters: counts, ordering, number formats and safe strings."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ollama_fleet.checks.model import CHECK_NAMES, CheckResult, CheckRun, Status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counts:
+    """How many targets and checks a run has, and how many checks ended in each status."""
+
+    targets: int
+    checks: int
+    ok: int
+    warn: int
+    fail: int
+
+
+def target_names(run: CheckRun) -> tuple[str, ...]:
+    """The run's targets in their order, plus any target that only appears in the results."""
+    names = list(dict.fromkeys(run.targets))
+    seen = set(names)
+    for result in run.results:
+        if result.target not in seen:
+            seen.add(result.target)
+            names.append(result.target)
+    return tuple(names)
+
+
+def count(run: CheckRun) -> Counts:
+    """Count targets, checks and statuses of a run."""
+    statuses = [r.status for r in run.results]
+    return Counts(
+        targets=len(target_names(run)),
+        checks=len(statuses),
+        ok=statuses.count(Status.OK),
+        warn=statuses.count(Status.WARN),
+        fail=statuses.count(Status.FAIL),
+    )
+
+
+def by_target(run: CheckRun) -> dict[str, list[CheckResult]]:
+    """The results grouped by target, targets in run order, results in run order."""
+    groups: dict[str, list[CheckResult]] = {name: [] for name in target_names(run)}
+    for result in run.results:
+        groups[result.target].append(result)
+    return groups
+
+
+def check_rank(check: str) -> int:
+    """Position of a check in the canonical order; unknown checks sort after the known ones."""
+    try:
+        return CHECK_NAMES.index(check)
+    except ValueError:
+        return len(CHECK_NAMES)
+
+
+def plural(n: int, word: str) -> str:
+    """`1 target`, `3 targets`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def seconds(ms: float) -> str:
+    """Milliseconds as seconds with 3 decimals, as JUnit wants them."""
+    if not math.isfinite(ms) or ms < 0:
+        ms = 0.0
+    return f"{ms / 1000:.3f}"
+
+
+def to_jsonable(value: Any) -> Any:
+    """A deep, JSON-ready copy: mappings become dicts with str keys, sequences lists.
+
+    Non-finite floats become None (JSON has no NaN); anything unknown becomes its str().
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [to_jsonable(v) for v in value]
+        if isinstance(value, set | frozenset):
+            items.sort(key=repr)
+        return items
+    return str(value)
+
+
+# Characters that are not allowed in XML 1.0 documents at all.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """Replace characters XML 1.0 cannot carry (C0 controls, lone surrogates) with U+FFFD."""
+    return _XML_INVALID.sub("\ufffd", text)
+
+
+# C0/C1 controls except tab/newline/CR, which HTML treats as whitespace.
+_HTML_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def html_safe(text: str) -> str:
+    """Replace control characters (terminal escapes and the like) with U+FFFD for HTML."""
+    return _HTML_CONTROL.sub("\ufffd", text)

@@ -1,0 +1,119 @@
+"""Load an Ansible-style YAML inventory (groups, children, hosts, vars) into frozen records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ollama_fleet.errors import ConfigError
+
+GROUP_KEYS = frozenset({"hosts", "vars", "children"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Host:
+    """A host with its groups (outermost first) and its merged variables."""
+
+    name: str
+    groups: tuple[str, ...]
+    vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inventory:
+    path: Path
+    hosts: tuple[Host, ...]
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise ConfigError(f"{self.path}: no host named {name!r}")
+
+
+@dataclass(slots=True)
+class _Collected:
+    groups: list[str] = field(default_factory=list)
+    layers: list[tuple[int, str, Mapping[str, Any]]] = field(default_factory=list)
+    own: dict[str, Any] = field(default_factory=dict)
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read and validate `path`; every error names the file and the line or key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such inventory file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(f"{path}: {where}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{path}: expected a mapping of groups (e.g. `all:`) at the top")
+    hosts: dict[str, _Collected] = {}
+    for name, body in data.items():
+        _walk(path, str(name), body, trail=(), hosts=hosts)
+    if not hosts:
+        raise ConfigError(f"{path}: no hosts defined")
+    return Inventory(path=path, hosts=tuple(_merge(name, c) for name, c in hosts.items()))
+
+
+def _walk(
+    path: Path,
+    group: str,
+    body: Any,
+    *,
+    trail: tuple[tuple[str, Mapping[str, Any]], ...],
+    hosts: dict[str, _Collected],
+) -> None:
+    """Collect hosts below `group`; `trail` holds the enclosing groups and their vars."""
+    names = tuple(name for name, _ in trail)
+    where = ".".join((*names, group))
+    if group in names:
+        raise ConfigError(f"{path}: {where}: group {group!r} contains itself")
+    if body is None:
+        return
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: {where}: a group is a mapping of hosts, vars and children")
+    unknown = sorted(set(map(str, body)) - GROUP_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: {where}: unknown key {unknown[0]!r} (a group has hosts, vars, children)"
+        )
+    trail = (*trail, (group, _mapping(path, f"{where}.vars", body.get("vars"))))
+    for host_name, host_vars in _mapping(path, f"{where}.hosts", body.get("hosts")).items():
+        collected = hosts.setdefault(host_name, _Collected())
+        for depth, (name, group_vars) in enumerate(trail):
+            if name not in collected.groups:
+                collected.groups.append(name)
+                collected.layers.append((depth, name, group_vars))
+        collected.own.update(_mapping(path, f"{where}.hosts.{host_name}", host_vars))
+    for child, child_body in _mapping(path, f"{where}.children", body.get("children")).items():
+        _walk(path, child, child_body, trail=trail, hosts=hosts)
+
+
+def _mapping(path: Path, where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {where}: expected a mapping, got {type(value).__name__}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _merge(name: str, collected: _Collected) -> Host:
+    # Ansible's order: outer groups first, then deeper ones, same depth by name; host vars last.
+    merged: dict[str, Any] = {}
+    for _, _, layer in sorted(collected.layers, key=lambda item: (item[0], item[1])):
+        merged.update(layer)
+    merged.update(collected.own)
+    return Host(name=name, groups=tuple(collected.groups), vars=merged)
