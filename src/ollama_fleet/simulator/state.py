@@ -1,0 +1,121 @@
+"""Mutable state of one simulator (test double) instance: models, loaded models, faults."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ollama_fleet.simulator.config import Faults, SimModel, SimulatorConfig, normalize_name
+
+DEFAULT_KEEP_ALIVE_S = 300.0
+FOREVER_S = 290 * 365 * 24 * 3600.0  # Ollama shows "forever" as a date centuries away
+_GO_DURATION = re.compile(r"([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+")
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """A timestamp as Ollama writes it (RFC 3339, "Z" for UTC)."""
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_keep_alive(value: object) -> float:
+    """Seconds to keep a model loaded, from Ollama's keep_alive (number of seconds or "5m")."""
+    if value is None:
+        return DEFAULT_KEEP_ALIVE_S
+    if isinstance(value, bool):
+        raise ValueError("keep_alive must be a number or a duration string")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text in ("0", "+0", "-0"):
+            return 0.0
+        if _GO_DURATION.fullmatch(text) is None:
+            raise ValueError(f"time: invalid duration {value!r}")
+        seconds = sum(float(n) * _UNIT_S[u] for n, u in _GO_PART.findall(text))
+        seconds = -seconds if text.startswith("-") else seconds
+    else:
+        raise ValueError("keep_alive must be a number or a duration string")
+    if math.isnan(seconds):
+        raise ValueError("keep_alive must be a number")
+    return FOREVER_S if seconds < 0 or seconds > FOREVER_S else seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class Installed:
+    """A model present on the simulated server, with when it arrived."""
+
+    model: SimModel
+    modified_at: datetime
+
+
+class SimulatorState:
+    """Models (changed by pull/delete), loaded models (for /api/ps) and the current faults."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.faults: Faults = config.faults
+        started = utcnow()
+        self._models: dict[str, Installed] = {
+            m.name: Installed(model=m, modified_at=started) for m in config.models
+        }
+        self._expires: dict[str, datetime] = {}
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        """A fresh number for response ids (chatcmpl-N)."""
+        return next(self._ids)
+
+    def faults_for(self, path: str) -> Faults | None:
+        """The current faults if they apply to `path`, else None."""
+        faults = self.faults
+        return faults if faults.active and faults.applies_to(path) else None
+
+    def installed(self) -> list[Installed]:
+        """Installed models, newest first like `ollama list`."""
+        return sorted(self._models.values(), key=lambda i: i.modified_at, reverse=True)
+
+    def find(self, name: str) -> Installed | None:
+        """The installed model called `name` ("x" means "x:latest"), or None."""
+        return self._models.get(normalize_name(name))
+
+    def add(self, model: SimModel) -> None:
+        """Install (or refresh) a model."""
+        self._models[model.name] = Installed(model=model, modified_at=utcnow())
+
+    def remove(self, name: str) -> bool:
+        """Delete a model; False when it was not installed."""
+        full = normalize_name(name)
+        self._expires.pop(full, None)
+        return self._models.pop(full, None) is not None
+
+    def use(self, model: SimModel, keep_alive_s: float) -> bool:
+        """Mark `model` loaded for `keep_alive_s` (0 unloads); True if it had to be loaded."""
+        was_loaded = self.is_loaded(model.name)
+        if keep_alive_s <= 0:
+            self._expires.pop(model.name, None)
+        else:
+            self._expires[model.name] = utcnow() + timedelta(seconds=keep_alive_s)
+        return not was_loaded
+
+    def is_loaded(self, name: str) -> bool:
+        """True while `name` is loaded and its keep-alive has not expired."""
+        expires = self._expires.get(normalize_name(name))
+        return expires is not None and expires > utcnow()
+
+    def running(self) -> list[tuple[Installed, datetime]]:
+        """Loaded models with their expiry, soonest-expiring last (as /api/ps lists them)."""
+        now = utcnow()
+        for name in [n for n, e in self._expires.items() if e <= now or n not in self._models]:
+            del self._expires[name]
+        pairs = [(self._models[n], e) for n, e in self._expires.items()]
+        return sorted(pairs, key=lambda p: p[1], reverse=True)
