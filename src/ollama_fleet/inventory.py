@@ -62,7 +62,7 @@ def load_inventory(path: Path) -> Inventory:
         raise ConfigError(f"{path}: expected a mapping of groups (e.g. `all:`) at the top")
     hosts: dict[str, _Collected] = {}
     for name, body in data.items():
-        _walk(path, str(name), body, trail=(), hosts=hosts)
+        _walk(path, str(name), body, trail=(), hosts=hosts, where=str(name))
     if not hosts:
         raise ConfigError(f"{path}: no hosts defined")
     return Inventory(path=path, hosts=tuple(_merge(name, c) for name, c in hosts.items()))
@@ -75,10 +75,13 @@ def _walk(
     *,
     trail: tuple[tuple[str, Mapping[str, Any]], ...],
     hosts: dict[str, _Collected],
+    where: str,
 ) -> None:
-    """Collect hosts below `group`; `trail` holds the enclosing groups and their vars."""
+    """Collect hosts below `group`; `trail` holds the enclosing groups and their vars.
+
+    `where` is the group's key path in the file (`all.children.gpu`), for error messages.
+    """
     names = tuple(name for name, _ in trail)
-    where = ".".join((*names, group))
     if group in names:
         raise ConfigError(f"{path}: {where}: group {group!r} contains itself")
     if body is None:
@@ -99,7 +102,7 @@ def _walk(
                 collected.layers.append((depth, name, group_vars))
         collected.own.update(_mapping(path, f"{where}.hosts.{host_name}", host_vars))
     for child, child_body in _mapping(path, f"{where}.children", body.get("children")).items():
-        _walk(path, child, child_body, trail=trail, hosts=hosts)
+        _walk(path, child, child_body, trail=trail, hosts=hosts, where=f"{where}.children.{child}")
 
 
 def _mapping(path: Path, where: str, value: Any) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def classify_exception(exc: BaseException, *, action: str) -> Finding:
     if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
         return fail(FailureClass.BAD_RESPONSE, f"{action}: answer is not valid JSON")
     if isinstance(exc, httpx.ConnectError | OSError):
-        return fail(FailureClass.REFUSED, f"{action}: cannot connect ({exc})")
+        return fail(FailureClass.REFUSED, f"{action}: cannot connect ({exc or type(exc).__name__})")
     return fail(FailureClass.BAD_RESPONSE, f"{action}: {type(exc).__name__}: {exc}")
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -12,17 +13,34 @@ import httpx
 from ollama_fleet.checks.model import CheckResult, Finding, Target
 from ollama_fleet.checks.settings import ProbeSettings
 
+Trace = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeContext:
-    """One target, its shared HTTP client and the run's settings."""
+    """One target, its shared HTTP client and the run's settings.
+
+    `get` memoizes GETs per target: the checks of one target that need /api/tags or
+    /api/version share one request instead of each making its own.
+    """
 
     target: Target
     client: httpx.AsyncClient
     settings: ProbeSettings
+    _gets: dict[str, asyncio.Task[httpx.Response]] = field(default_factory=dict)
+
+    async def get(self, path: str, *, trace: Trace | None = None) -> httpx.Response:
+        """GET `path` once per target; `trace` applies if this call makes the request."""
+        task = self._gets.get(path)
+        if task is None:
+            extensions = {"trace": trace} if trace is not None else None
+            task = asyncio.ensure_future(self.client.get(path, extensions=extensions))
+            self._gets[path] = task
+        # shielded: a check that times out must not cancel a request others await
+        return await asyncio.shield(task)
 
 
-Probe = Callable[[ProbeContext], Awaitable[CheckResult]]
+Probe = Callable[["ProbeContext"], Awaitable[CheckResult]]
 
 
 class Stopwatch:

@@ -25,6 +25,9 @@ def validate_url(url: str, *, where: str) -> str:
         raise ConfigError(f"{where}: invalid URL {url!r}: expected http(s)://HOST[:PORT]")
     if port == 0:
         raise ConfigError(f"{where}: invalid URL {url!r}: port 0")
+    if parts.username is not None or parts.password is not None:
+        # they would end up in every report; keys go in api_key (or --api-key-env)
+        raise ConfigError(f"{where}: the URL must not carry a user name or password")
     return url.rstrip("/")
 
 
@@ -64,7 +67,9 @@ def _target(name: str, hostvars: Mapping[str, Any], path: Path) -> Target:
         return f"{path}: host {name}: {key}"
 
     def typed(key: str, kind: type, default: Any) -> Any:
-        value = hostvars.get(key, default)
+        value = hostvars.get(key)
+        if value is None:  # absent, or written with nothing after it (`closed_ports:`)
+            return default
         bool_for_number = isinstance(value, bool) and kind is not bool
         if value is not None and (bool_for_number or not isinstance(value, kind)):
             raise ConfigError(f"{where(key)}: expected {kind.__name__}, got {value!r}")

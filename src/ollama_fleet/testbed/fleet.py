@@ -24,7 +24,7 @@ from ollama_fleet.errors import TestbedError
 from ollama_fleet.simulator import Faults, SimulatorConfig, create_app
 from ollama_fleet.testbed.caddy import CaddyProcess, Site, render_caddyfile
 from ollama_fleet.testbed.certs import CertFiles, CertificateAuthority
-from ollama_fleet.testbed.servers import free_port, serve_in_thread
+from ollama_fleet.testbed.servers import free_ports, serve_in_thread
 
 # How each kind of certificate is issued: days from now for validity, and the names in it.
 CERT_KINDS: Mapping[str, Mapping[str, Any]] = {
@@ -121,6 +121,7 @@ class LocalFleet:
             certs[kind] = issuer.issue(kind, **options)
         shared = [self._start_simulator() for _ in range(self.shared_simulators)]
         caddy_sites = []
+        port_pool = iter(free_ports(2 * len(self.specs)))
         for index, spec in enumerate(self.specs):
             if spec.faults is not None:
                 upstream = self._start_simulator()
@@ -129,8 +130,8 @@ class LocalFleet:
                 upstream = shared[index % len(shared)]
             site = RunningSite(
                 spec=spec,
-                https_port=free_port(),
-                http_port=free_port() if spec.redirect else None,
+                https_port=next(port_pool),
+                http_port=next(port_pool) if spec.redirect else None,
                 simulator_port=upstream,
             )
             self.sites[spec.name] = site
@@ -152,7 +153,7 @@ class LocalFleet:
     def _start_simulator(self) -> int:
         if not self.in_processes:
             return self._stack.enter_context(serve_in_thread(create_app(self.simulator)))
-        port = free_port()
+        port = free_ports(1)[0]
         command = [sys.executable, "-m", "ollama_fleet", "simulator", "--port", str(port)]
         command += ["--tokens-per-second", str(self.simulator.tokens_per_second)]
         for model in self.simulator.models:

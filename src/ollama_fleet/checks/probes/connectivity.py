@@ -16,7 +16,7 @@ async def probe_connectivity(ctx: ProbeContext) -> CheckResult:
     details: dict[str, object] = {}
     timings = Timings()
     try:
-        response = await ctx.client.get("/api/version", extensions={"trace": timings.trace})
+        response = await ctx.get("/api/version", trace=timings.trace)
     except Exception as exc:
         return watch.result([classify_exception(exc, action="GET /api/version")])
     details["timings"] = timings.summary((time.perf_counter() - timings.start) * 1000)
@@ -43,7 +43,7 @@ async def probe_connectivity(ctx: ProbeContext) -> CheckResult:
 
     start = time.perf_counter()
     try:
-        tags = await ctx.client.get("/api/tags")
+        tags = await ctx.get("/api/tags")
     except Exception as exc:
         findings.append(classify_exception(exc, action="GET /api/tags"))
         return watch.result(findings, details)

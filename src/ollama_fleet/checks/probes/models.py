@@ -20,7 +20,8 @@ from ollama_fleet.checks.probe import ProbeContext, Stopwatch
 
 
 def canonical_name(name: str) -> str:
-    """Ollama's own spelling: a name without a tag means `:latest`."""
+    """Ollama's own spelling: lower case, and a name without a tag means `:latest`."""
+    name = name.strip().lower()
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
@@ -67,7 +68,7 @@ def _model_index(data: Any) -> dict[str, str]:
 async def probe_models(ctx: ProbeContext) -> CheckResult:
     watch = Stopwatch(ctx, "models")
     try:
-        response = await ctx.client.get("/api/tags")
+        response = await ctx.get("/api/tags")
     except Exception as exc:
         return watch.result([classify_exception(exc, action="GET /api/tags")])
     if response.status_code != 200:
@@ -86,7 +87,7 @@ async def probe_models(ctx: ProbeContext) -> CheckResult:
         findings.append(ok(f"{len(present)} models present, none required"))
 
     try:
-        ps = await ctx.client.get("/api/ps")
+        ps = await ctx.get("/api/ps")
         details["loaded"] = sorted(_model_index(json_body(ps))) if ps.status_code == 200 else []
         if ps.status_code != 200:
             findings.append(warn(FailureClass.BAD_RESPONSE, f"GET /api/ps: HTTP {ps.status_code}"))

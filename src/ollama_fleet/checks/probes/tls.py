@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ollama_fleet.checks.certinfo import cert_facts, cert_findings
 from ollama_fleet.checks.classify import classify_exception, classify_tls_verify_error
-from ollama_fleet.checks.http import ALPN_PROTOCOLS, verify_context
+from ollama_fleet.checks.http import ALPN_PROTOCOLS, plain_http_status, probe_context
 from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, fail, ok, warn
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
 
@@ -72,6 +72,17 @@ async def handshake(host: str, port: int, ctx: ssl.SSLContext, *, timeout_s: flo
             await writer.wait_closed()
 
 
+def _handshake_failure(exc: Exception) -> Finding:
+    # asyncio reports a peer hanging up on the ClientHello as a bare reset: that is a TLS
+    # problem (often a server that speaks only old protocols), not a refused connection.
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
+        return fail(
+            FailureClass.TLS_PROTOCOL,
+            "TLS handshake: the server closed the connection during the handshake",
+        )
+    return classify_exception(exc, action="TLS handshake")
+
+
 async def _legacy_findings(host: str, port: int, timeout_s: float) -> tuple[Finding, str | None]:
     try:
         legacy = await handshake(host, port, _legacy_context(), timeout_s=timeout_s)
@@ -89,25 +100,26 @@ async def _legacy_findings(host: str, port: int, timeout_s: float) -> tuple[Find
 
 async def _redirect_finding(ctx: ProbeContext, http_url: str) -> Finding:
     try:
-        response = await ctx.client.get(http_url)
+        status, location = await plain_http_status(
+            http_url, timeout_s=ctx.settings.connect_timeout_s
+        )
     except Exception as exc:
         found = classify_exception(exc, action=f"GET {http_url}")
         return warn(FailureClass.TLS_PROTOCOL, f"no HTTP->HTTPS redirect: {found.message}")
-    location = response.headers.get("location", "")
-    if response.status_code in REDIRECT_CODES and location.startswith("https://"):
-        return ok(f"HTTP redirects to HTTPS ({response.status_code})")
+    if status in REDIRECT_CODES and location.startswith("https://"):
+        return ok(f"HTTP redirects to HTTPS ({status})")
     return warn(
         FailureClass.TLS_PROTOCOL,
-        f"{http_url} answers {response.status_code} without a redirect to HTTPS",
+        f"{http_url} answers {status} without a redirect to HTTPS",
         "serve plain HTTP only as a redirect to HTTPS (Caddy does this by default)",
     )
 
 
 async def _hsts_finding(ctx: ProbeContext) -> Finding:
     try:
-        response = await ctx.client.get("/")
+        response = await ctx.get("/api/version")  # usually already fetched by connectivity
     except Exception as exc:
-        return classify_exception(exc, action="GET /")
+        return classify_exception(exc, action="GET /api/version")
     hsts = response.headers.get("strict-transport-security", "")
     if "max-age=" in hsts and not hsts.replace(" ", "").startswith("max-age=0"):
         return ok(f"HSTS: {hsts}")
@@ -128,17 +140,17 @@ async def probe_tls(ctx: ProbeContext) -> CheckResult:
     findings: list[Finding] = []
     verified = True
     try:
-        shake = await handshake(host, port, verify_context(policy.ca_file), timeout_s=timeout)
+        shake = await handshake(host, port, probe_context(policy.ca_file), timeout_s=timeout)
     except ssl.SSLCertVerificationError as err:
         verified = False
         findings.append(classify_tls_verify_error(err))
         try:
             shake = await handshake(host, port, _inspect_context(), timeout_s=timeout)
         except Exception as exc:
-            findings.append(classify_exception(exc, action="TLS handshake"))
+            findings.append(_handshake_failure(exc))
             return watch.result(findings, details)
     except Exception as exc:
-        return watch.result([classify_exception(exc, action="TLS handshake")], details)
+        return watch.result([_handshake_failure(exc)], details)
 
     details.update(protocol=shake.version, cipher=shake.cipher, alpn=shake.alpn)
     if verified:

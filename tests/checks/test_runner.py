@@ -1,0 +1,242 @@
+"""plan_checks (pure) and run_checks against simulators on 127.0.0.1 (integration)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from ollama_fleet.checks.model import (
+    CHECK_NAMES,
+    CheckResult,
+    CheckRun,
+    FailureClass,
+    RequiredModel,
+    Status,
+    Target,
+)
+from ollama_fleet.checks.runner import plan_checks, run_checks
+from ollama_fleet.checks.settings import ProbeSettings
+from ollama_fleet.simulator import Faults, SimulatorConfig, create_app
+from ollama_fleet.testbed.servers import free_port, serve_in_thread
+
+MODEL = "llama3.2:1b"
+HTTP = "http://gpu-1.example.net"
+HTTPS = "https://gpu-1.example.net"
+
+
+# --- plan_checks ---------------------------------------------------------------------------
+
+
+def test_plan_for_a_plain_http_target() -> None:
+    assert plan_checks(Target(name="t", url=HTTP)) == ("connectivity", "models", "exposure")
+
+
+def test_plan_for_an_https_target_adds_tls() -> None:
+    assert plan_checks(Target(name="t", url=HTTPS)) == (
+        "connectivity",
+        "tls",
+        "models",
+        "exposure",
+    )
+
+
+def test_required_models_add_chat() -> None:
+    target = Target(name="t", url=HTTPS, required_models=(RequiredModel(name=MODEL),))
+    assert "chat" in plan_checks(target)
+
+
+def test_chat_model_alone_adds_chat() -> None:
+    assert "chat" in plan_checks(Target(name="t", url=HTTP, chat_model=MODEL))
+
+
+def test_auth_required_adds_auth() -> None:
+    assert "auth" in plan_checks(Target(name="t", url=HTTP, auth_required=True))
+    assert "auth" not in plan_checks(Target(name="t", url=HTTP, api_key="k"))
+
+
+def test_everything_applies_in_the_fixed_order() -> None:
+    target = Target(
+        name="t",
+        url=HTTPS,
+        required_models=(RequiredModel(name=MODEL),),
+        auth_required=True,
+        api_key="k",
+    )
+    assert plan_checks(target) == CHECK_NAMES
+
+
+def test_no_ports_means_no_exposure_check() -> None:
+    assert "exposure" not in plan_checks(Target(name="t", url=HTTP, closed_ports=()))
+
+
+def test_open_ports_alone_keep_the_exposure_check() -> None:
+    target = Target(name="t", url=HTTP, closed_ports=(), open_ports=(443,))
+    assert "exposure" in plan_checks(target)
+
+
+def test_only_filters_and_keeps_the_run_order() -> None:
+    target = Target(name="t", url=HTTPS, required_models=(RequiredModel(name=MODEL),))
+    assert plan_checks(target, ["chat", "connectivity", "tls"]) == ("connectivity", "tls", "chat")
+
+
+def test_only_cannot_add_a_check_that_does_not_apply() -> None:
+    assert plan_checks(Target(name="t", url=HTTP), ["tls", "auth", "models"]) == ("models",)
+
+
+def test_only_nothing_runs_nothing() -> None:
+    assert plan_checks(Target(name="t", url=HTTPS), []) == ()
+
+
+# --- run_checks against simulators ---------------------------------------------------------
+
+
+def simulator(faults: Faults | None = None) -> SimulatorConfig:
+    return SimulatorConfig(tokens_per_second=0, faults=faults or Faults())
+
+
+def target(name: str, port: int, *, models: bool = True) -> Target:
+    """A plain-http target on 127.0.0.1 whose closed-port check looks at an unused port."""
+    return Target(
+        name=name,
+        url=f"http://127.0.0.1:{port}",
+        required_models=(RequiredModel(name=MODEL),) if models else (),
+        closed_ports=(free_port(),),
+    )
+
+
+def run(
+    targets: list[Target],
+    *,
+    settings: ProbeSettings | None = None,
+    only: list[str] | None = None,
+    progress: Callable[[CheckResult], None] | None = None,
+) -> CheckRun:
+    return asyncio.run(run_checks(targets, settings=settings, only=only, progress=progress))
+
+
+def by_target(run: CheckRun, name: str) -> list[CheckResult]:
+    return [r for r in run.results if r.target == name]
+
+
+def assert_all_ok(results: list[CheckResult]) -> None:
+    assert results
+    for result in results:
+        assert result.status is Status.OK, (result.check, result.summary)
+
+
+@pytest.fixture(scope="module")
+def healthy_ports() -> Iterator[tuple[int, int, int]]:
+    with (
+        serve_in_thread(create_app(simulator())) as a,
+        serve_in_thread(create_app(simulator())) as b,
+        serve_in_thread(create_app(simulator())) as c,
+    ):
+        yield a, b, c
+
+
+@pytest.mark.integration
+def test_run_deadline_fails_the_slow_target_and_keeps_the_healthy_one(
+    healthy_ports: tuple[int, int, int],
+) -> None:
+    slow_faults = Faults(latency_ms=5000)  # on every path
+    with serve_in_thread(create_app(simulator(slow_faults))) as slow_port:
+        targets = [target("slow", slow_port), target("healthy", healthy_ports[0])]
+        settings = ProbeSettings(deadline_s=1.5, read_timeout_s=10, check_timeout_s=10)
+        result = run(targets, settings=settings)
+
+    plan = plan_checks(targets[0])
+    assert plan == ("connectivity", "models", "chat", "exposure")
+    assert [(r.target, r.check) for r in result.results] == [
+        *(("slow", check) for check in plan),
+        *(("healthy", check) for check in plan),
+    ]
+    assert result.targets == ("slow", "healthy")
+    for slow in by_target(result, "slow"):
+        assert slow.status is Status.FAIL
+        assert slow.failure_class is FailureClass.READ_TIMEOUT
+        assert "deadline" in slow.summary
+        assert "1.5 s" in slow.summary
+    assert_all_ok(by_target(result, "healthy"))
+    assert result.status is Status.FAIL
+
+
+@pytest.mark.integration
+def test_check_timeout_fails_only_the_slow_check(healthy_ports: tuple[int, int, int]) -> None:
+    # /api/ps is read only by the models check, so only that check runs over its budget.
+    faults = Faults(latency_ms=2000, paths=("/api/ps",))
+    with serve_in_thread(create_app(simulator(faults))) as port:
+        targets = [target("slow-ps", port, models=False), target("healthy", healthy_ports[0])]
+        settings = ProbeSettings(check_timeout_s=0.5, read_timeout_s=10, deadline_s=60)
+        result = run(targets, settings=settings)
+
+    slow = {r.check: r for r in by_target(result, "slow-ps")}
+    assert set(slow) == {"connectivity", "models", "exposure"}
+    assert slow["models"].status is Status.FAIL
+    assert slow["models"].failure_class is FailureClass.READ_TIMEOUT
+    assert "not finished within 0.5 s" in slow["models"].summary
+    assert slow["connectivity"].status is Status.OK
+    assert slow["exposure"].status is Status.OK
+    assert_all_ok(by_target(result, "healthy"))
+
+
+@pytest.mark.integration
+def test_concurrency_one_still_checks_every_target(healthy_ports: tuple[int, int, int]) -> None:
+    targets = [target(f"gpu-{i}", port) for i, port in enumerate(healthy_ports)]
+    result = run(targets, settings=ProbeSettings(concurrency=1, deadline_s=60))
+
+    assert result.targets == ("gpu-0", "gpu-1", "gpu-2")
+    for t in targets:
+        results = by_target(result, t.name)
+        assert [r.check for r in results] == list(plan_checks(t))
+        assert_all_ok(results)
+    assert result.status is Status.OK
+
+
+@pytest.mark.integration
+def test_progress_is_called_once_per_result(healthy_ports: tuple[int, int, int]) -> None:
+    seen: list[CheckResult] = []
+    targets = [target("a", healthy_ports[0]), target("b", healthy_ports[1], models=False)]
+    result = run(targets, progress=seen.append)
+
+    assert len(seen) == len(result.results) == 7
+    assert Counter((r.target, r.check) for r in seen) == Counter(
+        (r.target, r.check) for r in result.results
+    )
+    assert all(any(s is r for r in result.results) for s in seen)
+
+
+@pytest.mark.integration
+def test_only_limits_the_run(healthy_ports: tuple[int, int, int]) -> None:
+    targets = [target("a", healthy_ports[0]), target("b", healthy_ports[1])]
+    result = run(targets, only=["models", "connectivity"])
+    assert [(r.target, r.check) for r in result.results] == [
+        ("a", "connectivity"),
+        ("a", "models"),
+        ("b", "connectivity"),
+        ("b", "models"),
+    ]
+    assert_all_ok(list(result.results))
+
+
+@pytest.mark.integration
+def test_refused_target_does_not_affect_the_others(healthy_ports: tuple[int, int, int]) -> None:
+    targets = [target("down", free_port(), models=False), target("up", healthy_ports[0])]
+    result = run(targets, settings=ProbeSettings(deadline_s=60))
+
+    down = {r.check: r for r in by_target(result, "down")}
+    assert down["connectivity"].status is Status.FAIL
+    assert down["connectivity"].failure_class is FailureClass.REFUSED
+    assert down["models"].failure_class is FailureClass.REFUSED
+    assert down["exposure"].status is Status.OK  # its closed port is closed, as it should be
+    assert_all_ok(by_target(result, "up"))
+    assert [r.target for r in result.results][:3] == ["down"] * 3
+
+
+def test_no_targets_is_an_empty_ok_run() -> None:
+    result = run([])
+    assert result.results == ()
+    assert result.targets == ()
+    assert result.status is Status.OK

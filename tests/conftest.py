@@ -1,0 +1,14 @@
+"""Suite-wide test setup: tests that use a live-server fixture belong to the integration tier."""
+
+from __future__ import annotations
+
+import pytest
+
+# Fixtures that start real servers (uvicorn, the simulator, Caddy) on 127.0.0.1.
+SERVER_FIXTURES = frozenset({"sim_url", "fresh_url", "paced_url", "fleet", "run"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

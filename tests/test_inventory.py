@@ -1,0 +1,325 @@
+"""load_inventory: Ansible-style groups, children, hosts and vars, and its one-line errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ollama_fleet.errors import ConfigError
+from ollama_fleet.inventory import load_inventory
+
+
+def write(tmp_path: Path, text: str, name: str = "inventory.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def load_error(path: Path) -> str:
+    """The message of the ConfigError that loading `path` raises; it must be one line."""
+    with pytest.raises(ConfigError) as info:
+        load_inventory(path)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert str(path) in message, message
+    return message
+
+
+FLEET = """
+all:
+  vars:
+    ollama_port: 11434
+    tier: base
+    region: none
+  hosts:
+    bastion:
+  children:
+    gpu:
+      vars:
+        tier: gpu
+        gpu: true
+      hosts:
+        gpu-eu-1:
+          public_url: https://gpu-eu-1.example.net
+        gpu-us-2:
+          public_url: https://gpu-us-2.example.net
+          tier: host-level
+      children:
+        eu:
+          vars:
+            region: eu
+          hosts:
+            gpu-eu-1:
+"""
+
+
+def test_hosts_groups_and_merged_vars(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, FLEET))
+
+    assert [h.name for h in inventory.hosts] == ["bastion", "gpu-eu-1", "gpu-us-2"]
+    eu = inventory.host("gpu-eu-1")
+    assert eu.groups == ("all", "gpu", "eu")
+    assert dict(eu.vars) == {
+        "ollama_port": 11434,
+        "tier": "gpu",
+        "region": "eu",
+        "gpu": True,
+        "public_url": "https://gpu-eu-1.example.net",
+    }
+    bastion = inventory.host("bastion")
+    assert bastion.groups == ("all",)
+    assert dict(bastion.vars) == {"ollama_port": 11434, "tier": "base", "region": "none"}
+
+
+def test_host_vars_beat_every_group(tmp_path: Path) -> None:
+    us = load_inventory(write(tmp_path, FLEET)).host("gpu-us-2")
+    assert us.vars["tier"] == "host-level"
+    assert us.vars["region"] == "none"  # only all.vars sets it for this host
+    assert us.groups == ("all", "gpu")
+
+
+def test_precedence_all_then_group_then_child_then_host(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          vars: {a: all, b: all, c: all, d: all}
+          children:
+            parent:
+              vars: {b: parent, c: parent, d: parent}
+              children:
+                child:
+                  vars: {c: child, d: child}
+                  hosts:
+                    h1: {d: host}
+        """,
+    )
+    host = load_inventory(path).host("h1")
+    assert dict(host.vars) == {"a": "all", "b": "parent", "c": "child", "d": "host"}
+    assert host.groups == ("all", "parent", "child")
+
+
+def test_child_group_beats_parent_even_when_the_parent_lists_the_host_too(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          children:
+            parent:
+              vars: {x: parent}
+              hosts:
+                h1:
+              children:
+                child:
+                  vars: {x: child}
+                  hosts:
+                    h1:
+        """,
+    )
+    assert load_inventory(path).host("h1").vars["x"] == "child"
+
+
+def test_same_depth_groups_merge_by_name_not_file_order(tmp_path: Path) -> None:
+    # Ansible: at equal depth, groups merge in alphabetical order, so "zeta" wins over "alpha"
+    # even though alpha comes later in the file.
+    path = write(
+        tmp_path,
+        """
+        all:
+          children:
+            zeta:
+              vars: {x: zeta, only_zeta: 1}
+              hosts:
+                h1:
+            alpha:
+              vars: {x: alpha, only_alpha: 2}
+              hosts:
+                h1:
+        """,
+    )
+    host = load_inventory(path).host("h1")
+    assert host.vars["x"] == "zeta"
+    assert host.vars["only_zeta"] == 1
+    assert host.vars["only_alpha"] == 2
+
+
+def test_host_in_two_groups_is_one_host_with_both_groups(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          children:
+            web:
+              vars: {role: web}
+              hosts:
+                shared: {public_url: "https://shared.example.net"}
+                web-only:
+            gpu:
+              vars: {gpu: true}
+              hosts:
+                shared: {gpu_count: 2}
+        """,
+    )
+    inventory = load_inventory(path)
+    assert [h.name for h in inventory.hosts] == ["shared", "web-only"]
+    shared = inventory.host("shared")
+    assert shared.groups == ("all", "web", "gpu")
+    assert dict(shared.vars) == {
+        "role": "web",
+        "gpu": True,
+        "public_url": "https://shared.example.net",
+        "gpu_count": 2,
+    }
+    assert inventory.host("web-only").groups == ("all", "web")
+
+
+def test_several_top_level_groups(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        prod:
+          hosts:
+            p1:
+        lab:
+          hosts:
+            l1:
+        """,
+    )
+    inventory = load_inventory(path)
+    assert [(h.name, h.groups) for h in inventory.hosts] == [("p1", ("prod",)), ("l1", ("lab",))]
+    assert inventory.path == path
+
+
+def test_unknown_host_name_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, FLEET)
+    inventory = load_inventory(path)
+    with pytest.raises(ConfigError, match="no host named 'gpu-xx'") as info:
+        inventory.host("gpu-xx")
+    assert str(path) in str(info.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          hosts:
+            a:
+              public_url: https://a.example.net
+            b: c: d
+        """,
+    )
+    message = load_error(path)
+    assert "line 5" in message
+    assert "invalid YAML" in message
+
+
+def test_unclosed_bracket_names_a_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "all:\n  hosts: {a: {}\n")
+    message = load_error(path)
+    assert "line " in message
+    assert "invalid YAML" in message
+
+
+def test_unknown_group_key_is_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          children:
+            gpu:
+              host:
+                h1:
+        """,
+    )
+    message = load_error(path)
+    assert "gpu" in message
+    assert "'host'" in message
+
+
+def test_hosts_must_be_a_mapping(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          hosts:
+            - h1
+            - h2
+        """,
+    )
+    message = load_error(path)
+    assert "all.hosts" in message
+    assert "mapping" in message
+
+
+def test_host_vars_must_be_a_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "all:\n  hosts:\n    h1: 5\n")
+    message = load_error(path)
+    assert "all.hosts.h1" in message
+
+
+def test_group_vars_must_be_a_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "all:\n  vars: [a, b]\n  hosts:\n    h1:\n")
+    assert "all.vars" in load_error(path)
+
+
+def test_group_body_must_be_a_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "all: [h1, h2]\n")
+    assert "all" in load_error(path)
+
+
+def test_group_containing_itself(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          children:
+            gpu:
+              children:
+                gpu:
+                  hosts:
+                    h1:
+        """,
+    )
+    message = load_error(path)
+    assert "'gpu'" in message
+    assert "contains itself" in message
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    assert "mapping of groups" in load_error(path)
+
+
+def test_top_level_list(tmp_path: Path) -> None:
+    path = write(tmp_path, "- all\n- gpu\n")
+    assert "mapping of groups" in load_error(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert "no such inventory file" in load_error(tmp_path / "nope.yml")
+
+
+def test_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yml"
+    path.write_bytes("all:\n  hosts:\n    h\xe9:\n".encode("latin-1"))
+    assert "cannot read" in load_error(path)
+
+
+def test_groups_without_hosts(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          vars: {tier: base}
+          children:
+            gpu:
+            web:
+              hosts: {}
+        """,
+    )
+    assert "no hosts" in load_error(path)
