@@ -12,6 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from ollama_fleet.checks.model import FailureClass, Finding, TlsPolicy, fail, ok, warn
 
 MIN_KEY_BITS = {"RSA": 2048, "DSA": 2048, "EC": 256}
+RENEW_HINT = (
+    "renew it soon: Caddy renews ACME certificates about 30 days before expiry, so one this "
+    "close means renewal is failing (see `journalctl -u caddy` for ACME errors)"
+)
 WEAK_SIGNATURE_HASHES = {"md5", "sha1"}
 
 
@@ -100,11 +104,19 @@ def cert_findings(facts: CertFacts, *, policy: TlsPolicy, now: dt.datetime) -> l
         findings.append(fail(FailureClass.TLS_EXPIRED, f"certificate expired on {expiry}"))
     elif left <= policy.fail_days:
         findings.append(
-            fail(FailureClass.TLS_EXPIRED, f"certificate expires in {left:.1f} days ({expiry})")
+            fail(
+                FailureClass.TLS_EXPIRED,
+                f"certificate expires in {left:.1f} days ({expiry})",
+                RENEW_HINT,
+            )
         )
     elif left <= policy.warn_days:
         findings.append(
-            warn(FailureClass.TLS_EXPIRED, f"certificate expires in {left:.1f} days ({expiry})")
+            warn(
+                FailureClass.TLS_EXPIRED,
+                f"certificate expires in {left:.1f} days ({expiry})",
+                RENEW_HINT,
+            )
         )
     else:
         findings.append(ok(f"certificate valid for {left:.0f} more days ({expiry})"))

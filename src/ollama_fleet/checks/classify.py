@@ -106,7 +106,7 @@ def classify_status(status: int, body: bytes, *, action: str, model: str | None 
             return fail(FailureClass.AUTH, f"{where} with an empty body", HOST_HEADER_HINT)
         return fail(FailureClass.AUTH, f"{where} forbidden ({text})")
     if status == 404 and model is not None:
-        return fail(FailureClass.MODEL_MISSING, f"{where}: model {model!r} not found ({text})")
+        return fail(FailureClass.MODEL_MISSING, f"{where}: {text}")
     if status in (429, 503):
         return fail(FailureClass.OVERLOAD, f"{where} ({text})")
     if status >= 500:

@@ -73,8 +73,9 @@ class RunningSite:
 class LocalFleet:
     """Start with `with LocalFleet(workdir, specs) as fleet:`; everything stops on exit.
 
-    Sites without faults share `shared_simulators` simulators (round robin); a site with
-    faults gets its own. `simulators_in_processes` runs them as `ollama-fleet simulator`
+    Sites without faults share `shared_simulators` simulators (round robin), which get
+    `shared_faults` if given (e.g. latency, to stand for distant hosts); a site with faults
+    gets its own. `simulators_in_processes` runs them as `ollama-fleet simulator`
     subprocesses, so a benchmark's client does not share a GIL with its servers.
     """
 
@@ -85,6 +86,7 @@ class LocalFleet:
         *,
         simulator: SimulatorConfig | None = None,
         shared_simulators: int = 1,
+        shared_faults: Faults | None = None,
         simulators_in_processes: bool = False,
     ) -> None:
         names = [s.name for s in specs]
@@ -94,6 +96,7 @@ class LocalFleet:
         self.specs = tuple(specs)
         self.simulator = simulator or SimulatorConfig(tokens_per_second=0)
         self.shared_simulators = max(1, shared_simulators)
+        self.shared_faults = shared_faults
         self.in_processes = simulators_in_processes
         self.sites: dict[str, RunningSite] = {}
         self.ca_file: Path | None = None
@@ -120,6 +123,9 @@ class LocalFleet:
             issuer = rogue if kind == "untrusted" else ca
             certs[kind] = issuer.issue(kind, **options)
         shared = [self._start_simulator() for _ in range(self.shared_simulators)]
+        if self.shared_faults is not None:
+            for port in shared:
+                _set_faults(port, self.shared_faults)
         caddy_sites = []
         port_pool = iter(free_ports(2 * len(self.specs)))
         for index, spec in enumerate(self.specs):

@@ -153,12 +153,14 @@ async def probe_tls(ctx: ProbeContext) -> CheckResult:
         return watch.result([_handshake_failure(exc)], details)
 
     details.update(protocol=shake.version, cipher=shake.cipher, alpn=shake.alpn)
-    if verified:
-        findings.append(ok(f"chain trusted and names {host}"))
-    if shake.version in ("TLSv1.2", "TLSv1.3"):
-        findings.append(ok(f"{shake.version}, {shake.cipher}, ALPN {shake.alpn or 'none'}"))
+    negotiated = f"{shake.version} {shake.cipher}, ALPN {shake.alpn or 'none'}"
+    if shake.version not in ("TLSv1.2", "TLSv1.3"):
+        findings.append(fail(FailureClass.TLS_PROTOCOL, f"negotiated {negotiated}"))
+    elif verified:
+        # first, so an all-ok check is summed up by what matters most
+        findings.insert(0, ok(f"{negotiated}; chain trusted for {host}"))
     else:
-        findings.append(fail(FailureClass.TLS_PROTOCOL, f"negotiated {shake.version}"))
+        findings.append(ok(negotiated))
     now = dt.datetime.now(dt.UTC)
     try:
         facts = cert_facts(shake.leaf_der)
