@@ -47,7 +47,7 @@ def make_client(target: Target, settings: ProbeSettings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=target.url,
         verify=client_context(target.tls.ca_file),
-        # HTTP/1.1 on purpose: for many small requests httpx's HTTP/2 pool cost 2.5x the CPU
+        # HTTP/1.1 on purpose: for many small requests httpx's HTTP/2 pool costs more CPU
         # (docs/performance.md). The tls check reports the ALPN the server offers itself.
         http2=False,
         limits=httpx.Limits(max_connections=2),
