@@ -213,7 +213,10 @@ def check(
             progress_out.flush()
 
     click.echo(f"checking {len(targets)} target(s)...", err=True)
-    run = asyncio.run(run_checks(targets, settings=settings, only=selected, progress=progress))
+    try:
+        run = asyncio.run(run_checks(targets, settings=settings, only=selected, progress=progress))
+    except KeyboardInterrupt:
+        raise click.Abort() from None
     if show_progress:
         progress_out.write("\r" + " " * 60 + "\r")
     color = sys.stdout.isatty()

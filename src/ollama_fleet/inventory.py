@@ -29,6 +29,7 @@ class Inventory:
     hosts: tuple[Host, ...]
 
     def host(self, name: str) -> Host:
+        """The host called `name`; ConfigError naming the file if there is none."""
         for host in self.hosts:
             if host.name == name:
                 return host

@@ -16,6 +16,7 @@ from ollama_fleet.checks.model import (
     RequiredModel,
     Status,
     Target,
+    TlsPolicy,
 )
 from ollama_fleet.checks.runner import plan_checks, run_checks
 from ollama_fleet.checks.settings import ProbeSettings
@@ -233,6 +234,23 @@ def test_refused_target_does_not_affect_the_others(healthy_ports: tuple[int, int
     assert down["exposure"].status is Status.OK  # its closed port is closed, as it should be
     assert_all_ok(by_target(result, "up"))
     assert [r.target for r in result.results][:3] == ["down"] * 3
+
+
+def test_a_target_that_cannot_start_fails_alone(healthy_ports: tuple[int, int, int]) -> None:
+    # a CA file that vanished after validation: its client cannot be built
+    broken = Target(
+        name="broken",
+        url=f"https://localhost:{free_port()}",
+        tls=TlsPolicy(ca_file="/nonexistent/ca.pem"),
+        closed_ports=(),
+    )
+    result = run([broken, target("up", healthy_ports[0])], settings=ProbeSettings(deadline_s=60))
+    failed = by_target(result, "broken")
+    assert [r.check for r in failed] == ["connectivity", "tls", "models"]
+    for found in failed:
+        assert found.failure_class is FailureClass.BAD_RESPONSE
+        assert found.summary.startswith("check not run: FileNotFoundError")
+    assert_all_ok(by_target(result, "up"))
 
 
 def test_no_targets_is_an_empty_ok_run() -> None:

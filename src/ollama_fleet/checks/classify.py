@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import ssl
@@ -55,7 +54,7 @@ def classify_exception(exc: BaseException, *, action: str) -> Finding:
     """A failure finding for an exception raised while doing `action` (e.g. "GET /api/tags")."""
     if isinstance(exc, httpx.ConnectTimeout):
         return fail(FailureClass.CONNECT_TIMEOUT, f"{action}: TCP/TLS connect timed out")
-    if isinstance(exc, httpx.TimeoutException | TimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return fail(FailureClass.READ_TIMEOUT, f"{action}: no complete answer in time")
     for cause in _chain(exc):
         if isinstance(cause, socket.gaierror):

@@ -39,6 +39,11 @@ class ProbeContext:
         # shielded: a check that times out must not cancel a request others await
         return await asyncio.shield(task)
 
+    def cancel_pending(self) -> None:
+        """Stop shared GETs nobody awaits any more, before the client closes under them."""
+        for task in self._gets.values():
+            task.cancel()
+
 
 Probe = Callable[["ProbeContext"], Awaitable[CheckResult]]
 

@@ -41,14 +41,21 @@ def plan_checks(target: Target, only: Iterable[str] | None = None) -> tuple[str,
     return tuple(name for name in CHECK_NAMES if name in wanted and applies[name])
 
 
-def _unfinished(target: Target, check: str, why: str) -> CheckResult:
+def _failed(
+    target: Target, check: str, why: str, failure_class: FailureClass = FailureClass.BAD_RESPONSE
+) -> CheckResult:
+    """A result for a check that produced none of its own."""
     return CheckResult(
         target=target.name,
         url=target.url,
         check=check,
-        findings=(fail(FailureClass.READ_TIMEOUT, why),),
+        findings=(fail(failure_class, why),),
         elapsed_ms=0.0,
     )
+
+
+def _unfinished(target: Target, check: str, why: str) -> CheckResult:
+    return _failed(target, check, why, FailureClass.READ_TIMEOUT)
 
 
 async def _run_one(ctx: ProbeContext, check: str) -> CheckResult:
@@ -62,15 +69,7 @@ async def _run_one(ctx: ProbeContext, check: str) -> CheckResult:
         )
     except Exception as exc:
         log.debug("probe %s on %s raised", check, ctx.target.name, exc_info=True)
-        return CheckResult(
-            target=ctx.target.name,
-            url=ctx.target.url,
-            check=check,
-            findings=(
-                fail(FailureClass.BAD_RESPONSE, f"probe failed: {type(exc).__name__}: {exc}"),
-            ),
-            elapsed_ms=0.0,
-        )
+        return _failed(ctx.target, check, f"probe failed: {type(exc).__name__}: {exc}")
 
 
 async def _run_target(
@@ -88,13 +87,16 @@ async def _run_target(
 
     async with limit, make_client(target, settings) as client:
         ctx = ProbeContext(target=target, client=client, settings=settings)
-        rest = list(checks)
-        if "connectivity" in rest:
-            # First and alone, so its timings measure a fresh connection the others then reuse.
-            rest.remove("connectivity")
-            record(await _run_one(ctx, "connectivity"))
-        for result in await asyncio.gather(*(_run_one(ctx, check) for check in rest)):
-            record(result)
+        try:
+            rest = list(checks)
+            if "connectivity" in rest:
+                # First and alone: its timings measure a fresh connection the others reuse.
+                rest.remove("connectivity")
+                record(await _run_one(ctx, "connectivity"))
+            for result in await asyncio.gather(*(_run_one(ctx, check) for check in rest)):
+                record(result)
+        finally:
+            ctx.cancel_pending()
 
 
 async def run_checks(
@@ -119,16 +121,24 @@ async def run_checks(
         asyncio.create_task(_run_target(target, checks, settings, limit, done, progress))
         for target, checks in plans
     ]
+    crashed: dict[str, str] = {}
     if tasks:
-        _, pending = await asyncio.wait(tasks, timeout=settings.deadline_s)
+        finished, pending = await asyncio.wait(tasks, timeout=settings.deadline_s)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        for (target, _), task in zip(plans, tasks, strict=True):
+            if task in finished and task.exception() is not None:
+                log.debug("checks of %s stopped", target.name, exc_info=task.exception())
+                crashed[target.name] = f"{type(task.exception()).__name__}: {task.exception()}"
     results = []
     for target, checks in plans:
         for check in checks:
+            result = done.get((target.name, check))
+            if result is None and target.name in crashed:
+                result = _failed(target, check, f"check not run: {crashed[target.name]}")
             results.append(
-                done.get((target.name, check))
+                result
                 or _unfinished(target, check, f"run deadline of {settings.deadline_s:g} s reached")
             )
     return CheckRun(
