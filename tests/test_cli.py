@@ -543,8 +543,7 @@ def test_subprocess_exit_codes(fleet: LocalFleet, site: str, code: int) -> None:
 @integration
 def test_console_script_strict(fleet: LocalFleet) -> None:
     script = Path(sys.executable).with_name("ollama-fleet")
-    if not script.exists():
-        pytest.skip("the ollama-fleet console script is not installed next to python")
+    assert script.exists(), "the ollama-fleet console script is not installed (pyproject scripts)"
     proc = subprocess.run(
         [str(script), "check", "--strict", *url_args(fleet, "warned")],
         capture_output=True,

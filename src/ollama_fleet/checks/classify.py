@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 
+from ollama_fleet.checks.http import AnswerTooLarge
 from ollama_fleet.checks.model import FailureClass, Finding, fail
 
 # OpenSSL's X509_V_ERR_* codes that ssl.SSLCertVerificationError carries in verify_code.
@@ -72,6 +73,8 @@ def classify_exception(exc: BaseException, *, action: str) -> Finding:
             return fail(FailureClass.TLS_PROTOCOL, f"{action}: TLS handshake failed ({cause})")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return fail(FailureClass.BAD_RESPONSE, f"{action}: connection broken mid-answer ({exc})")
+    if isinstance(exc, AnswerTooLarge):
+        return fail(FailureClass.BAD_RESPONSE, f"{action}: {exc}")
     if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
         return fail(FailureClass.BAD_RESPONSE, f"{action}: answer is not valid JSON")
     if isinstance(exc, httpx.ConnectError | OSError):

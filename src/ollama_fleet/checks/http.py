@@ -84,7 +84,7 @@ class Timings:
         }
 
 
-def json_body(response: httpx.Response) -> Any:
+def json_body(response: Answer) -> Any:
     """The response's JSON; raises json.JSONDecodeError for anything else."""
     return json.loads(response.content)
 
@@ -118,3 +118,34 @@ async def plain_http_status(url: str, *, timeout_s: float) -> tuple[int, str]:
         if name.strip().lower() == "location":
             location = value.strip()
     return int(status_line[1]), location
+
+
+class AnswerTooLarge(Exception):
+    """A server sent more than the run allows for one answer (settings.max_answer_bytes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer read in full, but never more than the cap."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    http_version: str
+
+
+async def fetch(client: httpx.AsyncClient, request: httpx.Request, *, max_bytes: int) -> Answer:
+    """Send `request` and read its body up to `max_bytes`; AnswerTooLarge beyond that.
+
+    A server can send an endless body: reading it whole would grow memory until a timeout.
+    """
+    response = await client.send(request, stream=True)
+    try:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise AnswerTooLarge(f"answer larger than {max_bytes} bytes")
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, response.headers, bytes(body), response.http_version)

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from ollama_fleet.checks.http import Answer, fetch
 from ollama_fleet.checks.model import CheckResult, Finding, Target
 from ollama_fleet.checks.settings import ProbeSettings
 
@@ -27,14 +28,19 @@ class ProbeContext:
     target: Target
     client: httpx.AsyncClient
     settings: ProbeSettings
-    _gets: dict[str, asyncio.Task[httpx.Response]] = field(default_factory=dict)
+    _gets: dict[str, asyncio.Task[Answer]] = field(default_factory=dict)
 
-    async def get(self, path: str, *, trace: Trace | None = None) -> httpx.Response:
+    async def send(self, request: httpx.Request) -> Answer:
+        """Send `request` and read its answer, never more than max_answer_bytes."""
+        return await fetch(self.client, request, max_bytes=self.settings.max_answer_bytes)
+
+    async def get(self, path: str, *, trace: Trace | None = None) -> Answer:
         """GET `path` once per target; `trace` applies if this call makes the request."""
         task = self._gets.get(path)
         if task is None:
             extensions = {"trace": trace} if trace is not None else None
-            task = asyncio.ensure_future(self.client.get(path, extensions=extensions))
+            request = self.client.build_request("GET", path, extensions=extensions)
+            task = asyncio.ensure_future(self.send(request))
             self._gets[path] = task
         # shielded: a check that times out must not cancel a request others await
         return await asyncio.shield(task)

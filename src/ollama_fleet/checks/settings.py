@@ -28,7 +28,7 @@ class ProbeSettings:
     port_timeout_s: float = DEFAULT_PORT_TIMEOUT_S
     chat_prompt: str = "Reply with the single word OK."
     chat_max_tokens: int = 4
-    max_stream_bytes: int = 1_000_000
+    max_answer_bytes: int = 1_000_000
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_s", "read_timeout_s", "check_timeout_s", "deadline_s"):

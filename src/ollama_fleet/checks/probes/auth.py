@@ -15,7 +15,7 @@ async def probe_auth(ctx: ProbeContext) -> CheckResult:
     try:
         request = ctx.client.build_request("GET", "/api/tags")
         request.headers.pop("Authorization", None)  # this request only goes without the key
-        anonymous = await ctx.client.send(request)
+        anonymous = await ctx.send(request)
     except Exception as exc:
         return watch.result([classify_exception(exc, action=f"{ACTION} without a key")])
     if anonymous.status_code == 401:
@@ -35,7 +35,7 @@ async def probe_auth(ctx: ProbeContext) -> CheckResult:
         )
     if ctx.target.api_key:
         try:
-            keyed = await ctx.client.get("/api/tags")
+            keyed = await ctx.get("/api/tags")
         except Exception as exc:
             findings.append(classify_exception(exc, action=f"{ACTION} with the key"))
         else:

@@ -39,7 +39,10 @@ async def _plain(ctx: ProbeContext, model: str, details: dict[str, Any]) -> Find
     action = f"{ACTION} (stream=false)"
     start = time.perf_counter()
     try:
-        response = await ctx.client.post("/api/chat", json=_payload(ctx, model, stream=False))
+        request = ctx.client.build_request(
+            "POST", "/api/chat", json=_payload(ctx, model, stream=False)
+        )
+        response = await ctx.send(request)
     except Exception as exc:
         return classify_exception(exc, action=action)
     if response.status_code != 200:
@@ -70,8 +73,11 @@ async def _streamed(ctx: ProbeContext, model: str, details: dict[str, Any]) -> F
                 return classify_status(response.status_code, body, action=action, model=model)
             async for line in response.aiter_lines():
                 received += len(line)
-                if received > ctx.settings.max_stream_bytes:
-                    return fail(FailureClass.BAD_RESPONSE, f"{action}: stream too large")
+                if received > ctx.settings.max_answer_bytes:
+                    limit = ctx.settings.max_answer_bytes
+                    return fail(
+                        FailureClass.BAD_RESPONSE, f"{action}: answer larger than {limit} bytes"
+                    )
                 if not line.strip():
                     continue
                 chunk = json.loads(line)
