@@ -177,8 +177,8 @@ def check(
     import os
 
     from ollama_fleet.checks import reports
-    from ollama_fleet.checks.model import Status
-    from ollama_fleet.checks.runner import run_checks
+    from ollama_fleet.checks.model import CheckResult, Status
+    from ollama_fleet.checks.runner import plan_checks, run_checks
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
     from ollama_fleet.inventory import load_inventory
@@ -206,19 +206,24 @@ def check(
 
     progress_out = sys.stderr
     show_progress = progress_out.isatty()
+    total = sum(len(plan_checks(target, selected)) for target in targets)
+    finished = 0
 
-    def progress(result: Any) -> None:
+    def progress(result: CheckResult) -> None:
+        nonlocal finished
+        finished += 1
         if show_progress:
-            progress_out.write(f"\r{result.target}/{result.check}: {result.status}".ljust(60))
+            line = f"\r[{finished}/{total}] {result.target}/{result.check}: {result.status}"
+            progress_out.write(line[:79].ljust(79))
             progress_out.flush()
 
-    click.echo(f"checking {len(targets)} target(s)...", err=True)
+    click.echo(f"checking {len(targets)} target(s), {total} checks...", err=True)
     try:
         run = asyncio.run(run_checks(targets, settings=settings, only=selected, progress=progress))
     except KeyboardInterrupt:
         raise click.Abort() from None
     if show_progress:
-        progress_out.write("\r" + " " * 60 + "\r")
+        progress_out.write("\r" + " " * 79 + "\r")
     color = sys.stdout.isatty()
     if output is not None:
         write_atomically(output, reports.render(run, fmt))
