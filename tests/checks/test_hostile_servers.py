@@ -33,6 +33,19 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
         return b""
 
 
+async def _chunk_forever(writer: asyncio.StreamWriter, content_type: str, data: bytes) -> None:
+    """A 200 with a chunked body that repeats `data` until the client goes away."""
+    writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n".encode())
+    writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (len(data), data)
+    try:
+        while True:
+            writer.write(chunk)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+
+
 async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await _read_request(reader)
     writer.write(bytes(range(256)) * 8)
@@ -68,30 +81,14 @@ async def endless_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         await writer.drain()
         writer.close()
         return
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n")
-    writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
     line = b'{"message": {"role": "assistant", "content": "la"}, "done": false}\n'
-    chunk = b"%x\r\n%s\r\n" % (len(line), line)
-    try:
-        while True:
-            writer.write(chunk)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
+    await _chunk_forever(writer, "application/x-ndjson", line)
 
 
 async def endless_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Every answer is a 200 whose chunked body never ends."""
     await _read_request(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
-    writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
-    chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
-    try:
-        while True:
-            writer.write(chunk)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
+    await _chunk_forever(writer, "application/json", b" " * 65536)
 
 
 @pytest.fixture(scope="module")
