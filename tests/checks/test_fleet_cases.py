@@ -69,7 +69,7 @@ def run(fleet: LocalFleet, tmp_path_factory: pytest.TempPathFactory) -> CheckRun
     path = fleet.write_inventory(
         tmp_path_factory.mktemp("inv") / "fleet.yml", required_models=MODELS
     )
-    settings = ProbeSettings(read_timeout_s=1.5, check_timeout_s=10, port_timeout_s=0.5)
+    settings = ProbeSettings(read_timeout_s=2.5, check_timeout_s=10, port_timeout_s=0.5)
     return asyncio.run(run_checks(targets_from_inventory(load_inventory(path)), settings=settings))
 
 
