@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +35,14 @@ def target_names(run: CheckRun) -> tuple[str, ...]:
 
 def count(run: CheckRun) -> Counts:
     """Count targets, checks and statuses of a run."""
-    statuses = [r.status for r in run.results]
+    return count_results(run.results, targets=len(target_names(run)))
+
+
+def count_results(results: Sequence[CheckResult], *, targets: int) -> Counts:
+    """Count the checks and statuses of `results`, which cover `targets` targets."""
+    statuses = [r.status for r in results]
     return Counts(
-        targets=len(target_names(run)),
+        targets=targets,
         checks=len(statuses),
         ok=statuses.count(Status.OK),
         warn=statuses.count(Status.WARN),

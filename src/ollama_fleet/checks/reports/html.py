@@ -12,9 +12,25 @@ from typing import Any
 import jinja2
 
 from ollama_fleet import __version__
-from ollama_fleet.checks.model import CHECK_NAMES, CheckResult, CheckRun, Finding, Status
+from ollama_fleet.checks.model import (
+    CHECK_NAMES,
+    CheckResult,
+    CheckRun,
+    Finding,
+    Status,
+    overall_status,
+)
 
-from ._common import Counts, by_target, check_rank, count, html_safe, plural, to_jsonable
+from ._common import (
+    Counts,
+    by_target,
+    check_rank,
+    count,
+    count_results,
+    html_safe,
+    plural,
+    to_jsonable,
+)
 
 __all__ = ["render_html"]
 
@@ -211,19 +227,12 @@ def _target(name: str, results: list[CheckResult], index: int) -> TargetView:
     ordered = sorted(results, key=lambda r: (-r.status.rank, check_rank(r.check)))
     anchor = f"t{index}"
     checks = tuple(_check(r, f"{anchor}-c{i}") for i, r in enumerate(ordered))
-    statuses = [r.status for r in results]
     return TargetView(
         anchor=anchor,
         name=html_safe(name),
         url=html_safe(results[0].url) if results else "",
-        status=max(statuses, key=lambda s: s.rank, default=Status.OK).value,
-        counts=Counts(
-            targets=1,
-            checks=len(statuses),
-            ok=statuses.count(Status.OK),
-            warn=statuses.count(Status.WARN),
-            fail=statuses.count(Status.FAIL),
-        ),
+        status=overall_status(results).value,
+        counts=count_results(results, targets=1),
         checks=checks,
         # First result per check name wins, for the overview grid.
         by_check={c.check: c for c in reversed(checks)},
@@ -232,9 +241,8 @@ def _target(name: str, results: list[CheckResult], index: int) -> TargetView:
 
 def _targets(run: CheckRun) -> list[TargetView]:
     views = [_target(name, results, i) for i, (name, results) in enumerate(by_target(run).items())]
-    _rank = {s.value: s.rank for s in Status}
     # Targets with failures first, then warnings; the run's order within a status.
-    return sorted(views, key=lambda t: -_rank[t.status])
+    return sorted(views, key=lambda t: -Status(t.status).rank)
 
 
 def _columns(run: CheckRun) -> list[str]:
