@@ -1,14 +1,23 @@
-"""load_inventory: Ansible-style groups, children, hosts and vars, and its one-line errors."""
+"""load_inventory: Ansible-style groups, children, hosts and vars, vault data, one-line errors."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from ollama_fleet import vault
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.inventory import load_inventory
+from ollama_fleet.vault import (
+    PasswordSource,
+    VaultError,
+    VaultPassword,
+    encrypt_text,
+    encrypt_value,
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "inventory.yml") -> Path:
@@ -323,3 +332,146 @@ def test_groups_without_hosts(tmp_path: Path) -> None:
         """,
     )
     assert "no hosts" in load_error(path)
+
+
+# -- vault data ----------------------------------------------------------------------------
+
+API_KEY = "sk-inventory-7c1e9d"
+TOKEN = "tok-host-44af"
+PASSWORD = VaultPassword("inventory-vault-pass")
+
+
+@pytest.fixture
+def fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vault, "SCRYPT_N", 2**10)
+
+
+def indented(block: str, spaces: int) -> str:
+    return "".join(" " * spaces + line + "\n" for line in block.splitlines())
+
+
+def vaulted_inventory(tmp_path: Path, password: VaultPassword = PASSWORD) -> Path:
+    """Inline !vault values in group vars, in a list, and in host vars (lines 4, 10, 16)."""
+    path = tmp_path / "prod.yml"
+    path.write_text(
+        "all:\n"
+        "  vars:\n"
+        "    region: eu\n"
+        + indented(encrypt_value("api_key", API_KEY, password), 4)
+        + "    backup_keys:\n"
+        "      - plain-entry\n"
+        "      - !vault |\n" + indented(encrypt_text("listed-secret", password), 8) + "  hosts:\n"
+        "    gpu-1:\n"
+        "      public_url: https://gpu-1.example.net\n"
+        "      ollama_token: !vault |\n" + indented(encrypt_text(TOKEN, password), 8),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_plain_inventory_has_no_secrets(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, FLEET), vault=PASSWORD)
+    assert inventory.secrets == frozenset()
+    assert load_inventory(write(tmp_path, FLEET)).secrets == frozenset()
+
+
+def test_inline_vault_values_decrypt_anywhere_in_vars(tmp_path: Path, fast_scrypt: None) -> None:
+    inventory = load_inventory(vaulted_inventory(tmp_path), vault=PASSWORD)
+    host = inventory.host("gpu-1")
+    assert dict(host.vars) == {
+        "region": "eu",
+        "api_key": API_KEY,
+        "backup_keys": ["plain-entry", "listed-secret"],
+        "public_url": "https://gpu-1.example.net",
+        "ollama_token": TOKEN,
+    }
+    assert inventory.secrets == frozenset({API_KEY, "listed-secret", TOKEN})
+
+
+def test_decrypted_values_stay_out_of_reprs(tmp_path: Path, fast_scrypt: None) -> None:
+    inventory = load_inventory(vaulted_inventory(tmp_path), vault=PASSWORD)
+    for text in (repr(inventory), repr(inventory.hosts), str(inventory)):
+        for secret in (API_KEY, TOKEN, PASSWORD.secret):
+            assert secret not in text
+    assert "gpu-1" in repr(inventory)
+
+
+def test_vault_data_without_a_password_names_file_and_line(
+    tmp_path: Path, fast_scrypt: None
+) -> None:
+    path = vaulted_inventory(tmp_path)
+    message = load_error(path)
+    assert message == (
+        f"{path}: line 4: vault-encrypted data but no vault password was given "
+        "(use --vault-password-file FILE or set OLLAMA_FLEET_VAULT_PASSWORD)"
+    )
+
+
+def test_wrong_password_names_file_and_line(tmp_path: Path, fast_scrypt: None) -> None:
+    path = vaulted_inventory(tmp_path)
+    with pytest.raises(VaultError) as info:
+        load_inventory(path, vault=VaultPassword("not-it"))
+    assert str(info.value) == (
+        f"{path}: line 4: cannot decrypt vault value (wrong password or tampered data)"
+    )
+
+
+def test_one_tampered_value_is_named_by_its_line(tmp_path: Path, fast_scrypt: None) -> None:
+    path = vaulted_inventory(tmp_path)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert lines[15].strip() == "ollama_token: !vault |"
+    last = lines[17]
+    lines[17] = last[:12] + ("A" if last[12] != "A" else "B") + last[13:]
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(VaultError, match=rf"^{re.escape(str(path))}: line 16: cannot decrypt"):
+        load_inventory(path, vault=PASSWORD)
+
+
+def test_a_password_source_is_read_only_when_needed(tmp_path: Path, fast_scrypt: None) -> None:
+    absent = PasswordSource(file=tmp_path / "no-such-password-file")
+    assert load_inventory(write(tmp_path, FLEET), vault=absent).host("bastion")
+    with pytest.raises(VaultError) as info:
+        load_inventory(vaulted_inventory(tmp_path), vault=absent)
+    assert str(info.value) == (
+        f"{tmp_path / 'prod.yml'}: line 4: vault-encrypted data, but "
+        f"{tmp_path / 'no-such-password-file'}: no such vault password file"
+    )
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text(PASSWORD.secret + "\n", encoding="utf-8")
+    inventory = load_inventory(
+        vaulted_inventory(tmp_path), vault=PasswordSource(file=password_file)
+    )
+    assert inventory.host("gpu-1").vars["ollama_token"] == TOKEN
+
+
+def test_whole_file_encrypted_inventory(tmp_path: Path, fast_scrypt: None) -> None:
+    path = tmp_path / "prod.yml"
+    path.write_text(encrypt_text(textwrap.dedent(FLEET), PASSWORD), encoding="utf-8")
+
+    inventory = load_inventory(path, vault=PASSWORD)
+    assert [h.name for h in inventory.hosts] == ["bastion", "gpu-eu-1", "gpu-us-2"]
+    assert inventory.host("gpu-eu-1").vars["region"] == "eu"
+    # nothing says which variables of an encrypted file are secret: every string is
+    assert inventory.secrets == frozenset(
+        {
+            "base",
+            "none",
+            "gpu",
+            "eu",
+            "host-level",
+            "https://gpu-eu-1.example.net",
+            "https://gpu-us-2.example.net",
+        }
+    )
+    assert load_error(path) == (
+        f"{path}: line 1: vault-encrypted data but no vault password was given "
+        "(use --vault-password-file FILE or set OLLAMA_FLEET_VAULT_PASSWORD)"
+    )
+    with pytest.raises(VaultError, match=r": cannot decrypt vault file \(wrong password"):
+        load_inventory(path, vault=VaultPassword("not-it"))
+
+
+def test_vault_value_must_be_a_literal_block(tmp_path: Path) -> None:
+    path = write(tmp_path, "all:\n  hosts:\n    h1:\n      api_key: !vault 'abc'\n")
+    message = load_error(path)
+    assert message.startswith(f"{path}: line 4: a !vault value must be a literal block")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,17 @@ from typing import Any
 import yaml
 
 from ollama_fleet.errors import ConfigError
+from ollama_fleet.vault import (
+    PASSWORD_ENV,
+    VAULT_TAG,
+    PasswordSource,
+    VaultError,
+    VaultPassword,
+    decrypt_text,
+    is_encrypted,
+    read_password,
+    vault_value_error,
+)
 
 GROUP_KEYS = frozenset({"hosts", "vars", "children"})
 
@@ -20,13 +31,21 @@ class Host:
 
     name: str
     groups: tuple[str, ...]
-    vars: Mapping[str, Any] = field(default_factory=dict)
+    # not in the repr: the vars may hold decrypted vault values
+    vars: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Inventory:
+    """The hosts of an inventory file, and every value its vault data decrypted to.
+
+    `secrets` are what output must never show: each inline `!vault` value, and for a file
+    encrypted as a whole, every string in its variables (nothing says which are secret).
+    """
+
     path: Path
     hosts: tuple[Host, ...]
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
 
     def host(self, name: str) -> Host:
         """The host called `name`; ConfigError naming the file if there is none."""
@@ -43,22 +62,79 @@ class _Collected:
     own: dict[str, Any] = field(default_factory=dict)
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Read and validate `path`; every error names the file and the line or key."""
+@dataclass(slots=True)
+class _VaultKeys:
+    """The password of one load, read at the first vault data met, and what it decrypted."""
+
+    path: Path
+    given: VaultPassword | PasswordSource | None
+    decrypted: set[str] = field(default_factory=set)
+
+    def password(self, line: int) -> VaultPassword:
+        where = f"{self.path}: line {line}"
+        if self.given is None:
+            raise ConfigError(
+                f"{where}: vault-encrypted data but no vault password was given "
+                f"(use --vault-password-file FILE or set {PASSWORD_ENV})"
+            )
+        if isinstance(self.given, PasswordSource):
+            try:
+                self.given = read_password(self.given)
+            except VaultError as exc:
+                raise VaultError(f"{where}: vault-encrypted data, but {exc}") from None
+        return self.given
+
+    def decrypt(self, vaulttext: str, line: int) -> str:
+        where = f"{self.path}: line {line}"
+        plaintext = decrypt_text(vaulttext, self.password(line), where=where, what="vault value")
+        self.decrypted.add(plaintext)
+        return plaintext
+
+
+class _VaultLoader(yaml.SafeLoader):
+    """yaml's SafeLoader, plus `!vault` values decrypted by `keys`."""
+
+    keys: _VaultKeys
+
+
+def _construct_vault(loader: _VaultLoader, node: yaml.Node) -> str:
+    line = node.start_mark.line + 1
+    if not isinstance(node, yaml.ScalarNode) or node.style != "|":
+        raise vault_value_error(str(loader.keys.path), line)
+    return loader.keys.decrypt(node.value, line)
+
+
+_VaultLoader.add_constructor(VAULT_TAG, _construct_vault)
+
+
+def load_inventory(path: Path, vault: VaultPassword | PasswordSource | None = None) -> Inventory:
+    """Read and validate `path`; every error names the file and the line or key.
+
+    `vault` opens a file encrypted as a whole and `!vault` values; a PasswordSource is read
+    only when the file holds vault data. Without it, vault data is a ConfigError.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such inventory file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    keys = _VaultKeys(path, vault)
+    whole_file = is_encrypted(text)
+    if whole_file:
+        text = decrypt_text(text, keys.password(1), where=str(path), what="vault file")
+    loader = _VaultLoader(text)
+    loader.keys = keys
     try:
-        data = yaml.safe_load(text)
+        data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         raise ConfigError(f"{path}: {where}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path}: expected a mapping of groups (e.g. `all:`) at the top")
     hosts: dict[str, _Collected] = {}
@@ -66,7 +142,11 @@ def load_inventory(path: Path) -> Inventory:
         _walk(path, str(name), body, trail=(), hosts=hosts, where=str(name))
     if not hosts:
         raise ConfigError(f"{path}: no hosts defined")
-    return Inventory(path=path, hosts=tuple(_merge(name, c) for name, c in hosts.items()))
+    merged = tuple(_merge(name, c) for name, c in hosts.items())
+    secrets = set(keys.decrypted)
+    if whole_file:
+        secrets.update(s for host in merged for s in _strings(host.vars))
+    return Inventory(path=path, hosts=merged, secrets=frozenset(s for s in secrets if s))
 
 
 def _walk(
@@ -121,3 +201,15 @@ def _merge(name: str, collected: _Collected) -> Host:
         merged.update(layer)
     merged.update(collected.own)
     return Host(name=name, groups=tuple(collected.groups), vars=merged)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a variable's value, however deep in lists and mappings."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)

@@ -1,0 +1,328 @@
+"""The vault: AES-256-GCM encryption of whole files and of single `!vault` values in YAML.
+
+A vault text is a header line, then the base64 of salt | nonce | ciphertext and GCM tag,
+wrapped at 76 columns:
+
+    $OLLAMA_FLEET_VAULT;1;AES256-GCM;SCRYPT
+    c2FsdC4uLg...
+
+The key is scrypt(password, salt); the header is the associated data, so it cannot be altered
+without the decryption failing. A whole file is one vault text; an inline value is a YAML
+literal block tagged `!vault` (`api_key: !vault |` and the vault text indented below it).
+No message or repr here ever holds a password or a plaintext.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import getpass
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from ollama_fleet.errors import ConfigError
+
+MAGIC = "$OLLAMA_FLEET_VAULT"
+HEADER = f"{MAGIC};1;AES256-GCM;SCRYPT"
+VAULT_TAG = "!vault"
+PASSWORD_ENV = "OLLAMA_FLEET_VAULT_PASSWORD"
+NEW_PASSWORD_ENV = "OLLAMA_FLEET_NEW_VAULT_PASSWORD"
+
+# scrypt's cost: n=2**15, r=8 takes about 0.15 s and 32 MiB per value. Tests may lower SCRYPT_N;
+# it is read at every call, and vault texts do not record it, so both sides must agree.
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+KEY_BYTES = 32
+SALT_BYTES = 16
+NONCE_BYTES = 12
+TAG_BYTES = 16
+LINE_WIDTH = 76
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A line with its break, as YAML counts lines (str.splitlines also breaks at \f and \v).
+_BREAKS = "\r\n\x85\u2028\u2029"
+_LINE = re.compile(rf"[^{_BREAKS}]*(?:\r\n|[{_BREAKS}])|[^{_BREAKS}]+\Z")
+
+
+class VaultError(ConfigError):
+    """Vault data that cannot be read: wrong password, tampered or truncated, no password."""
+
+
+@dataclass(frozen=True, slots=True)
+class VaultPassword:
+    """A vault password; its repr never shows it."""
+
+    secret: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise VaultError("an empty vault password is not allowed")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordSource:
+    """Where a vault password comes from: a file, else an environment variable, else a prompt.
+
+    `option` and `env_var` name the ways to give it in the error when there is none.
+    `confirm` asks twice at a prompt (for a password that is about to encrypt something).
+    """
+
+    file: Path | None = None
+    option: str = "--vault-password-file"
+    env_var: str = PASSWORD_ENV
+    prompt: str = "Vault password"
+    confirm: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VaultValue:
+    """One `!vault |` block in a YAML text: where it is, and its vault text."""
+
+    line: int  # 1-based line of the `!vault` tag
+    column: int  # 0-based column of the tag on that line
+    first: int  # 0-based index of the first line of the block's content
+    stop: int  # 0-based index of the line after the content
+    indent: str  # the content's indentation
+    vaulttext: str
+
+
+def is_encrypted(text: str) -> bool:
+    """Whether `text` is a whole vault text (a file encrypted as a whole)."""
+    return text.lstrip().startswith(f"{MAGIC};")
+
+
+def encrypt_bytes(plaintext: bytes, password: VaultPassword) -> str:
+    """The vault text of `plaintext`: the header line and base64 lines, each ending in \\n."""
+    salt, nonce = os.urandom(SALT_BYTES), os.urandom(NONCE_BYTES)
+    sealed = AESGCM(_derive_key(password, salt)).encrypt(nonce, plaintext, HEADER.encode())
+    body = base64.b64encode(salt + nonce + sealed).decode("ascii")
+    lines = [HEADER, *(body[i : i + LINE_WIDTH] for i in range(0, len(body), LINE_WIDTH))]
+    return "\n".join(lines) + "\n"
+
+
+def decrypt_bytes(
+    vaulttext: str, password: VaultPassword, *, where: str, what: str = "vault data"
+) -> bytes:
+    """The plaintext of `vaulttext`; VaultError starting with `where` if it cannot be had."""
+    header, _, body = vaulttext.strip().partition("\n")
+    header = header.strip()
+    if not header.startswith(f"{MAGIC};"):
+        raise VaultError(f"{where}: {what} does not start with the vault header {HEADER!r}")
+    if header != HEADER:
+        raise VaultError(f"{where}: unsupported vault format {header!r} (this reads {HEADER!r})")
+    try:
+        raw = base64.b64decode("".join(body.split()), validate=True)
+    except binascii.Error:
+        raise VaultError(f"{where}: {what} is corrupt (truncated or not base64)") from None
+    if len(raw) < SALT_BYTES + NONCE_BYTES + TAG_BYTES:
+        raise VaultError(f"{where}: {what} is corrupt (truncated)")
+    salt, nonce = raw[:SALT_BYTES], raw[SALT_BYTES : SALT_BYTES + NONCE_BYTES]
+    sealed = raw[SALT_BYTES + NONCE_BYTES :]
+    try:
+        return AESGCM(_derive_key(password, salt)).decrypt(nonce, sealed, header.encode())
+    except InvalidTag:
+        raise VaultError(
+            f"{where}: cannot decrypt {what} (wrong password or tampered data)"
+        ) from None
+
+
+def encrypt_text(plaintext: str, password: VaultPassword) -> str:
+    """The vault text of a UTF-8 text."""
+    return encrypt_bytes(plaintext.encode("utf-8"), password)
+
+
+def decrypt_text(
+    vaulttext: str, password: VaultPassword, *, where: str, what: str = "vault data"
+) -> str:
+    """Like decrypt_bytes, for a plaintext that must be UTF-8 text."""
+    try:
+        return decrypt_bytes(vaulttext, password, where=where, what=what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise VaultError(f"{where}: the decrypted {what} is not UTF-8 text") from None
+
+
+def check_variable_name(name: str) -> str:
+    """`name` if it can be a variable name in vars (letters, digits, _), else ConfigError."""
+    if not _VARIABLE_NAME.match(name):
+        raise ConfigError(f"{name!r} is not a variable name (letters, digits and _)")
+    return name
+
+
+def encrypt_value(name: str, plaintext: str, password: VaultPassword, *, indent: int = 2) -> str:
+    """A YAML `NAME: !vault |` block holding `plaintext`, ready to paste into vars."""
+    check_variable_name(name)
+    pad = " " * indent
+    lines = encrypt_text(plaintext, password).splitlines()
+    return f"{name}: {VAULT_TAG} |\n" + "".join(f"{pad}{line}\n" for line in lines)
+
+
+def find_vault_values(text: str, *, where: str) -> tuple[VaultValue, ...]:
+    """Every `!vault |` block of the YAML `text`, in file order; ConfigError naming `where`."""
+    if VAULT_TAG not in text:
+        return ()
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{where}: {at}invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: invalid YAML: {exc}") from None
+    nodes = [n for doc in documents if doc is not None for n in _tagged(doc)]
+    lines = _LINE.findall(text)
+    return tuple(_located(lines, node, where) for node in nodes)
+
+
+def holds_vault_data(text: str, *, where: str) -> bool:
+    """Whether `text` is encrypted as a whole or holds `!vault` values."""
+    return is_encrypted(text) or bool(find_vault_values(text, where=where))
+
+
+def vault_value_error(where: str, line: int) -> ConfigError:
+    """The error for a `!vault` tag on something other than a literal block."""
+    return ConfigError(
+        f"{where}: line {line}: a {VAULT_TAG} value must be a literal block "
+        f"(`name: {VAULT_TAG} |` with the vault text indented below)"
+    )
+
+
+def rekey_text(text: str, *, old: VaultPassword, new: VaultPassword, where: str) -> str:
+    """`text` with its vault data encrypted with `new`, and every other byte as it was.
+
+    Every value is decrypted with `old` before anything is returned: one wrong password or
+    tampered value fails the whole rekey.
+    """
+    if new == old:
+        raise VaultError("the new vault password is the same as the old one")
+    if is_encrypted(text):
+        return encrypt_bytes(decrypt_bytes(text, old, where=where, what="vault file"), new)
+    lines = _LINE.findall(text)
+    for value in reversed(find_vault_values(text, where=where)):
+        here = f"{where}: line {value.line}"
+        plaintext = decrypt_bytes(value.vaulttext, old, where=here, what="vault value")
+        block = [f"{value.indent}{line}" for line in encrypt_bytes(plaintext, new).splitlines()]
+        # Each new line ends as the old ones did; the last keeps whatever the old last had
+        # (nothing, at the end of a file without a final newline).
+        ending, last = _ending(lines[value.first]) or "\n", _ending(lines[value.stop - 1])
+        block = [f"{line}{ending}" for line in block[:-1]] + [block[-1] + last]
+        lines[value.first : value.stop] = block
+    return "".join(lines)
+
+
+def reveal_text(text: str, password: VaultPassword, *, where: str) -> str:
+    """`text` decrypted: a whole vault text's plaintext, or the YAML with its values shown.
+
+    An inline value is shown as a double-quoted YAML string in place of its block.
+    """
+    if is_encrypted(text):
+        return decrypt_text(text, password, where=where, what="vault file")
+    lines = _LINE.findall(text)
+    for value in reversed(find_vault_values(text, where=where)):
+        here = f"{where}: line {value.line}"
+        plaintext = decrypt_text(value.vaulttext, password, where=here, what="vault value")
+        tag_line, last = lines[value.line - 1], _ending(lines[value.stop - 1])
+        shown = json.dumps(plaintext, ensure_ascii=False)
+        lines[value.line - 1 : value.stop] = [f"{tag_line[: value.column]}{shown}{last}"]
+    return "".join(lines)
+
+
+def read_password(
+    source: PasswordSource,
+    *,
+    environ: Mapping[str, str] | None = None,
+    ask: Callable[[str], str] | None = None,
+) -> VaultPassword:
+    """The password from `source.file`, else `source.env_var`, else asked for.
+
+    `ask` defaults to a hidden prompt when stdin is a terminal; without one, the error says
+    how to give the password. A file loses one trailing newline; an empty password is refused.
+    """
+    if source.file is not None:
+        return _password_from_file(source.file)
+    environ = os.environ if environ is None else environ
+    if source.env_var in environ:
+        if not environ[source.env_var]:
+            raise VaultError(f"environment variable {source.env_var} is set but empty")
+        return VaultPassword(environ[source.env_var])
+    if ask is None and sys.stdin is not None and sys.stdin.isatty():
+        ask = getpass.getpass
+    if ask is None:
+        raise VaultError(
+            f"no vault password: give {source.option} FILE or set {source.env_var} "
+            "(stdin is not a terminal, so it cannot be asked for)"
+        )
+    secret = ask(f"{source.prompt}: ")
+    if not secret:
+        raise VaultError("an empty vault password is not allowed")
+    if source.confirm and ask(f"{source.prompt} (again): ") != secret:
+        raise VaultError("the two passwords do not match")
+    return VaultPassword(secret)
+
+
+def _password_from_file(path: Path) -> VaultPassword:
+    try:
+        secret = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VaultError(f"{path}: no such vault password file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise VaultError(f"{path}: cannot read the vault password file: {reason}") from None
+    secret = secret.removesuffix("\n").removesuffix("\r")
+    if not secret:
+        raise VaultError(f"{path}: the vault password file is empty")
+    return VaultPassword(secret)
+
+
+def _derive_key(password: VaultPassword, salt: bytes) -> bytes:
+    kdf = Scrypt(salt=salt, length=KEY_BYTES, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return kdf.derive(password.secret.encode("utf-8"))
+
+
+def _tagged(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes tagged `!vault` below `node`, in document order."""
+    if node.tag == VAULT_TAG:
+        return [node]
+    if isinstance(node, yaml.SequenceNode):
+        return [found for child in node.value for found in _tagged(child)]
+    if isinstance(node, yaml.MappingNode):
+        pairs = node.value
+        return [found for pair in pairs for child in pair for found in _tagged(child)]
+    return []
+
+
+def _located(lines: list[str], node: yaml.Node, where: str) -> VaultValue:
+    line = node.start_mark.line + 1
+    if not isinstance(node, yaml.ScalarNode) or node.style != "|":
+        raise vault_value_error(where, line)
+    count = len(node.value.rstrip("\n").split("\n"))
+    first = node.start_mark.line + 1
+    content = lines[first : first + count]
+    # The block's lines, stripped, must be the scalar's lines: otherwise (an indentation
+    # indicator, tabs) a rewrite could touch the wrong bytes, so refuse instead.
+    if [c.strip() for c in content] != [v.strip() for v in node.value.rstrip("\n").split("\n")]:
+        raise vault_value_error(where, line)
+    indent = content[0][: len(content[0]) - len(content[0].lstrip())]
+    return VaultValue(
+        line=line,
+        column=node.start_mark.column,
+        first=first,
+        stop=first + count,
+        indent=indent,
+        vaulttext=node.value,
+    )
+
+
+def _ending(line: str) -> str:
+    """The line break at the end of `line`: "\\n", "\\r\\n" or "" on a last line without one."""
+    return line[len(line.rstrip(_BREAKS)) :]
