@@ -1,0 +1,622 @@
+"""The files rendered onto hosts: what an operator would see in them, and bad values refused."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from ollama_fleet import hostvars, render
+from ollama_fleet.errors import ConfigError
+
+
+def role(name: str, **values: Any) -> dict[str, Any]:
+    return hostvars.resolved(values, name)
+
+
+def caddyfile(**values: Any) -> str:
+    params: dict[str, Any] = {
+        "site_names": ["llm.example.com"],
+        "upstream": "127.0.0.1:11434",
+        "upstream_is_ollama": True,
+    }
+    params.update({k: values.pop(k) for k in list(values) if not k.startswith("caddy_")})
+    return render.render_caddyfile(role("caddy", **values), **params)
+
+
+# -- systemd's reading of a value: extract_first_word(EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE) ---------
+
+ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def systemd_words(text: str) -> list[str]:
+    """Split a setting's value the way systemd does for Environment= and ReadWritePaths=."""
+    words: list[str] = []
+    word: list[str] | None = None
+    quote = ""
+    chars = iter(text)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars)
+            word = (word or []) + [ESCAPES.get(escaped, escaped)]
+        elif quote:
+            if char == quote:
+                quote = ""
+            else:
+                word = (word or []) + [char]
+        elif char in "\"'":
+            quote, word = char, word or []
+        elif char.isspace():
+            if word is not None:
+                words.append("".join(word))
+            word = None
+        else:
+            word = (word or []) + [char]
+    assert not quote, f"unbalanced quote in {text!r}"
+    if word is not None:
+        words.append("".join(word))
+    return [unspecify(word) for word in words]
+
+
+def unspecify(word: str) -> str:
+    assert "%" not in word.replace("%%", ""), (
+        f"a % that systemd would read as a specifier: {word!r}"
+    )
+    return word.replace("%%", "%")
+
+
+def settings(unit: str, key: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(f"{key}=")]
+
+
+def environment(dropin: str) -> dict[str, str]:
+    words = [word for line in settings(dropin, "Environment") for word in systemd_words(line)]
+    return dict(word.split("=", 1) for word in words)
+
+
+def test_systemd_words_reads_quotes_and_escapes_like_systemd() -> None:
+    assert systemd_words(r'"A=b c" B=d\"e "F=100%%"') == ["A=b c", 'B=d"e', "F=100%"]
+
+
+# -- ollama.service.d/ollama-fleet.conf ---------------------------------------------------------
+
+
+def test_dropin_defaults_keep_ollama_on_loopback_with_its_model_path() -> None:
+    env = environment(render.render_ollama_dropin(role("ollama")))
+    assert env == {
+        "OLLAMA_HOST": "127.0.0.1:11434",
+        "OLLAMA_MODELS": "/usr/share/ollama/.ollama/models",
+        "OLLAMA_KEEP_ALIVE": "5m",
+        "OLLAMA_NUM_PARALLEL": "1",
+        "OLLAMA_MAX_LOADED_MODELS": "0",
+        "OLLAMA_MAX_QUEUE": "512",
+    }
+
+
+def test_dropin_is_a_service_section() -> None:
+    dropin = render.render_ollama_dropin(role("ollama"))
+    assert "[Service]" in dropin.splitlines()
+    assert dropin.startswith("# Managed by ollama-fleet")
+
+
+def test_dropin_sets_flash_attention_origins_and_extra_env_sorted_last() -> None:
+    dropin = render.render_ollama_dropin(
+        role(
+            "ollama",
+            ollama_flash_attention=True,
+            ollama_origins=["https://app.example.com", "app://*"],
+            ollama_extra_env={"OLLAMA_KV_CACHE_TYPE": "q8_0", "CUDA_VISIBLE_DEVICES": "0,1"},
+        )
+    )
+    env = environment(dropin)
+    assert env["OLLAMA_FLASH_ATTENTION"] == "1"
+    assert env["OLLAMA_ORIGINS"] == "https://app.example.com,app://*"
+    assert list(env)[-2:] == ["CUDA_VISIBLE_DEVICES", "OLLAMA_KV_CACHE_TYPE"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "two words",
+        'a "quoted" word',
+        "back\\slash and trailing\\",
+        "100% sure, %n is no specifier",
+        "$HOME ${PATH} stay literal",
+        "it's; #not a comment",
+        "ünïcödé",
+    ],
+)
+def test_dropin_values_survive_systemd_quoting(value: str) -> None:
+    dropin = render.render_ollama_dropin(
+        role("ollama", ollama_models_dir=f"/srv/{value}", ollama_extra_env={"NOTE": value})
+    )
+    env = environment(dropin)
+    assert env["NOTE"] == value
+    assert env["OLLAMA_MODELS"] == f"/srv/{value}"
+
+
+def test_dropin_numbers_in_extra_env_are_written_as_numbers() -> None:
+    dropin = render.render_ollama_dropin(
+        role("ollama", ollama_extra_env={"OLLAMA_CONTEXT_LENGTH": 8192, "OLLAMA_X": 0.5})
+    )
+    env = environment(dropin)
+    assert (env["OLLAMA_CONTEXT_LENGTH"], env["OLLAMA_X"]) == ("8192", "0.5")
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"ollama_extra_env": {"OLLAMA_HOST": "0.0.0.0:1"}}, "ollama_extra_env: OLLAMA_HOST"),
+        ({"ollama_extra_env": {"NOTE": "line\nExecStartPre=/bin/sh"}}, "ollama_extra_env"),
+        ({"ollama_extra_env": {"lower": "x"}}, "ollama_extra_env"),
+        ({"ollama_models_dir": "models"}, "ollama_models_dir"),
+        ({"ollama_models_dir": "/srv/models\n[Service]"}, "ollama_models_dir"),
+        ({"ollama_origins": ["https://a.example,https://b.example"]}, "ollama_origins"),
+        ({"ollama_host": "localhost"}, "ollama_host"),
+        ({"ollama_keep_alive": "forever"}, "ollama_keep_alive"),
+        ({"ollama_num_parallel": -1}, "ollama_num_parallel"),
+        ({"ollama_flash_attention": "yes"}, "ollama_flash_attention"),
+    ],
+)
+def test_dropin_refuses_bad_values_naming_the_variable(values: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(named)}"):
+        render.render_ollama_dropin(role("ollama", **values))
+
+
+def test_a_missing_variable_is_named() -> None:
+    ollama_vars = role("ollama")
+    del ollama_vars["ollama_max_queue"]
+    with pytest.raises(ConfigError, match="^ollama_max_queue: missing"):
+        render.render_ollama_dropin(ollama_vars)
+
+
+# -- ollama.service -------------------------------------------------------------------------------
+
+
+def test_ollama_unit_runs_ollama_serve_as_ollama_like_install_sh() -> None:
+    unit = render.render_ollama_unit()
+    assert settings(unit, "ExecStart") == ["/usr/local/bin/ollama serve"]
+    for key, value in {
+        "User": "ollama",
+        "Group": "ollama",
+        "Restart": "always",
+        "RestartSec": "3",
+        "After": "network-online.target",
+        "Wants": "network-online.target",
+        "WantedBy": "multi-user.target",
+    }.items():
+        assert settings(unit, key) == [value], key
+
+
+def test_ollama_unit_is_hardened_but_leaves_the_gpu_devices_visible() -> None:
+    unit = render.render_ollama_unit()
+    assert settings(unit, "NoNewPrivileges") == ["yes"]
+    assert settings(unit, "ProtectSystem") == ["full"]
+    assert settings(unit, "ProtectHome") == ["read-only"]
+    assert settings(unit, "PrivateTmp") == ["yes"]
+    assert settings(unit, "PrivateDevices") == []
+    assert systemd_words(settings(unit, "ReadWritePaths")[0]) == [
+        "/usr/share/ollama",
+        "/usr/share/ollama/.ollama/models",
+    ]
+
+
+@pytest.mark.parametrize("models_dir", ["/home/ai/models", "/root/models"])
+def test_ollama_unit_with_models_under_a_home_does_not_hide_them(models_dir: str) -> None:
+    unit = render.render_ollama_unit(models_dir=models_dir)
+    assert settings(unit, "ProtectHome") == ["no"]
+    assert models_dir in systemd_words(settings(unit, "ReadWritePaths")[0])
+
+
+def test_ollama_unit_models_dir_with_a_space_is_one_writable_path() -> None:
+    unit = render.render_ollama_unit(models_dir="/srv/big disk/models/")
+    words = systemd_words(settings(unit, "ReadWritePaths")[0])
+    assert words == ["/usr/share/ollama", "/srv/big disk/models"]
+
+
+@pytest.mark.parametrize("binary", ["ollama", "/opt/my ollama/bin/ollama", "/opt/$X/ollama"])
+def test_ollama_unit_refuses_a_binary_path_execstart_would_mangle(binary: str) -> None:
+    with pytest.raises(ConfigError, match="^binary:"):
+        render.render_ollama_unit(binary=binary)
+
+
+# -- Caddyfile ------------------------------------------------------------------------------------
+
+
+def site_block(text: str) -> str:
+    return text[text.index("llm.example.com") :]
+
+
+def test_caddyfile_internal_tls_by_default() -> None:
+    text = caddyfile()
+    assert "\ttls internal\n" in site_block(text)
+    assert "email" not in text
+
+
+def test_caddyfile_acme_sets_the_account_email_and_no_tls_line() -> None:
+    text = caddyfile(caddy_tls="acme", caddy_acme_email="ops@example.com")
+    assert re.search(r"^\{\n\temail ops@example\.com\n", text, re.MULTILINE)
+    assert "\ttls" not in site_block(text)
+
+
+def test_caddyfile_files_points_tls_at_the_host_paths() -> None:
+    text = caddyfile(
+        caddy_tls="files",
+        caddy_tls_cert_file="ca/cert.pem",
+        caddy_tls_key_file="ca/key.pem",
+        cert_file="/etc/caddy/tls/llm.pem",
+        key_file="/etc/caddy/tls/llm key.pem",
+    )
+    assert '\ttls /etc/caddy/tls/llm.pem "/etc/caddy/tls/llm key.pem"\n' in text
+
+
+def test_caddyfile_serves_every_site_name_once_from_one_block() -> None:
+    text = caddyfile(site_names=["llm.example.com", "gpu-1.example.com", "llm.example.com"])
+    assert "\nllm.example.com, gpu-1.example.com {\n" in text
+    assert text.count("reverse_proxy") == 1
+
+
+@pytest.mark.parametrize("hsts", [True, False])
+def test_caddyfile_security_headers_and_hsts_only_when_asked(hsts: bool) -> None:
+    text = caddyfile(caddy_hsts=hsts)
+    assert ("Strict-Transport-Security" in text) is hsts
+    for header in ('X-Content-Type-Options "nosniff"', 'X-Frame-Options "DENY"', "-Server"):
+        assert header in text
+    assert "\timport security_headers\n" in site_block(text)
+
+
+def test_caddyfile_streams_without_buffering_or_compression() -> None:
+    text = caddyfile(caddy_response_timeout="15m")
+    assert "\t\tflush_interval -1\n" in text
+    assert "\t\t\tresponse_header_timeout 15m\n" in text
+    assert "\t\t\tread_timeout 0\n" in text
+    assert not re.search(r"^\s*encode\b", text, re.MULTILINE)
+
+
+def test_caddyfile_logs_json_to_the_access_log() -> None:
+    text = caddyfile(log_file="/var/log/caddy/llm.log")
+    assert "\t\toutput file /var/log/caddy/llm.log\n\t\tformat json\n" in text
+
+
+def test_caddyfile_rewrites_host_only_in_front_of_ollama() -> None:
+    assert "header_up Host localhost:11434" in caddyfile()
+    gateway = caddyfile(upstream="127.0.0.1:8080", upstream_is_ollama=False)
+    assert "reverse_proxy 127.0.0.1:8080 {" in gateway
+    assert "header_up" not in gateway
+
+
+def test_caddyfile_bare_seconds_get_a_unit_caddy_accepts() -> None:
+    assert "response_header_timeout 600s\n" in caddyfile(caddy_response_timeout="600")
+
+
+def test_caddyfile_extra_directives_go_verbatim_inside_the_site_block() -> None:
+    extra = "@blocked path /api/delete /api/pull\nrespond @blocked 403"
+    text = caddyfile(caddy_extra_directives=extra)
+    assert extra in site_block(text)
+    assert site_block(text).rstrip().endswith(extra + "\n}")
+
+
+def test_caddyfile_extra_directives_may_hold_quoted_braces_and_placeholders() -> None:
+    extra = 'header X-Note "{ not a block" # } neither\nrespond /who {http.request.host} 200'
+    assert extra in caddyfile(caddy_extra_directives=extra)
+
+
+def test_caddyfile_keeps_the_admin_api_where_debian_reloads_through_it() -> None:
+    text = caddyfile(caddy_tls="acme", caddy_acme_email="ops@example.com")
+    assert not re.search(r"^\s*admin\b", text, re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"site_names": []}, "caddy_site_names"),
+        ({"site_names": ["llm.example.com evil.example"]}, "caddy_site_names"),
+        ({"site_names": ["llm.example.com{"]}, "caddy_site_names"),
+        ({"caddy_tls": "acme"}, "caddy_acme_email"),
+        ({"caddy_tls": "acme", "caddy_acme_email": "ops@example.com\n}"}, "caddy_acme_email"),
+        ({"caddy_tls": "files"}, "caddy_tls is files"),
+        ({"cert_file": "/c.pem", "key_file": "/k.pem"}, "caddy_tls is internal"),
+        (
+            {"caddy_tls": "files", "cert_file": "/etc/{$HOME}.pem", "key_file": "/k.pem"},
+            "caddy_tls_cert_file",
+        ),
+        (
+            {"caddy_tls": "files", "cert_file": "/c.pem", "key_file": 'k".pem'},
+            "caddy_tls_key_file",
+        ),
+        ({"upstream": "127.0.0.1"}, "upstream"),
+        ({"upstream": "127.0.0.1:11434 { }"}, "upstream"),
+        ({"upstream": "127.0.0.1:99999"}, "upstream"),
+        ({"caddy_response_timeout": "-1"}, "caddy_response_timeout"),
+        ({"caddy_response_timeout": "ten minutes"}, "caddy_response_timeout"),
+        ({"caddy_hsts": "no"}, "caddy_hsts"),
+        ({"log_file": "access.log"}, "log_file"),
+        # Caddy 2.6 takes a site block left open at the end of the file without a word.
+        ({"caddy_extra_directives": "respond /x 200 {"}, "caddy_extra_directives"),
+        ({"caddy_extra_directives": "}\nevil.example.com {"}, "caddy_extra_directives"),
+    ],
+)
+def test_caddyfile_refuses_bad_values_naming_the_variable(
+    values: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(named)}"):
+        caddyfile(**values)
+
+
+# -- nftables.conf --------------------------------------------------------------------------------
+
+
+def nftables(ollama_port: int = 11434, **values: Any) -> str:
+    return render.render_nftables(role("firewall", **values), ollama_port=ollama_port)
+
+
+def input_rules(text: str) -> list[str]:
+    chain = text[text.index("chain input") : text.index("chain forward")]
+    lines = [line.strip() for line in chain.splitlines()[1:]]
+    return [line for line in lines if line not in ("", "}") and not line.startswith("#")]
+
+
+def test_nftables_is_a_complete_managed_ruleset() -> None:
+    text = nftables()
+    assert text.startswith("#!/usr/sbin/nft -f\n# Managed by ollama-fleet")
+    assert "\nflush ruleset\n" in text
+    assert "type filter hook input priority filter; policy drop;" in text
+    assert "type filter hook forward priority filter; policy drop;" in text
+    assert "type filter hook output priority filter; policy accept;" in text
+
+
+def test_nftables_lets_ssh_in_before_any_other_port_or_drop() -> None:
+    rules = input_rules(nftables(sshd_port=2222, firewall_extra_tcp_ports=[8443]))
+    ssh = rules.index('tcp dport 2222 accept comment "sshd_port"')
+    before = rules[:ssh]
+    assert "ct state established,related accept" in before
+    assert not [rule for rule in before if "dport" in rule]
+    # Only packets conntrack calls invalid are dropped before it.
+    assert [rule for rule in before if rule.endswith("drop")] == ["ct state invalid drop"]
+
+
+def test_nftables_opens_http_and_extra_ports_to_everyone() -> None:
+    rules = input_rules(nftables(firewall_extra_tcp_ports=[8443, 9000, 8443]))
+    assert 'tcp dport { 80, 443 } accept comment "http_ports"' in rules
+    assert 'tcp dport { 8443, 9000 } accept comment "firewall_extra_tcp_ports"' in rules
+
+
+def test_nftables_keeps_ollama_closed_unless_networks_are_allowed() -> None:
+    assert "11434" not in nftables()
+    rules = input_rules(
+        nftables(firewall_allow_ollama=["10.0.0.0/8", "10.1.2.3", "fd00::/8", "192.0.2.7/24"])
+    )
+    assert (
+        "ip saddr { 10.0.0.0/8, 192.0.2.0/24 } tcp dport 11434 accept"
+        ' comment "firewall_allow_ollama"'
+    ) in rules
+    assert 'ip6 saddr fd00::/8 tcp dport 11434 accept comment "firewall_allow_ollama"' in rules
+
+
+def test_nftables_metrics_ports_only_for_allowed_networks() -> None:
+    assert "9464" not in nftables()
+    rules = input_rules(
+        nftables(firewall_allow_metrics=["2001:db8::5"], firewall_metrics_ports=[9464, 9100])
+    )
+    assert rules[-1] == (
+        'ip6 saddr 2001:db8::5/128 tcp dport { 9100, 9464 } accept comment "firewall_allow_metrics"'
+    )
+    assert "9464" not in nftables(firewall_allow_metrics=["10.0.0.0/8"], firewall_metrics_ports=[])
+
+
+def test_nftables_keeps_neighbour_discovery_and_limits_ping() -> None:
+    text = nftables()
+    for kind in ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert", "packet-too-big"):
+        assert kind in text
+    assert re.search(r"icmp type echo-request limit rate \d+/second .*accept", text)
+    assert re.search(r"icmpv6 type echo-request limit rate \d+/second .*accept", text)
+
+
+def test_plan_firewall_orders_rules_ssh_first() -> None:
+    plan = render.plan_firewall(
+        role("firewall", firewall_allow_ollama=["10.0.0.0/8"]), ollama_port=11434, http_ports=[443]
+    )
+    assert plan == (
+        render.FirewallRule((22,), "sshd_port"),
+        render.FirewallRule((443,), "http_ports"),
+        render.FirewallRule((11434,), "firewall_allow_ollama", "ip", ("10.0.0.0/8",)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"sshd_port": 0}, "sshd_port"),
+        ({"sshd_port": "22"}, "sshd_port"),
+        ({"firewall_allow_ollama": ["10.0.0.0/33"]}, "firewall_allow_ollama"),
+        ({"firewall_allow_metrics": ["everyone"]}, "firewall_allow_metrics"),
+        ({"firewall_metrics_ports": [70000]}, "firewall_metrics_ports"),
+        ({"firewall_extra_tcp_ports": ["80; drop"]}, "firewall_extra_tcp_ports"),
+        ({"ollama_port": 0}, "ollama_port"),
+    ],
+)
+def test_nftables_refuses_bad_values_naming_the_variable(
+    values: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{named}:"):
+        nftables(**values)
+
+
+def test_nftables_refuses_bad_http_ports() -> None:
+    with pytest.raises(ConfigError, match="^http_ports:"):
+        render.render_nftables(role("firewall"), ollama_port=11434, http_ports=(443, True))
+
+
+# -- this project's services ----------------------------------------------------------------------
+
+SERVICES = {
+    "check": render.render_fleet_check_service,
+    "monitor": render.render_monitor_service,
+    "gateway": render.render_gateway_service,
+}
+
+
+def test_check_service_runs_the_checks_into_the_state_directory() -> None:
+    unit = render.render_fleet_check_service(role("services", fleet_venv="/srv/fleet/"))
+    assert settings(unit, "Type") == ["oneshot"]
+    assert settings(unit, "ExecStart") == [
+        "/srv/fleet/bin/ollama-fleet check /etc/ollama-fleet/checks.yml"
+        " --format json -o /var/lib/ollama-fleet/last-check.json"
+    ]
+
+
+def test_check_timer_runs_after_boot_then_every_interval() -> None:
+    timer = render.render_fleet_check_timer(role("services", fleet_check_interval="1h 30min"))
+    assert settings(timer, "OnBootSec") == ["2min"]
+    assert settings(timer, "OnUnitActiveSec") == ["1h 30min"]
+    assert settings(timer, "WantedBy") == ["timers.target"]
+
+
+@pytest.mark.parametrize("interval", ["soon", "5min\nExecStart=/bin/sh", "", "5 min please"])
+def test_check_timer_refuses_what_is_not_a_time_span(interval: str) -> None:
+    with pytest.raises(ConfigError, match="^fleet_check_interval:"):
+        render.render_fleet_check_timer(role("services", fleet_check_interval=interval))
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("monitor", "monitor --config /etc/ollama-fleet/monitor.yml"),
+        ("gateway", "gateway --config /etc/ollama-fleet/gateway.yml"),
+    ],
+)
+def test_long_running_services_restart_and_start_at_boot(name: str, command: str) -> None:
+    unit = SERVICES[name](role("services"))
+    assert settings(unit, "ExecStart") == [f"/opt/ollama-fleet/bin/ollama-fleet {command}"]
+    assert settings(unit, "Restart") == ["on-failure"]
+    assert settings(unit, "WantedBy") == ["multi-user.target"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_services_run_unprivileged_with_only_their_state_dir_writable(name: str) -> None:
+    unit = SERVICES[name](role("services"))
+    expected = {
+        "User": "ollama-fleet",
+        "DynamicUser": "no",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "StateDirectory": "ollama-fleet",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "CapabilityBoundingSet": "",
+        "SystemCallFilter": "@system-service",
+    }
+    for key, value in expected.items():
+        assert settings(unit, key) == [value], key
+    assert settings(unit, "ReadWritePaths") == []
+
+
+@pytest.mark.parametrize("venv", ["venv", "/opt/ollama fleet", "/opt/%h/venv", "/opt/\n"])
+@pytest.mark.parametrize("name", SERVICES)
+def test_services_refuse_a_venv_path_execstart_would_mangle(name: str, venv: str) -> None:
+    with pytest.raises(ConfigError, match="^fleet_venv:"):
+        SERVICES[name](role("services", fleet_venv=venv))
+
+
+@pytest.mark.parametrize(
+    ("name", "port"), [("monitor", "monitor_port"), ("gateway", "gateway_port")]
+)
+def test_services_refuse_a_privileged_port(name: str, port: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{port}: 443 needs privileges"):
+        SERVICES[name](role("services", **{port: 443}))
+
+
+# -- gateway.yml and monitor.yml ------------------------------------------------------------------
+
+KEYS = ["sk-first", "key: with # yaml 'specials' \"too\"", "ünïcödé-key"]
+
+
+def gateway_config(**values: Any) -> str:
+    ollama_host = values.pop("ollama_host", "127.0.0.1:11434")
+    return render.render_gateway_config(role("services", **values), ollama_host=ollama_host)
+
+
+def test_gateway_config_listens_on_loopback_in_front_of_ollama() -> None:
+    config = yaml.safe_load(gateway_config(gateway_port=8081))
+    assert config["listen"] == "127.0.0.1:8081"
+    assert config["upstreams"] == ["http://127.0.0.1:11434"]
+    assert config["api_keys"] == []
+
+
+def test_gateway_config_stores_keys_only_as_sha256_hashes() -> None:
+    text = gateway_config(gateway_api_keys=KEYS)
+    for key in KEYS:
+        assert key not in text
+    expected = sorted(f"sha256:{hashlib.sha256(key.encode()).hexdigest()}" for key in KEYS)
+    assert yaml.safe_load(text)["api_keys"] == expected
+
+
+def test_gateway_config_takes_an_already_hashed_key_as_is() -> None:
+    hashed = "sha256:" + hashlib.sha256(b"sk-first").hexdigest()
+    assert yaml.safe_load(gateway_config(gateway_api_keys=["sk-first", hashed]))["api_keys"] == [
+        hashed
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ollama_host", "upstream"),
+    [
+        ("0.0.0.0:11434", "http://127.0.0.1:11434"),
+        ("http://[::]:11500", "http://[::1]:11500"),
+        ("10.0.0.5:11434", "http://10.0.0.5:11434"),
+    ],
+)
+def test_gateway_config_dials_wildcard_listen_addresses_on_loopback(
+    ollama_host: str, upstream: str
+) -> None:
+    assert yaml.safe_load(gateway_config(ollama_host=ollama_host))["upstreams"] == [upstream]
+
+
+@pytest.mark.parametrize("keys", [["sk-first", ""], [" sk-padded"], ["sk-first", 12345678]])
+def test_gateway_config_refuses_bad_keys_without_showing_them(keys: list[Any]) -> None:
+    with pytest.raises(ConfigError, match="^gateway_api_keys:") as caught:
+        gateway_config(gateway_api_keys=keys)
+    assert "sk-" not in str(caught.value)
+    assert "12345678" not in str(caught.value)
+
+
+def test_gateway_config_refuses_an_ollama_host_without_port() -> None:
+    with pytest.raises(ConfigError, match="^ollama_host:"):
+        gateway_config(ollama_host="localhost")
+
+
+def test_monitor_config_keeps_port_target_and_webhook_exactly() -> None:
+    webhook = "https://hooks.example.com/T0/B1?token=a:b%20c#frag&x='y'"
+    text = render.render_monitor_config(
+        role("services", monitor_port=9500, monitor_webhook_url=webhook),
+        targets_url="https://llm.example.com",
+    )
+    assert yaml.safe_load(text) == {
+        "port": 9500,
+        "targets_url": "https://llm.example.com",
+        "webhook_url": webhook,
+    }
+
+
+def test_monitor_config_without_webhook_has_no_webhook() -> None:
+    text = render.render_monitor_config(role("services"), targets_url="https://llm.example.com")
+    assert "webhook_url" not in yaml.safe_load(text)
+
+
+def test_monitor_config_refuses_a_bad_webhook_without_showing_it() -> None:
+    with pytest.raises(ConfigError, match="^monitor_webhook_url:") as caught:
+        render.render_monitor_config(
+            role("services", monitor_webhook_url="hooks.example.com/secret-token"),
+            targets_url="https://llm.example.com",
+        )
+    assert "secret-token" not in str(caught.value)
+
+
+def test_monitor_config_refuses_a_bad_targets_url() -> None:
+    with pytest.raises(ConfigError, match="^targets_url:"):
+        render.render_monitor_config(role("services"), targets_url="llm.example.com")
