@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ollama_fleet.errors import ConfigError
 
@@ -104,6 +105,7 @@ DEFAULT_MODELS: tuple[SimModel, ...] = tuple(
     model_from_name(n) for n in ("llama3.2:1b", "qwen2.5:0.5b", "nomic-embed-text:latest")
 )
 DEFAULT_PULLABLE: tuple[str, ...] = ("llama3.1:8b", "mistral:7b", "gemma2:2b")
+KNOWN_NAMES: tuple[str, ...] = tuple(_KNOWN)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +163,8 @@ class SimulatorConfig:
     loopback_only_hosts: bool = True
     faults: Faults = field(default_factory=Faults)
     pullable: tuple[str, ...] = DEFAULT_PULLABLE
+    # where pulled models are remembered across restarts (OLLAMA_MODELS); None: memory only
+    models_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.tokens_per_second < 0:

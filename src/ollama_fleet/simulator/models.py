@@ -131,6 +131,10 @@ def routes(state: SimulatorState) -> list[Route]:
         if not stream:
             if not known:
                 raise ApiError(PULL_ERROR, 500)
+            try:
+                state.save_manifest(_pull_target(state, name))
+            except OSError as exc:
+                raise ApiError(_write_error(exc), 500) from None
             state.add(_pull_target(state, name))
             return JSONResponse({"status": "success"})
         return ndjson_stream(_pull_chunks(state, name, known), state.faults_for(request.url.path))
@@ -181,6 +185,11 @@ def routes(state: SimulatorState) -> list[Route]:
     ]
 
 
+def _write_error(exc: OSError) -> str:
+    """Ollama's wording for a manifest it cannot write (e.g. a models dir it does not own)."""
+    return f"open {exc.filename}: {(exc.strerror or 'error').lower()}"
+
+
 def _pull_target(state: SimulatorState, name: str) -> SimModel:
     """What pulling `name` installs: the installed or configured model, else a guessed one."""
     installed = state.find(name)
@@ -203,5 +212,10 @@ async def _pull_chunks(state: SimulatorState, name: str, known: bool) -> AsyncIt
                  "total": total, "completed": completed}
             )  # fmt: skip
     yield ndjson({"status": "verifying sha256 digest"})
+    try:
+        state.save_manifest(target)
+    except OSError as exc:  # e.g. OLLAMA_MODELS owned by someone else, as Ollama reports it
+        yield Final(ndjson({"error": _write_error(exc)}))
+        return
     yield ndjson({"status": "writing manifest"})
     yield Final(ndjson({"status": "success"}), commit=lambda: state.add(target))

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from ollama_fleet.simulator.config import Faults, SimModel, SimulatorConfig, normalize_name
+from ollama_fleet.simulator.config import (
+    Faults,
+    SimModel,
+    SimulatorConfig,
+    model_from_name,
+    normalize_name,
+)
 
 DEFAULT_KEEP_ALIVE_S = 300.0
 FOREVER_S = 290 * 365 * 24 * 3600.0  # Ollama shows "forever" as a date centuries away
@@ -50,6 +58,29 @@ def parse_keep_alive(value: object) -> float:
     return FOREVER_S if seconds < 0 or seconds > FOREVER_S else seconds
 
 
+def manifest_path(models_dir: Path, name: str) -> Path:
+    """Where Ollama keeps a model's manifest: manifests/registry.ollama.ai/library/NAME/TAG."""
+    base, tag = normalize_name(name).rsplit(":", 1)
+    namespace = base if "/" in base else f"library/{base}"
+    return models_dir / "manifests" / "registry.ollama.ai" / namespace / tag
+
+
+def stored_models(models_dir: Path | None) -> list[tuple[SimModel, datetime]]:
+    """Models remembered in `models_dir` by earlier pulls, with their files' times."""
+    root = None if models_dir is None else models_dir / "manifests" / "registry.ollama.ai"
+    if root is None or not root.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        try:
+            name = json.loads(path.read_text())["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not one of ours: ignore, as Ollama ignores unreadable manifests
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        found.append((model_from_name(name), stamp))
+    return found
+
+
 @dataclass(frozen=True, kw_only=True)
 class Installed:
     """A model present on the simulated server, with when it arrived."""
@@ -68,6 +99,8 @@ class SimulatorState:
         self._models: dict[str, Installed] = {
             m.name: Installed(model=m, modified_at=started) for m in config.models
         }
+        for model, stamp in stored_models(config.models_dir):
+            self._models[model.name] = Installed(model=model, modified_at=stamp)
         self._expires: dict[str, datetime] = {}
         self._ids = itertools.count(1)
 
@@ -92,10 +125,21 @@ class SimulatorState:
         """Install (or refresh) a model."""
         self._models[model.name] = Installed(model=model, modified_at=utcnow())
 
+    def save_manifest(self, model: SimModel) -> None:
+        """Remember `model` in models_dir (if any); OSError when that is not writable."""
+        if self.config.models_dir is not None:
+            path = manifest_path(self.config.models_dir, model.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_text(json.dumps({"name": model.name, "digest": model.digest}))
+            temporary.replace(path)
+
     def remove(self, name: str) -> bool:
         """Delete a model; False when it was not installed."""
         full = normalize_name(name)
         self._expires.pop(full, None)
+        if self.config.models_dir is not None and full in self._models:
+            manifest_path(self.config.models_dir, full).unlink(missing_ok=True)
         return self._models.pop(full, None) is not None
 
     def use(self, model: SimModel, keep_alive_s: float) -> bool:
