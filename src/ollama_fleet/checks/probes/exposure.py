@@ -1,4 +1,9 @@
-"""exposure: ports that must be closed refuse a TCP connection from here; open ones accept."""
+"""exposure: nothing answers on ports that must be closed; ports that must be open accept.
+
+A port counts as exposed when a connection is accepted AND something answers on it: port
+forwarders and load balancers (qemu's user network, cloud LBs) accept every connection and then
+close it, or stay silent, when nothing behind them listens. A silent accept is reported as such.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +15,55 @@ from urllib.parse import urlsplit
 from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, fail, ok
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
 
+PROBE_REQUEST = b"GET /api/version HTTP/1.0\r\nHost: localhost\r\n\r\n"
 
-async def tcp_state(host: str, port: int, *, timeout_s: float) -> str:
-    """'open', 'refused', 'timeout' or 'dns' for a TCP connect from here."""
+
+async def tcp_state(host: str, port: int, *, timeout_s: float, speak: bool = False) -> str:
+    """'open', 'refused', 'timeout' or 'dns' for a TCP connect from here.
+
+    With `speak`, an accepted connection is asked an HTTP question: 'open' if anything comes
+    back, 'dropped' if the peer closes without a byte, 'silent' if nothing comes in time.
+    """
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
     except TimeoutError:
         return "timeout"
     except socket.gaierror:
         return "dns"
     except OSError:
         return "refused"
+    state = "open"
+    if speak:
+        try:
+            writer.write(PROBE_REQUEST)
+            await writer.drain()
+            state = "open" if await asyncio.wait_for(reader.read(1), timeout_s) else "dropped"
+        except TimeoutError:
+            state = "silent"
+        except OSError:
+            state = "dropped"
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
-    return "open"
+    return state
+
+
+CLOSED_WORDING = {
+    "refused": "closed (refused)",
+    "timeout": "closed (timeout)",
+    "dropped": "closed (a forwarder accepted, then closed: nothing listens behind it)",
+    "silent": "closed (accepted by a forwarder, but nothing answered)",
+}
 
 
 async def probe_exposure(ctx: ProbeContext) -> CheckResult:
     watch = Stopwatch(ctx, "exposure")
     host = urlsplit(ctx.target.url).hostname or ""
     closed, opened = ctx.target.closed_ports, ctx.target.open_ports
+    timeout = ctx.settings.port_timeout_s
     states = await asyncio.gather(
-        *(tcp_state(host, port, timeout_s=ctx.settings.port_timeout_s) for port in closed + opened)
+        *(tcp_state(host, port, timeout_s=timeout, speak=True) for port in closed),
+        *(tcp_state(host, port, timeout_s=timeout) for port in opened),
     )
     by_port = dict(zip(closed + opened, states, strict=True))
     findings: list[Finding] = []
@@ -42,7 +73,7 @@ async def probe_exposure(ctx: ProbeContext) -> CheckResult:
         if by_port[port] == "open":
             findings.append(fail(FailureClass.EXPOSED, f"port {port} accepts connections"))
         elif by_port[port] != "dns":
-            findings.append(ok(f"port {port} closed ({by_port[port]})"))
+            findings.append(ok(f"port {port} {CLOSED_WORDING[by_port[port]]}"))
     for port in opened:
         state = by_port[port]
         if state == "open":
