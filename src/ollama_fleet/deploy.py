@@ -1,0 +1,545 @@
+"""`ollama-fleet deploy` on the controller: plan, run pyinfra in a child, follow it, check.
+
+`ollama-fleet deploy`, the controller's side: choose and validate hosts, prepare what the hosts
+need from the controller (the Ollama archive, certificate files), run pyinfra in a child process
+(ollama_fleet.deploys.runner), follow its events, then run the checks on the hosts that changed.
+
+Nothing here imports pyinfra. Every decrypted vault value is redacted from what the child
+prints and from what this module shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from ollama_fleet import hostvars
+from ollama_fleet.errors import ConfigError, FleetError
+from ollama_fleet.inventory import Host, Inventory
+
+PREPARED_KEY = "fleet_prepared"  # the runner reads it back (ollama_fleet.deploys.common)
+SIMULATOR = "simulator"
+REDACTED = "***"
+
+
+class DeployFailed(FleetError):
+    """The deploy ran but a host failed, or the checks after it failed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostOutcome:
+    name: str
+    ops: int = 0
+    changed: tuple[str, ...] = ()
+    error: str | None = None  # the first failure on this host, already redacted
+    planned: tuple[str, ...] = ()  # with --dry: operations that would change something
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeployResult:
+    hosts: tuple[HostOutcome, ...]
+    dry: bool = False
+
+    @property
+    def failed(self) -> tuple[HostOutcome, ...]:
+        return tuple(h for h in self.hosts if h.failed)
+
+    @property
+    def changed(self) -> tuple[HostOutcome, ...]:
+        return tuple(h for h in self.hosts if h.changed)
+
+
+@dataclass(slots=True)
+class _Tally:
+    ops: int = 0
+    changed: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def select_hosts(inventory: Inventory, limit: Sequence[str]) -> tuple[Host, ...]:
+    """Hosts named by --limit (host or group names, comma-separated); all without a limit."""
+    names = [n.strip() for item in limit for n in item.split(",") if n.strip()]
+    if not names:
+        return inventory.hosts
+    chosen: dict[str, Host] = {}
+    for name in names:
+        matches = [h for h in inventory.hosts if h.name == name or name in h.groups]
+        if not matches:
+            raise ConfigError(f"--limit {name}: no host or group of that name in {inventory.path}")
+        chosen.update((h.name, h) for h in matches)
+    return tuple(h for h in inventory.hosts if h.name in chosen)
+
+
+def select_roles(roles: Sequence[str]) -> tuple[str, ...]:
+    names = [n.strip() for item in roles for n in item.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(hostvars.ROLES))
+    if unknown:
+        raise ConfigError(
+            f"--roles: unknown role {unknown[0]!r}; roles: {', '.join(hostvars.ROLES)}"
+        )
+    return tuple(r for r in hostvars.ROLES if r in names) if names else hostvars.ROLES
+
+
+def validate_hosts(inventory: Inventory, hosts: Iterable[Host]) -> None:
+    for host in hosts:
+        hostvars.validate(host.vars, where=f"{inventory.path}: host {host.name}")
+
+
+# -- what the controller prepares for the hosts ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    """The Ollama release a host gets: pushed from the controller, or downloaded by the host."""
+
+    source: str  # "artifact" or "download"
+    version: str
+    sha256: str
+    filename: str
+    path: str = ""  # artifact: controller path
+    url: str = ""  # download: release URL
+    simulator: bool = False
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "version": self.version, "sha256": self.sha256,
+            "filename": self.filename, "path": self.path, "url": self.url,
+        }  # fmt: skip
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_from_sums(text: str, filename: str) -> str | None:
+    """The digest of `filename` in a sha256sum.txt ("HEX  ./name" or "HEX  name" lines)."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].removeprefix("./").lstrip("*") == filename:
+            return parts[0].lower()
+    return None
+
+
+def resolve_release(
+    ollama_vars: Mapping[str, Any], *, where: str, inventory_dir: Path, cache_dir: Path,
+    fetch: Callable[[str], str] | None = None,
+) -> Release:  # fmt: skip
+    """What the ollama role installs, decided on the controller (checksums included)."""
+    artifact = str(ollama_vars["ollama_artifact"])
+    version = str(ollama_vars["ollama_version"])
+    if artifact == SIMULATOR:
+        from ollama_fleet.simulator.artifact import build_artifact
+
+        built = build_artifact(cache_dir / "artifacts")
+        return Release(
+            source="artifact", version=built.version, sha256=built.sha256,
+            filename=built.path.name, path=str(built.path), simulator=True,
+        )  # fmt: skip
+    if artifact:
+        path = hostvars.controller_path(artifact, inventory_dir / "x")
+        if not path.is_file():
+            raise ConfigError(f"{where}: ollama_artifact: no such file {str(path)!r}")
+        sha = file_sha256(path)
+        pinned = str(ollama_vars["ollama_sha256"])
+        if pinned and pinned != sha:
+            raise ConfigError(
+                f"{where}: ollama_artifact {path.name} has sha256 {sha[:12]}..., "
+                f"not ollama_sha256 {pinned[:12]}..."
+            )
+        return Release(
+            source="artifact", version=version, sha256=sha, filename=path.name, path=str(path)
+        )
+    filename = "ollama-linux-amd64.tgz"
+    base = f"{str(ollama_vars['ollama_download_base']).rstrip('/')}/v{version}"
+    sha = str(ollama_vars["ollama_sha256"])
+    if not sha:
+        sums_url = f"{base}/sha256sum.txt"
+        try:
+            text = (fetch or _fetch)(sums_url)
+        except httpx.HTTPError as exc:
+            raise FleetError(f"{where}: cannot read {sums_url}: {exc}") from None
+        found = sha256_from_sums(text, filename)
+        if found is None:
+            raise FleetError(f"{where}: {sums_url} lists no {filename}")
+        sha = found
+    return Release(
+        source="download", version=version, sha256=sha, filename=filename,
+        url=f"{base}/{filename}",
+    )  # fmt: skip
+
+
+def _fetch(url: str) -> str:
+    answer = httpx.get(url, follow_redirects=True, timeout=30.0)
+    answer.raise_for_status()
+    return answer.text
+
+
+def read_controller_file(
+    value: str, *, where: str, inventory_dir: Path, decrypt: Callable[[str, Path], str]
+) -> str:
+    path = hostvars.controller_path(value, inventory_dir / "x")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {str(path)!r}: {exc.strerror}") from None
+    return decrypt(text, path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bundle:
+    """This project's wheel and every wheel it needs on a host, in one reproducible archive.
+
+    Hosts install from it with `pip --no-index`: no index, proxy or internet needed on them.
+    """
+
+    path: Path
+    sha256: str
+    wheel: str  # the project's wheel file name inside the archive
+    requirements: tuple[str, ...]
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path), "filename": self.path.name, "sha256": self.sha256,
+            "wheel": self.wheel, "requirements": list(self.requirements),
+        }  # fmt: skip
+
+
+# Python versions of the supported hosts: Ubuntu 22.04 (3.10), Debian 12 (3.11), Ubuntu 24.04
+HOST_PYTHONS = ("3.10", "3.11", "3.12")
+HOST_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
+
+
+def project_root() -> Path | None:
+    """The source checkout this package runs from, or None when it was installed from a wheel."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() and (root / "src").is_dir() else None
+
+
+def service_requirements() -> tuple[str, ...]:
+    """The distribution's requirements minus pyinfra (hosts run checks, never deploys)."""
+    from importlib.metadata import requires
+
+    wanted = []
+    for requirement in requires("ollama-fleet") or []:
+        if "extra ==" in requirement or requirement.lower().startswith("pyinfra"):
+            continue
+        wanted.append(requirement.split(";")[0].strip())
+    return tuple(wanted)
+
+
+def _sources_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in [root / "pyproject.toml", *sorted((root / "src").rglob("*"))]:
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _pip(*args: str) -> None:
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "pip", *args], check=True, capture_output=True, text=True
+        )
+    except subprocess.CalledProcessError as exc:
+        last = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:] or ["no output"]
+        raise FleetError(f"services: pip {args[0]} failed: {last[0]}") from None
+
+
+def build_bundle(cache_dir: Path) -> Bundle:
+    """Build (or reuse, keyed by the sources' hash) the services bundle on the controller."""
+    import io
+    import tarfile
+
+    root = project_root()
+    if root is None:
+        raise ConfigError(
+            "services: this ollama-fleet is not a source checkout, so its wheel cannot be built; "
+            "run the deploy from a checkout (or set services_enabled: false)"
+        )
+    requirements = service_requirements()
+    key = hashlib.sha256(
+        (_sources_digest(root) + "\n".join(requirements + HOST_PYTHONS)).encode()
+    ).hexdigest()[:16]
+    folder = cache_dir / "bundles" / key
+    archive = folder / f"ollama-fleet-services-{key}.tar"
+    if not archive.is_file():
+        work = cache_dir / "bundles" / f".{key}.tmp"
+        if work.exists():
+            import shutil
+
+            shutil.rmtree(work)
+        wheels = work / "wheels"
+        _pip("wheel", "--no-deps", "-q", "-w", str(wheels), str(root))
+        for version in HOST_PYTHONS:
+            platforms = [arg for p in HOST_PLATFORMS for arg in ("--platform", p)]
+            _pip(
+                "download", "-q", "-d", str(wheels), "--only-binary=:all:",
+                "--python-version", version, *platforms, *requirements,
+            )  # fmt: skip
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            listing = "\n".join(requirements) + "\n"
+            entries = [("requirements.txt", listing.encode())] + [
+                (f"wheels/{p.name}", p.read_bytes()) for p in sorted(wheels.glob("*.whl"))
+            ]
+            for name, data in entries:
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                info.uname = info.gname = "root"
+                tar.addfile(info, io.BytesIO(data))
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = archive.with_name(archive.name + ".tmp")
+        temporary.write_bytes(raw.getvalue())
+        temporary.replace(archive)
+        (folder / "wheel").write_text(next(wheels.glob("ollama_fleet-*.whl")).name)
+        import shutil
+
+        shutil.rmtree(work)
+    return Bundle(
+        path=archive, sha256=file_sha256(archive), wheel=(folder / "wheel").read_text().strip(),
+        requirements=requirements,
+    )  # fmt: skip
+
+
+# -- the child process -------------------------------------------------------------------------
+
+
+def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    return redact
+
+
+def host_entry(host: Host, prepared: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": host.name,
+        "groups": list(host.groups),
+        "data": {**dict(host.vars), PREPARED_KEY: dict(prepared)},
+    }
+
+
+Event = dict[str, Any]
+
+
+def run_runner(
+    spec: Mapping[str, Any],
+    *,
+    on_event: Callable[[Event], None],
+    log: IO[str] | None = None,
+    secrets: Iterable[str] = (),
+) -> DeployResult:
+    """Run the pyinfra child with `spec` (sent on its stdin, never on disk) and tally its events."""
+    redact = redactor(secrets)
+    log = log or sys.stderr
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(  # noqa: S603 - our own module, no shell
+        [sys.executable, "-m", "ollama_fleet.deploys.runner"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
+    )  # fmt: skip
+    assert process.stdin and process.stdout and process.stderr
+
+    def pump_log() -> None:
+        assert process.stderr
+        for line in process.stderr:
+            log.write(redact(line))
+            log.flush()
+
+    pump = threading.Thread(target=pump_log, daemon=True)
+    pump.start()
+    process.stdin.write(json.dumps(spec))
+    process.stdin.close()
+    tallies: dict[str, _Tally] = {h["name"]: _Tally() for h in spec["hosts"]}
+    finished = False
+    for line in process.stdout:
+        try:
+            event = _redacted(json.loads(line), redact)
+        except ValueError:
+            log.write(redact(line))
+            continue
+        _tally(tallies, event)
+        finished = finished or event.get("event") == "done"
+        on_event(event)
+    code = process.wait()
+    pump.join(timeout=5)
+    process.stdout.close()
+    process.stderr.close()
+    if code not in (0, 1) or not finished:
+        raise FleetError(
+            f"the deploy process stopped unexpectedly (status {code}); see its log above"
+        )
+    return DeployResult(
+        hosts=tuple(
+            HostOutcome(name=n, ops=t.ops, changed=tuple(t.changed), error=t.error,
+                        planned=tuple(t.planned))
+            for n, t in tallies.items()
+        ),
+        dry=bool(spec.get("dry")),
+    )  # fmt: skip
+
+
+def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, redact) for v in value]
+    return value
+
+
+def _tally(tallies: dict[str, _Tally], event: Event) -> None:
+    kind, name = event.get("event"), event.get("host")
+    tally = tallies.get(str(name)) if name is not None else None
+    if kind == "done":
+        for failed in event.get("failed", []):
+            if failed in tallies and tallies[failed].error is None:
+                tallies[failed].error = event.get("error") or "failed"
+        return
+    if tally is None:
+        return
+    if kind == "op":
+        tally.ops += 1
+        if event.get("changed"):
+            tally.changed.append(str(event["op"]))
+        if not event.get("ok") and tally.error is None:
+            detail = str(event.get("error") or "").strip()
+            tally.error = f"{event['op']}: {detail}" if detail else str(event["op"])
+    elif kind == "plan" and event.get("change"):
+        tally.planned.append(str(event["op"]))
+    elif kind in ("prepare_error", "connect") and not event.get("ok", False):
+        tally.error = tally.error or str(event.get("error"))
+
+
+# -- the whole deploy --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeployOptions:
+    limit: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    dry: bool = False
+    diff: bool = False
+    checks: str = "changed"  # "changed", "all" or "none"
+    report: Path = Path("out/deploy/checks.html")
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
+    verbose: bool = False
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ollama-fleet"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """Everything decided on the controller before any host is contacted."""
+
+    inventory: Inventory
+    hosts: tuple[Host, ...]
+    roles: tuple[str, ...]
+    spec: dict[str, Any]
+    secrets: frozenset[str]
+    notes: tuple[str, ...]
+
+
+def make_plan(
+    inventory: Inventory, options: DeployOptions, *, decrypt: Callable[[str, Path], str]
+) -> Plan:
+    """Choose, validate and prepare: every ConfigError surfaces here, before any SSH."""
+    hosts = select_hosts(inventory, options.limit)
+    roles = select_roles(options.roles)
+    validate_hosts(inventory, hosts)
+    secrets = set(inventory.secrets)
+    notes: list[str] = []
+    entries = []
+    bundle: Bundle | None = None
+    inventory_dir = inventory.path.parent
+    for host in hosts:
+        where = f"{inventory.path}: host {host.name}"
+        prepared: dict[str, Any] = {}
+        if "ollama" in roles:
+            release = resolve_release(
+                hostvars.resolved(host.vars, "ollama"), where=where,
+                inventory_dir=inventory_dir, cache_dir=options.cache_dir,
+            )  # fmt: skip
+            prepared["ollama"] = release.as_data()
+            if release.simulator:
+                notes.append(
+                    f"{host.name}: Ollama comes from the SIMULATOR artifact (a test double of "
+                    "Ollama's API, not Ollama): the real binary cannot be downloaded here"
+                )
+        services = hostvars.resolved(host.vars, "services")
+        if "services" in roles and services["services_enabled"]:
+            bundle = bundle or build_bundle(options.cache_dir)
+            prepared["bundle"] = bundle.as_data()
+        caddy = hostvars.resolved(host.vars, "caddy")
+        if "caddy" in roles and caddy["caddy_tls"] == "files":
+            for key, name in (
+                ("caddy_cert", "caddy_tls_cert_file"),
+                ("caddy_key", "caddy_tls_key_file"),
+            ):  # noqa: E501
+                prepared[key] = read_controller_file(
+                    str(caddy[name]), where=f"{where}: {name}", inventory_dir=inventory_dir,
+                    decrypt=decrypt,
+                )  # fmt: skip
+            secrets.add(prepared["caddy_key"])
+        entries.append(host_entry(host, prepared))
+    spec = {
+        "hosts": entries, "roles": list(roles), "dry": options.dry, "diff": options.diff,
+        "verbose": options.verbose, "redact": sorted(secrets),
+    }  # fmt: skip
+    return Plan(
+        inventory=inventory, hosts=hosts, roles=roles, spec=spec, secrets=frozenset(secrets),
+        notes=tuple(notes),
+    )  # fmt: skip
+
+
+def hosts_to_check(result: DeployResult, plan: Plan, mode: str) -> tuple[str, ...]:
+    """Hosts whose endpoints are checked after the deploy (only those with a public_url)."""
+    if mode == "none" or result.dry:
+        return ()
+    names = {h.name for h in (result.hosts if mode == "all" else result.changed)}
+    return tuple(h.name for h in plan.hosts if h.name in names and h.vars.get("public_url"))
+
+
+def check_hosts(inventory: Inventory, names: Sequence[str], report: Path) -> Any:
+    """Run every check on `names` (hosts with a public_url); write the HTML report atomically."""
+    import asyncio
+
+    from ollama_fleet.checks.reports import render_html
+    from ollama_fleet.checks.runner import run_checks
+    from ollama_fleet.checks.targets import targets_from_inventory
+
+    targets = [t for t in targets_from_inventory(inventory) if t.name in set(names)]
+    run = asyncio.run(run_checks(targets))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    temporary = report.with_name(f".{report.name}.tmp")
+    temporary.write_text(render_html(run), encoding="utf-8")
+    temporary.replace(report)
+    return run

@@ -1,0 +1,90 @@
+"""Role caddy: the package, certificate files, and a Caddyfile validated before it goes live.
+
+Role caddy: the package (Debian's, or Caddy's own apt repository), certificate files when
+given, and the Caddyfile: validated with `caddy validate` on the host before it replaces the live
+one and Caddy reloads, so a broken config never replaces a working one.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, systemd
+from pyinfra.operations.util import any_changed
+
+from ollama_fleet.deploys.common import local_address, prepared, role_vars, var
+from ollama_fleet.deploys.operations import checked_file
+from ollama_fleet.hostvars import defaults
+from ollama_fleet.render import render_caddyfile
+
+CADDY_KEY = "https://dl.cloudsmith.io/public/caddy/stable/gpg.key"
+CADDY_REPO = "https://dl.cloudsmith.io/public/caddy/stable/deb/debian"
+CADDY_KEYRING = "/etc/apt/keyrings/caddy-stable.gpg"
+TLS_DIR = "/etc/caddy/tls"
+VALIDATE = "runuser -u caddy -- caddy validate --adapter caddyfile --config {path}"
+
+
+def site_names(configured: list[str], public_url: str | None, fallback: str) -> list[str]:
+    """caddy_site_names, else the host name of public_url, else the inventory name."""
+    if configured:
+        return list(configured)
+    if public_url:
+        name = urlsplit(public_url).hostname
+        if name:
+            return [name]
+    return [fallback]
+
+
+def upstream() -> tuple[str, bool]:
+    """(address, is Ollama): the gateway when it is enabled, else Ollama itself."""
+    if var("gateway_enabled"):
+        return f"127.0.0.1:{var('gateway_port')}", False
+    address, port = local_address(str(var("ollama_host")))
+    return f"{address}:{port}", True
+
+
+@deploy("caddy", data_defaults=defaults("caddy"))
+def caddy() -> None:
+    v = role_vars("caddy")
+    if v["caddy_source"] == "caddy-repo":
+        apt.key(name="caddy: repository key", src=CADDY_KEY, dest=CADDY_KEYRING)
+        apt.sources_file(
+            name="caddy: Caddy's apt repository", filename="caddy-stable", uris=CADDY_REPO,
+            suites="any-version", components="main", signed_by=CADDY_KEYRING,
+        )  # fmt: skip
+    apt.packages(name="caddy: package", packages=["caddy"], update=True, cache_time=3600)
+    cert_file = key_file = None
+    tls_changes = []
+    if v["caddy_tls"] == "files":
+        files.directory(name="caddy: tls directory", path=TLS_DIR, group="caddy", mode="750")
+        cert_file, key_file = f"{TLS_DIR}/cert.pem", f"{TLS_DIR}/key.pem"
+        tls_changes = [
+            checked_file(
+                name="caddy: certificate", content=prepared("caddy_cert"), dest=cert_file,
+                group="caddy", mode="644",
+            ),
+            checked_file(
+                name="caddy: private key", content=prepared("caddy_key"), dest=key_file,
+                group="caddy", mode="640",
+            ),
+        ]  # fmt: skip
+    address, is_ollama = upstream()
+    names = site_names(v["caddy_site_names"], host.data.get("public_url"), host.name)
+    config = checked_file(
+        name="caddy: Caddyfile (validated on the host first)",
+        content=render_caddyfile(
+            v, site_names=names, upstream=address, upstream_is_ollama=is_ollama,
+            cert_file=cert_file, key_file=key_file,
+        ),
+        dest="/etc/caddy/Caddyfile",
+        validate=VALIDATE,
+        activate="systemctl reload-or-restart caddy",
+    )  # fmt: skip
+    systemd.service(name="caddy: enabled and running", service="caddy", running=True, enabled=True)
+    if tls_changes:
+        systemd.service(
+            name="caddy: reload for new certificates", service="caddy", reloaded=True,
+            _if=lambda: any_changed(*tls_changes)() and not config.did_change(),
+        )  # fmt: skip

@@ -1,0 +1,49 @@
+"""What the roles share: their variables from host data, controller-prepared inputs, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra import host
+
+from ollama_fleet.errors import FleetError
+from ollama_fleet.hostvars import BY_NAME, defaults
+
+PREPARED_KEY = (
+    "fleet_prepared"  # inputs the controller made for this host (see ollama_fleet.deploy)
+)
+STATE_DIR = "/var/lib/ollama-fleet"
+CACHE_DIR = "/var/cache/ollama-fleet"
+
+
+class DeployError(FleetError):
+    """A role cannot go on for one host (unsupported OS, unsafe firewall...): that host fails."""
+
+
+def role_vars(role: str) -> dict[str, Any]:
+    """The role's variables for the current host: inventory values over the role's defaults."""
+    return {name: host.data.get(name, default) for name, default in defaults(role).items()}
+
+
+def var(name: str) -> Any:
+    """Any role's variable for the current host (roles read each other's, e.g. ollama_host)."""
+    return host.data.get(name, BY_NAME[name].default)
+
+
+def prepared(key: str) -> Any:
+    """An input the controller prepared for the current host (an artifact, a file's text)."""
+    return (host.data.get(PREPARED_KEY) or {}).get(key)
+
+
+def local_address(host_port: str) -> tuple[str, int]:
+    """Where to reach a service bound to `host_port` from the host itself."""
+    address, _, port = host_port.rpartition(":")
+    address = address.strip("[]")
+    if address in ("", "0.0.0.0", "::"):
+        address = "127.0.0.1"
+    return address, int(port)
+
+
+def ollama_url() -> str:
+    address, port = local_address(str(var("ollama_host")))
+    return f"http://{address}:{port}"

@@ -1,0 +1,134 @@
+"""Facts the roles read from a host: small shell commands whose output is parsed here.
+
+Each fact's `process` is pure, so tests can feed it canned output (the @fake connector does).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyinfra.api import FactBase
+
+
+class OsRelease(FactBase[dict[str, str]]):
+    """/etc/os-release as a mapping (ID, VERSION_ID, VERSION_CODENAME, ...)."""
+
+    def command(self) -> str:
+        return "cat /etc/os-release"
+
+    def default(self) -> dict[str, str]:
+        return {}
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        values = {}
+        for line in output:
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip().strip('"')
+        return values
+
+
+class NvidiaGpu(FactBase[dict[str, Any]]):
+    """{"devices": [PCI lines of vendor 10de], "driver": nvidia-smi's driver version or None}."""
+
+    def command(self) -> str:
+        return (
+            "(lspci -n -d 10de: 2>/dev/null || true) | sed 's/^/pci /'; "
+            "(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null || true)"
+            " | sed 's/^/driver /'"
+        )
+
+    def default(self) -> dict[str, Any]:
+        return {"devices": [], "driver": None}
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        devices = [line[4:] for line in output if line.startswith("pci ") and line[4:].strip()]
+        drivers = [line[7:].strip() for line in output if line.startswith("driver ")]
+        return {"devices": devices, "driver": next((d for d in drivers if d), None)}
+
+
+class KernelRelease(FactBase[str]):
+    """`uname -r`: the running kernel, for its headers package."""
+
+    def command(self) -> str:
+        return "uname -r"
+
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else ""
+
+
+class Marker(FactBase[str | None]):
+    """The first line of a small state file ollama-fleet writes (e.g. the installed release)."""
+
+    def command(self, path: str) -> str:
+        return f"cat {path} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        return output[0].strip() if output and output[0].strip() else None
+
+
+class OllamaModels(FactBase[list[str] | None]):
+    """Names in Ollama's /api/tags, or None when Ollama does not answer (not installed yet)."""
+
+    def command(self, base_url: str) -> str:
+        return f"curl -fsS --max-time 10 {base_url}/api/tags 2>/dev/null || echo unreachable"
+
+    def process(self, output: list[str]) -> list[str] | None:
+        text = "\n".join(output).strip()
+        if not text or text == "unreachable":
+            return None
+        try:
+            return sorted(str(m["name"]) for m in json.loads(text)["models"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class SshdPorts(FactBase[list[int]]):
+    """The TCP ports sshd listens on, from `sshd -T` (empty when that cannot be read)."""
+
+    def command(self) -> str:
+        return "(sshd -T 2>/dev/null || /usr/sbin/sshd -T 2>/dev/null || true) | grep -i '^port '"
+
+    def default(self) -> list[int]:
+        return []
+
+    def process(self, output: list[str]) -> list[int]:
+        ports = []
+        for line in output:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                ports.append(int(parts[1]))
+        return sorted(set(ports))
+
+
+class PythonVersion(FactBase[str | None]):
+    """`python3 --version` as "3.11", or None without python3."""
+
+    def command(self) -> str:
+        script = 'import sys; print("%d.%d" % sys.version_info[:2])'
+        return f"python3 -c '{script}' 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        return output[0].strip() if output and output[0].strip() else None
+
+
+class PathModes(FactBase[list[tuple[str, str]]]):
+    """(mode, path) for `path` and each existing parent, to find untraversable directories."""
+
+    def command(self, path: str) -> str:
+        return (
+            f'p="{path}"; while [ -n "$p" ] && [ "$p" != / ]; do '
+            '[ -e "$p" ] && stat -c "%a %n" "$p"; p=$(dirname "$p"); done; true'
+        )
+
+    def default(self) -> list[tuple[str, str]]:
+        return []
+
+    def process(self, output: list[str]) -> list[tuple[str, str]]:
+        pairs = []
+        for line in output:
+            mode, _, path = line.strip().partition(" ")
+            if mode and path:
+                pairs.append((mode, path))
+        return pairs

@@ -1,0 +1,60 @@
+"""Role models: pull the required models Ollama lacks; optionally delete the others.
+
+Role models: pull what /api/tags lacks (an error inside the pull stream fails the deploy with
+the model's name), and optionally delete models that are not required.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import server
+
+from ollama_fleet.deploys.common import ollama_url, role_vars
+from ollama_fleet.deploys.facts import OllamaModels
+from ollama_fleet.hostvars import defaults
+
+
+def full_name(name: str) -> str:
+    """Ollama's canonical name: "llama3" means "llama3:latest"."""
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+def required_names(required: list[object]) -> list[str]:
+    names = [str(item["name"]) if isinstance(item, dict) else str(item) for item in required]
+    return list(dict.fromkeys(full_name(n.strip()) for n in names))
+
+
+def plan_models(
+    required: list[str], present: list[str] | None, prune: bool
+) -> tuple[list[str], list[str]]:
+    """(to pull, to delete). Unknown presence (Ollama not answering yet) pulls everything."""
+    have = set() if present is None else {full_name(n) for n in present}
+    to_pull = [n for n in required if n not in have]
+    to_delete = sorted(have - set(required)) if prune and present is not None else []
+    return to_pull, to_delete
+
+
+@deploy("models", data_defaults=defaults("models"))
+def models() -> None:
+    v = role_vars("models")
+    url = ollama_url()
+    to_pull, to_delete = plan_models(
+        required_names(v["required_models"]), host.get_fact(OllamaModels, base_url=url),
+        bool(v["models_prune"]),
+    )  # fmt: skip
+    env = {"OLLAMA_HOST": url}
+    for number, name in host.loop(enumerate(to_pull, 1)):
+        server.shell(
+            name=f"models: pull {name} ({number}/{len(to_pull)})",
+            commands=[f"ollama pull {shlex.quote(name)}"],
+            _env=env,
+        )
+    for name in host.loop(to_delete):
+        server.shell(
+            name=f"models: delete {name} (not in required_models)",
+            commands=[f"ollama rm {shlex.quote(name)}"], _env=env,
+        )  # fmt: skip

@@ -1,0 +1,146 @@
+"""Role ollama: a pinned, checksummed release as a systemd service, restarted only on change.
+
+Role ollama: a pinned release checked by sha256 (downloaded, or pushed from the controller for
+offline hosts), the `ollama` system user, the systemd unit and a drop-in with the inventory's
+environment; installed and restarted only when something changed, then waited for.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from ollama_fleet.deploys.common import CACHE_DIR, DeployError, ollama_url, prepared, role_vars
+from ollama_fleet.deploys.facts import Marker, PathModes
+from ollama_fleet.deploys.operations import checked_file
+from ollama_fleet.hostvars import defaults
+from ollama_fleet.render import render_ollama_dropin, render_ollama_unit
+
+RELEASE_MARKER = "/opt/ollama/RELEASE"
+HOME = "/usr/share/ollama"
+UNIT = "/etc/systemd/system/ollama.service"
+DROPIN_DIR = "/etc/systemd/system/ollama.service.d"
+
+
+def install_script(
+    archive: str, sha256: str, release_dir: str, marker: str, line: str,
+    link: str = "/usr/local/bin/ollama",
+) -> str:  # fmt: skip
+    """Verify the archive, unpack it into its own directory, switch the symlinks, record it."""
+    q = shlex.quote
+    unpack = "tar --zstd -xf" if archive.endswith(".zst") else "tar -xzf"
+    return " && ".join(
+        [
+            "set -e",
+            f"echo {q(sha256 + '  ' + archive)} | sha256sum -c --quiet -",
+            f"rm -rf {q(release_dir)}.new && mkdir -p {q(release_dir)}.new",
+            f"{unpack} {q(archive)} -C {q(release_dir)}.new",
+            f"test -x {q(release_dir)}.new/bin/ollama",
+            f"rm -rf {q(release_dir)} && mv {q(release_dir)}.new {q(release_dir)}",
+            f"ln -sfn {q(release_dir)}/bin/ollama {q(link)}",
+            f"echo {q(line)} > {q(marker)}",
+            f"rm -f {q(archive)}",
+        ]
+    )
+
+
+def wait_script(url: str, timeout_s: int) -> str:
+    return (
+        f"for i in $(seq {timeout_s}); do curl -fsS --max-time 2 {url}/api/version >/dev/null "
+        "&& exit 0; sleep 1; done; "
+        "echo 'Ollama did not answer in time; last log lines:' >&2; "
+        "journalctl -u ollama -n 20 --no-pager >&2; exit 1"
+    )
+
+
+def untraversable(modes: list[tuple[str, str]], models_dir: str) -> list[str]:
+    """Existing parents of the models directory the ollama user cannot pass through."""
+    return [path for mode, path in modes if path != models_dir and not int(mode[-1]) & 1]
+
+
+@deploy("ollama", data_defaults=defaults("ollama"))
+def ollama() -> None:
+    v = role_vars("ollama")
+    release = prepared("ollama")
+    if not release:
+        raise DeployError(f"{host.name}: ollama: the controller prepared no release")
+    models_dir = str(v["ollama_models_dir"])
+    blocked = untraversable(host.get_fact(PathModes, path=models_dir), models_dir)
+    if blocked:
+        raise DeployError(
+            f"{host.name}: ollama_models_dir: {blocked[0]} cannot be entered by the ollama user "
+            "(its mode has no o+x); `chmod o+x` it or choose another path"
+        )
+    apt.packages(
+        name="ollama: curl and tar", packages=["ca-certificates", "curl", "tar", "gzip"],
+        cache_time=3600, update=True,
+    )  # fmt: skip
+    server.group(name="ollama: render group", group="render", system=True)
+    server.group(name="ollama: video group", group="video", system=True)
+    server.group(name="ollama: ollama group", group="ollama", system=True)
+    server.user(
+        name="ollama: system user", user="ollama", system=True, home=HOME, shell="/bin/false",
+        group="ollama", groups=["render", "video"], create_home=True,
+    )  # fmt: skip
+    files.directory(
+        name="ollama: models directory", path=models_dir, user="ollama", group="ollama",
+        mode="755",
+    )  # fmt: skip
+    changes = []
+    line = f"{release['version']} sha256:{release['sha256']}"
+    if host.get_fact(Marker, path=RELEASE_MARKER) != line:
+        archive = posixpath.join(CACHE_DIR, release["filename"])
+        files.directory(name="ollama: download cache", path=CACHE_DIR, mode="700")
+        if release["source"] == "artifact":
+            files.put(
+                name=f"ollama: push {release['filename']} from the controller",
+                src=release["path"], dest=archive, mode="600",
+            )  # fmt: skip
+        else:
+            files.download(
+                name=f"ollama: download {release['filename']}",
+                src=release["url"], dest=archive, sha256sum=release["sha256"],
+            )  # fmt: skip
+        release_dir = f"/opt/ollama/{release['version']}"
+        changes.append(
+            server.shell(
+                name=f"ollama: install {release['version']} (sha256 checked)",
+                commands=[
+                    install_script(archive, release["sha256"], release_dir, RELEASE_MARKER, line)
+                ],
+            )  # fmt: skip
+        )
+    changes.append(
+        checked_file(
+            name="ollama: systemd unit",
+            content=render_ollama_unit(models_dir=models_dir),
+            dest=UNIT,
+        )
+    )
+    files.directory(name="ollama: drop-in directory", path=DROPIN_DIR, mode="755")
+    changes.append(
+        checked_file(
+            name="ollama: environment drop-in",
+            content=render_ollama_dropin(v),
+            dest=f"{DROPIN_DIR}/ollama-fleet.conf",
+        )
+    )
+    changed = any_changed(*changes)
+    systemd.daemon_reload(name="ollama: reload systemd", _if=changed)
+    systemd.service(
+        name="ollama: enabled and running", service="ollama.service", running=True, enabled=True
+    )
+    systemd.service(
+        name="ollama: restart for the change", service="ollama.service", restarted=True,
+        _if=changed,
+    )  # fmt: skip
+    server.shell(
+        name="ollama: wait until it answers",
+        commands=[wait_script(ollama_url(), int(v["ollama_wait_timeout"]))],
+        _if=changed,
+    )

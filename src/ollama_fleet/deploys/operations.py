@@ -1,0 +1,69 @@
+"""Operations pyinfra lacks: a config file validated on the host before it goes live.
+
+Operations pyinfra lacks: a config file that is validated on the host before it replaces the
+live one (render, validate, then swap), so a broken config never replaces a working one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+from collections.abc import Generator
+from typing import Any
+
+from pyinfra import host, logger, state
+from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.facts.files import File, FileContents, Sha256File
+
+STAGED_SUFFIX = ".ollama-fleet-new"
+
+
+@operation()
+def checked_file(
+    content: str,
+    dest: str,
+    validate: str | None = None,
+    activate: str | None = None,
+    user: str = "root",
+    group: str = "root",
+    mode: str = "644",
+) -> Generator[Any, None, None]:
+    """Put `content` at `dest` only if it differs; before the swap run `validate` on the staged
+    copy ("{path}" is replaced by its path) and after it run `activate` (e.g. a reload).
+
+    When validation fails the operation fails, the staged copy is removed and `dest` is untouched.
+    """
+    data = content.encode()
+    current = host.get_fact(Sha256File, path=dest)
+    info = host.get_fact(File, path=dest)
+    same_meta = isinstance(info, dict) and (
+        info.get("user") == user and info.get("group") == group
+        and str(info.get("mode")) == mode.lstrip("0")
+    )  # fmt: skip
+    if current == hashlib.sha256(data).hexdigest():
+        if not same_meta:
+            yield StringCommand("chown", f"{user}:{group}", dest)
+            yield StringCommand("chmod", mode, dest)
+        else:
+            host.noop(f"{dest} is up to date")
+        return
+    if state.config.DIFF:
+        before = host.get_fact(FileContents, path=dest) or []
+        lines = difflib.unified_diff(
+            [line + "\n" for line in before], content.splitlines(keepends=True),
+            fromfile=f"{dest} (on the host)", tofile=f"{dest} (new)",
+        )  # fmt: skip
+        logger.info(f"[{host.name}] diff of {dest}:\n" + "".join(lines))
+    staged = dest + STAGED_SUFFIX
+    yield FileUploadCommand(
+        io.BytesIO(data), staged, remote_temp_filename=host.get_temp_filename(staged)
+    )
+    yield StringCommand("chown", f"{user}:{group}", staged)
+    yield StringCommand("chmod", mode, staged)
+    if validate:
+        check = validate.format(path=staged)
+        yield StringCommand(f"{{ {check} ; }} || {{ rm -f {staged}; exit 1; }}")
+    yield StringCommand("mv", "-f", staged, dest)
+    if activate:
+        yield StringCommand(activate)

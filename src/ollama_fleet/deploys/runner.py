@@ -1,0 +1,250 @@
+"""The deploy's child process: pyinfra driven from a JSON spec, JSON events out.
+
+The deploy's child process: `python -m ollama_fleet.deploys.runner` reads a JSON spec on stdin
+(hosts with their data, roles, dry/diff) and drives pyinfra's API, writing one JSON event per
+line to its standard output. pyinfra's own log goes to standard error. Every secret named in
+the spec is replaced by "***" in both, so no decrypted vault value leaves this process.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey  # type: ignore[import-untyped]
+
+monkey.patch_all()  # as pyinfra's CLI does: parallel SSH through gevent; this process only
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
+from typing import IO, Any  # noqa: E402
+
+import pyinfra  # noqa: E402
+from pyinfra.api import BaseStateCallback, Config, Inventory, State  # noqa: E402
+from pyinfra.api.connect import connect_all, disconnect_all  # noqa: E402
+from pyinfra.api.exceptions import PyinfraError  # noqa: E402
+from pyinfra.api.host import Host  # noqa: E402
+from pyinfra.api.operation import OperationMeta  # noqa: E402
+from pyinfra.api.operations import run_ops  # noqa: E402
+from pyinfra.api.state import StateStage  # noqa: E402
+from pyinfra.context import ctx_host, ctx_state  # noqa: E402
+
+from ollama_fleet.deploys.site import site  # noqa: E402
+from ollama_fleet.errors import FleetError  # noqa: E402
+
+REDACTED = "***"
+
+
+class Redactor:
+    """Replaces every secret (longest first) in text."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+class RedactingFilter(logging.Filter):
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        return True
+
+
+class Events:
+    """One JSON object per line on the events stream."""
+
+    def __init__(self, stream: IO[str], redact: Redactor) -> None:
+        self.stream, self.redact = stream, redact
+
+    def emit(self, event: str, **fields: Any) -> None:
+        # redacted before encoding: JSON escapes (\u00f6, \") would hide a secret from a text scan
+        line = json.dumps(redact_strings({"event": event, **fields}, self.redact))
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def redact_strings(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_strings(v, redact) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_strings(v, redact) for v in value]
+    return value
+
+
+def op_name(state: State, host: Host, op_hash: str) -> str:
+    """The operation's name on this host (pyinfra merges the names of all hosts per hash)."""
+    data = state.ops[host].get(op_hash)
+    name = data.global_arguments.get("name") if data is not None else None
+    if name:
+        return str(name)
+    names = sorted(state.get_op_meta(op_hash).names)
+    return names[0] if names else op_hash
+
+
+def error_text(state: State, host: Host, op_hash: str) -> str:
+    """The last lines the failed operation wrote (stderr first), for the summary."""
+    meta = state.get_op_data_for_host(host, op_hash).operation_meta
+    output = meta._combined_output  # noqa: SLF001 - pyinfra exposes no public accessor
+    if output is None:
+        return ""
+    lines = [line.line for line in output if line.buffer_name == "stderr"]
+    lines = lines or [line.line for line in output]
+    return "\n".join(lines[-12:])
+
+
+class Progress(BaseStateCallback):
+    def __init__(self, events: Events) -> None:
+        self.events = events
+
+    def operation_end(self, state: State, op_hash: str) -> None:
+        # pyinfra completes an operation's result only after its per-host callbacks, so the
+        # results are read here, once every host has run it
+        for host in state.inventory:
+            data = state.ops.get(host, {}).get(op_hash)
+            if data is None or not data.operation_meta.is_complete():
+                continue
+            meta, name = data.operation_meta, op_name(state, host, op_hash)
+            if meta.did_succeed():
+                self.events.emit("op", host=host.name, op=name, ok=True, changed=meta.did_change())
+            else:
+                self.events.emit(
+                    "op", host=host.name, op=name, ok=False, changed=False,
+                    error=error_text(state, host, op_hash),
+                )  # fmt: skip
+
+    def host_connect_error(self, state: State, host: Host, error: Any) -> None:
+        self.events.emit("connect", host=host.name, ok=False, error=str(error))
+
+
+def build_state(spec: dict[str, Any]) -> State:
+    hosts = [(h["name"], h["data"]) for h in spec["hosts"]]
+    groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    for entry in spec["hosts"]:
+        for group in entry["groups"]:
+            if group != "all":
+                groups.setdefault(group, ([], {}))[0].append(entry["name"])
+    inventory = Inventory((hosts, {}), **groups)
+    config = Config(DIFF=bool(spec.get("diff")), PARALLEL=int(spec.get("parallel", 10)))
+    return State(inventory=inventory, config=config)
+
+
+def plan(state: State, events: Events) -> None:
+    """Dry run: what each operation would do on each host, without running it."""
+    for op_hash in state.get_op_order():
+        for host in state.inventory.get_active_hosts():
+            data = state.ops[host].get(op_hash)
+            if host in state.failed_hosts:
+                continue
+            if data is None:
+                continue
+            with _context(state, host):
+                change = data.operation_meta.will_change and _conditions_hold(data)
+            events.emit("plan", host=host.name, op=op_name(state, host, op_hash), change=change)
+
+
+def _conditions_hold(data: Any) -> bool:
+    """An operation's `_if` conditions, judged on the other operations' planned changes."""
+    conditions = data.global_arguments.get("_if")
+    if not conditions:
+        return True
+    conditions = conditions if isinstance(conditions, list) else [conditions]
+    original = OperationMeta.did_change
+    OperationMeta.did_change = lambda meta: bool(meta._maybe_is_change)  # type: ignore[method-assign,assignment]
+    try:
+        return all(condition() for condition in conditions)
+    finally:
+        OperationMeta.did_change = original  # type: ignore[method-assign]
+
+
+class _context:  # pyinfra's context for one host, as operations see it while executing
+    def __init__(self, state: State, host: Host) -> None:
+        from pyinfra.context import ctx_host, ctx_state
+
+        self.managers = (ctx_state.use(state), ctx_host.use(host))
+
+    def __enter__(self) -> None:
+        for manager in self.managers:
+            manager.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        for manager in reversed(self.managers):
+            manager.__exit__(*exc)
+
+
+def run(spec: dict[str, Any], events: Events) -> int:
+    # As pyinfra's CLI: operations are identified by where they are called (line numbers), so
+    # hosts that take different branches (GPU or not) still line up operation by operation.
+    pyinfra.is_cli = True
+    state = build_state(spec)
+    state.add_callback_handler(Progress(events))
+    failed: set[str] = set()
+    try:
+        connect_all(state)
+    except PyinfraError as exc:
+        events.emit("done", failed=[h["name"] for h in spec["hosts"]], error=str(exc))
+        return 1
+    state.set_stage(StateStage.Prepare)
+    for host in list(state.inventory.get_active_hosts()):
+        events.emit("connect", host=host.name, ok=True)
+        try:
+            with ctx_state.use(state), ctx_host.use(host):
+                site(spec["roles"])
+        except Exception as exc:  # a role refused this host: it fails, the others go on
+            known = isinstance(exc, FleetError | PyinfraError)
+            if not known:
+                sys.stderr.write(events.redact(traceback.format_exc()))
+            message = str(exc) if known else f"{type(exc).__name__}: {exc}"
+            events.emit("prepare_error", host=host.name, error=message)
+            failed.add(host.name)
+            state.ops[host] = {}  # what it had planned before the refusal is dropped
+            host.op_hash_order = []
+    active = [h for h in state.inventory.get_active_hosts() if h.name not in failed]
+    if failed and active:
+        state.fail_hosts({h for h in state.inventory if h.name in failed})
+    if spec.get("dry") and active:
+        plan(state, events)
+    elif active:
+        state.set_stage(StateStage.Execute)
+        try:
+            run_ops(state)
+        except PyinfraError as exc:
+            events.emit("run_error", error=str(exc))
+    disconnect_all(state)
+    failed |= {h.name for h in state.failed_hosts}
+    events.emit("done", failed=sorted(failed))
+    return 1 if failed else 0
+
+
+def main() -> int:
+    spec = json.load(sys.stdin)
+    redact = Redactor(spec.get("redact", []))
+    events = Events(os.fdopen(os.dup(1), "w"), redact)
+    os.dup2(2, 1)  # anything printed by pyinfra or a connector goes to stderr, not the events
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter(redact))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("pyinfra")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if spec.get("diff") or spec.get("verbose") else logging.WARNING)
+    logger.propagate = False
+    try:
+        return run(spec, events)
+    except Exception as exc:  # a bug or pyinfra internals: say so, exit distinctly
+        sys.stderr.write(redact(traceback.format_exc()))
+        events.emit("crash", error=f"{type(exc).__name__}: {exc}")
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

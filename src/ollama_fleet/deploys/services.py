@@ -1,0 +1,143 @@
+"""Role services: this project, its configs and hardened units, installed on the host.
+
+Role services: this project installed on the host (a wheel built on the controller, pushed,
+into a venv under /opt), its configs rendered from the inventory, and hardened systemd units:
+the self-check timer now; the monitor and gateway units once those services exist.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import yaml
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from ollama_fleet.deploys.common import CACHE_DIR, DeployError, ollama_url, prepared, role_vars, var
+from ollama_fleet.deploys.facts import Marker
+from ollama_fleet.deploys.operations import checked_file
+from ollama_fleet.hostvars import defaults
+from ollama_fleet.render import (
+    render_fleet_check_service,
+    render_fleet_check_timer,
+    render_gateway_config,
+    render_monitor_config,
+)
+
+USER = "ollama-fleet"
+CONFIG_DIR = "/etc/ollama-fleet"
+UNIT_DIR = "/etc/systemd/system"
+
+
+def install_script(venv: str, archive: str, bundle: dict[str, Any], marker: str, line: str) -> str:
+    """Unpack the bundle and install from it with pip --no-index: no network needed."""
+    q = shlex.quote
+    folder = archive.removesuffix(".tar")
+    pip = f"{q(venv)}/bin/pip install -q --disable-pip-version-check --no-index"
+    return " && ".join(
+        [
+            "set -e",
+            f"echo {q(bundle['sha256'] + '  ' + archive)} | sha256sum -c --quiet -",
+            f"rm -rf {q(folder)} && mkdir -p {q(folder)} && tar -xf {q(archive)} -C {q(folder)}",
+            f"test -x {q(venv)}/bin/python || python3 -m venv {q(venv)}",
+            f"{pip} --find-links {q(folder)}/wheels -r {q(folder)}/requirements.txt",
+            f"{pip} --no-deps --force-reinstall {q(folder)}/wheels/{q(bundle['wheel'])}",
+            f"{q(venv)}/bin/ollama-fleet --version",
+            f"echo {q(line)} > {q(marker)}",
+            f"rm -rf {q(folder)}",
+        ]
+    )
+
+
+def self_check_inventory(url: str, required_models: list[object]) -> str:
+    """The inventory the host's check timer uses: Ollama itself, on loopback."""
+    document = {
+        "all": {"hosts": {"self": {"public_url": url, "required_models": required_models,
+                                   "closed_ports": []}}}
+    }  # fmt: skip
+    return "# Managed by ollama-fleet: the host's own check of Ollama.\n" + yaml.safe_dump(
+        document, sort_keys=True
+    )
+
+
+@deploy("services", data_defaults=defaults("services"))
+def services() -> None:
+    v = role_vars("services")
+    if not v["services_enabled"]:
+        return
+    for name in ("monitor", "gateway"):
+        if v[f"{name}_enabled"]:
+            raise DeployError(
+                f"{host.name}: {name}_enabled: the {name} service is not part of this release "
+                "yet; its config keys are rendered, but it cannot run (keep it false)"
+            )
+    bundle = prepared("bundle")
+    if not bundle:
+        raise DeployError(f"{host.name}: services: the controller prepared no bundle")
+    venv = str(v["fleet_venv"])
+    apt.packages(
+        name="services: python3-venv", packages=["python3-venv"], update=True, cache_time=3600
+    )
+    server.group(name="services: group", group=USER, system=True)
+    server.user(
+        name="services: system user", user=USER, group=USER, system=True,
+        home="/var/lib/ollama-fleet", shell="/usr/sbin/nologin",
+    )  # fmt: skip
+    files.directory(name="services: config directory", path=CONFIG_DIR, group=USER, mode="750")
+    marker = f"{venv}/.ollama-fleet-bundle"
+    line = f"{bundle['wheel']} sha256:{bundle['sha256']}"
+    changes = []
+    if host.get_fact(Marker, path=marker) != line:
+        files.directory(name="services: cache", path=CACHE_DIR, mode="700")
+        pushed = f"{CACHE_DIR}/{bundle['filename']}"
+        files.put(name=f"services: push {bundle['wheel']} and its wheels", src=bundle["path"],
+                  dest=pushed, mode="600")  # fmt: skip
+        changes.append(
+            server.shell(
+                name=f"services: install {bundle['wheel']} into {venv}",
+                commands=[install_script(venv, pushed, bundle, marker, line)],
+            )
+        )
+    changes.append(
+        checked_file(
+            name="services: self-check inventory",
+            content=self_check_inventory(ollama_url(), list(var("required_models"))),
+            dest=f"{CONFIG_DIR}/checks.yml",
+            group=USER,
+            mode="640",
+        )  # fmt: skip
+    )
+    checked_file(
+        name="services: gateway config (API keys hashed)",
+        content=render_gateway_config(v, ollama_host=str(var("ollama_host"))),
+        dest=f"{CONFIG_DIR}/gateway.yml", group=USER, mode="640",
+    )  # fmt: skip
+    checked_file(
+        name="services: monitor config",
+        content=render_monitor_config(v, targets_url=ollama_url()),
+        dest=f"{CONFIG_DIR}/monitor.yml", group=USER, mode="640",
+    )  # fmt: skip
+    units = [
+        checked_file(
+            name="services: ollama-fleet-check.service",
+            content=render_fleet_check_service(v),
+            dest=f"{UNIT_DIR}/ollama-fleet-check.service",
+        ),
+        checked_file(
+            name="services: ollama-fleet-check.timer",
+            content=render_fleet_check_timer(v),
+            dest=f"{UNIT_DIR}/ollama-fleet-check.timer",
+        ),
+    ]
+    systemd.daemon_reload(name="services: reload systemd", _if=any_changed(*units))
+    systemd.service(
+        name="services: check timer enabled", service="ollama-fleet-check.timer", running=True,
+        enabled=True,
+    )  # fmt: skip
+    systemd.service(
+        name="services: restart the timer for the change", service="ollama-fleet-check.timer",
+        restarted=True, _if=any_changed(*units, *changes),
+    )  # fmt: skip

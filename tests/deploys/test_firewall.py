@@ -1,0 +1,74 @@
+"""Role firewall: the ruleset is planned only when it would keep SSH open."""
+
+from __future__ import annotations
+
+import pytest
+
+from ollama_fleet.deploys.firewall import unsafe_ssh
+
+from .conftest import Deployed, deploy_fakes, host
+
+RULESET_OP = "firewall: ruleset (checked by nft -c, applied atomically)"
+
+# -- pure ----------------------------------------------------------------------------------------
+
+
+def test_ssh_port_that_sshd_uses_is_safe() -> None:
+    assert unsafe_ssh([22], 22) is None
+    assert unsafe_ssh([22, 2222], 2222) is None
+
+
+def test_unknown_sshd_ports_are_trusted() -> None:
+    assert unsafe_ssh([], 22) is None
+
+
+def test_ssh_port_that_sshd_does_not_use_is_unsafe_naming_both() -> None:
+    assert unsafe_ssh([2222], 22) == "sshd listens on 2222 but sshd_port is 22"
+    assert unsafe_ssh([2200, 2222], 22) == "sshd listens on 2200, 2222 but sshd_port is 22"
+
+
+# -- dry deploys on fake hosts -------------------------------------------------------------------
+
+HOSTS = {
+    "moved-ssh": host({"sshd -T": ["port 2222"]}),
+    "moved-ssh-declared": host({"sshd -T": ["port 2222"]}, sshd_port=2222),
+    "two-ports": host({"sshd -T": ["port 22", "port 2222"]}),
+    "sshd-unreadable": host(),
+    "off": host({"sshd -T": ["port 2222"]}, firewall_enabled=False),
+}
+
+
+@pytest.fixture(scope="module")
+def firewall_run(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    return deploy_fakes(tmp_path_factory.mktemp("firewall"), HOSTS, roles=["firewall"])
+
+
+@pytest.mark.integration
+class TestDryDeploy:
+    def test_host_whose_sshd_moved_is_refused_naming_both_ports(
+        self, firewall_run: Deployed
+    ) -> None:
+        refusal = firewall_run.refusal("moved-ssh")
+
+        assert refusal is not None
+        assert "sshd listens on 2222 but sshd_port is 22" in refusal
+        assert "would cut SSH" in refusal
+        assert firewall_run.plans("moved-ssh") == {}
+        assert firewall_run.outcome("moved-ssh").failed
+
+    @pytest.mark.parametrize("name", ["moved-ssh-declared", "two-ports", "sshd-unreadable"])
+    def test_ruleset_is_planned_when_ssh_stays_reachable(
+        self, firewall_run: Deployed, name: str
+    ) -> None:
+        changes = firewall_run.changes(name)
+
+        assert firewall_run.refusal(name) is None
+        assert RULESET_OP in changes
+        assert "firewall: loaded at boot" in changes
+
+    def test_firewall_enabled_false_touches_nothing(self, firewall_run: Deployed) -> None:
+        assert firewall_run.refusal("off") is None
+        assert firewall_run.plans("off") == {}
+
+    def test_only_the_refused_host_fails(self, firewall_run: Deployed) -> None:
+        assert [h.name for h in firewall_run.result.failed] == ["@fake/moved-ssh"]

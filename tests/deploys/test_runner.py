@@ -1,0 +1,196 @@
+"""The deploy's child process as the controller drives it: real runs on fake hosts, failures,
+and secrets that must never reach its events or its log.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ollama_fleet import vault
+from ollama_fleet.deploy import DeployOptions, make_plan, run_runner
+from ollama_fleet.errors import FleetError
+from ollama_fleet.inventory import load_inventory
+from ollama_fleet.vault import VaultPassword, encrypt_text
+
+from .conftest import (
+    Deployed,
+    Vaulted,
+    deploy_fakes,
+    gpu_host,
+    gpu_up_to_date,
+    host,
+    stub_wheel,
+    write_inventory,
+)
+
+pytestmark = pytest.mark.integration
+
+DRIVER_OP = "gpu: NVIDIA driver 580 (ubuntu2404)"
+MARKER_OP = "gpu: driver changed, REBOOT NEEDED (gpu_allow_reboot is false)"
+APT_ERROR = "E: Unable to locate package cuda-drivers-580"
+
+# -- a real (not dry) run: every command goes to the fake connector ------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    hosts = {
+        "current": host(gpu_up_to_date()),
+        "fresh": host(gpu_host("ubuntu2404")),
+        "broken": host(
+            gpu_host("ubuntu2404", {"install dkms": {"success": False, "stderr": [APT_ERROR]}})
+        ),
+    }
+    return deploy_fakes(tmp_path_factory.mktemp("real"), hosts, roles=["gpu"], dry=False)
+
+
+def test_real_run_reports_each_operation_as_it_finishes(real_run: Deployed) -> None:
+    ops = real_run.ops("fresh")
+
+    names = [e["op"] for e in ops]
+    assert names.index("gpu: blacklist nouveau") < names.index(DRIVER_OP) < names.index(MARKER_OP)
+    assert all(e["ok"] for e in ops)
+    outcome = real_run.outcome("fresh")
+    assert outcome.error is None
+    assert DRIVER_OP in outcome.changed
+    assert MARKER_OP in outcome.changed
+    assert outcome.ops == len(ops)
+
+
+def test_real_run_on_an_up_to_date_host_changes_nothing(real_run: Deployed) -> None:
+    ops = real_run.ops("current")
+
+    assert {e["op"] for e in ops} >= {DRIVER_OP, MARKER_OP}
+    assert real_run.outcome("current").changed == ()
+    assert real_run.outcome("current").error is None
+
+
+def test_failed_operation_names_itself_and_shows_the_hosts_error(real_run: Deployed) -> None:
+    outcome = real_run.outcome("broken")
+
+    assert outcome.error == f"{DRIVER_OP}: {APT_ERROR}"
+    failed = [e for e in real_run.ops("broken") if not e["ok"]]
+    assert [e["op"] for e in failed] == [DRIVER_OP]
+    assert MARKER_OP not in {e["op"] for e in real_run.ops("broken")}  # the host stopped there
+    assert [h.name for h in real_run.result.failed] == ["@fake/broken"]
+    assert real_run.outcome("fresh").error is None
+
+
+def test_runner_that_dies_fails_the_deploy() -> None:
+    broken_spec: dict[str, Any] = {"hosts": [{"name": "@fake/x", "data": {}}], "roles": ["gpu"]}
+    log = io.StringIO()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        with pytest.raises(FleetError, match="stopped unexpectedly"):
+            run_runner(broken_spec, on_event=lambda event: None, log=log)
+        gc.collect()
+    assert "KeyError" in log.getvalue()
+
+
+def test_run_runner_closes_its_pipes(tmp_path: Path) -> None:
+    inventory = load_inventory(write_inventory(tmp_path, {"one": host()}))
+    plan = make_plan(
+        inventory,
+        DeployOptions(dry=True, roles=("firewall",), cache_dir=tmp_path),
+        decrypt=lambda text, path: text,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        result = run_runner(plan.spec, on_event=lambda event: None, log=io.StringIO())
+        gc.collect()
+
+    assert result.hosts[0].planned  # it did run
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+PASSWORD = VaultPassword("deploy-tests-vault-pass")
+SECRET = "sk-secret-123"
+PREFIX = "sk-secret"  # also a secret: the longer one must be replaced whole
+ESCAPED = 'pa"ss\\wörd'  # JSON writes it as pa\"ss\\w\u00f6rd
+
+
+@pytest.fixture(scope="module")
+def fast_scrypt() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vault, "SCRYPT_N", 2**10)
+        yield
+
+
+def vaulted(text: str) -> Vaulted:
+    return Vaulted(encrypt_text(text, PASSWORD))
+
+
+@pytest.fixture(scope="module")
+def secret_run(tmp_path_factory: pytest.TempPathFactory, fast_scrypt: None) -> Deployed:
+    folder = tmp_path_factory.mktemp("secrets")
+    with stub_wheel(folder):
+        hosts = {
+            "vaulted": host(
+                required_models=[vaulted(SECRET)],
+                gateway_api_keys=[vaulted(SECRET)],
+                ollama_extra_env={"OLLAMA_API_KEY": vaulted(SECRET)},
+                backup_token=vaulted(PREFIX),
+            ),
+            "escaped": host(required_models=[vaulted(ESCAPED)]),
+        }
+        return deploy_fakes(
+            folder,
+            hosts,
+            roles=["ollama", "models", "services"],
+            vault=PASSWORD,
+            verbose=True,
+            diff=True,
+            ollama_sha256="d" * 64,
+        )
+
+
+def test_vault_values_are_redacted_from_events_and_log(secret_run: Deployed) -> None:
+    assert SECRET in secret_run.spec["redact"]  # the controller passed the vault value on
+
+    assert "models: pull ***:latest (1/1)" in secret_run.changes("vaulted")
+    assert "services: gateway config (API keys hashed)" in secret_run.changes("vaulted")
+    assert PREFIX not in json.dumps(secret_run.events)
+    assert PREFIX not in secret_run.log
+    assert secret_run.log.strip()  # verbose: pyinfra's log was there to leak into
+
+
+def test_secret_that_json_escapes_is_redacted_too(secret_run: Deployed) -> None:
+    shown = [e["op"] for e in secret_run.events if e.get("host") == "@fake/escaped" and "op" in e]
+
+    assert shown
+    assert not [op for op in shown if ESCAPED in op]
+
+
+def test_unexpected_error_does_not_show_a_secret(tmp_path: Path) -> None:
+    """A role's unforeseen exception prints a traceback; the controller still redacts it."""
+    inventory = load_inventory(write_inventory(tmp_path, {"gpu": host(gpu_host("debian12"))}))
+    plan = make_plan(
+        inventory,
+        DeployOptions(dry=True, roles=("gpu",), cache_dir=tmp_path),
+        decrypt=lambda text, path: text,
+    )
+    # a value the controller would refuse, so that int() fails inside the role with it
+    plan.spec["hosts"][0]["data"].update(gpu_allow_reboot=True, gpu_reboot_timeout=SECRET)
+    events: list[dict[str, Any]] = []
+    log = io.StringIO()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        result = run_runner(plan.spec, on_event=events.append, log=log, secrets=[SECRET])
+        gc.collect()
+
+    assert result.hosts[0].error == "ValueError: invalid literal for int() with base 10: '***'"
+    assert "Traceback" in log.getvalue()
+    assert SECRET not in log.getvalue()
+    assert SECRET not in json.dumps(events)

@@ -1,0 +1,61 @@
+"""Role services: this project on the host (a wheel pushed from the controller) and its configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Deployed, deploy_fakes, host, stub_wheel
+
+GATEWAY_OP = "services: gateway config (API keys hashed)"
+VENV = "/opt/ollama-fleet"
+
+
+@pytest.fixture(scope="module")
+def services_run(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    folder = tmp_path_factory.mktemp("services")
+    with stub_wheel(folder) as wheel:
+        installed = f"{wheel.wheel} sha256:{wheel.sha256}"
+        hosts = {
+            "default": host(),
+            "explicit": host(ollama_host="127.0.0.1:11434"),
+            "wheel-current": host(
+                {f"cat {VENV}/.ollama-fleet-bundle": [installed]}, ollama_host="127.0.0.1:11434"
+            ),
+            "monitor": host(monitor_enabled=True),
+            "off": host(services_enabled=False),
+        }
+        return deploy_fakes(folder, hosts, roles=["services"])
+
+
+@pytest.mark.integration
+class TestDryDeploy:
+    def test_wheel_is_pushed_installed_and_the_units_planned(self, services_run: Deployed) -> None:
+        changes = services_run.changes("explicit")
+
+        assert "services: push ollama_fleet-0.1.0-py3-none-any.whl and its wheels" in changes
+        assert f"services: install ollama_fleet-0.1.0-py3-none-any.whl into {VENV}" in changes
+        assert GATEWAY_OP in changes
+        assert "services: ollama-fleet-check.timer" in changes
+
+    def test_installed_wheel_is_not_pushed_again(self, services_run: Deployed) -> None:
+        plans = services_run.plans("wheel-current")
+
+        assert GATEWAY_OP in plans
+        assert not [op for op in plans if "push" in op or "install" in op]
+
+    def test_default_ollama_host_is_enough(self, services_run: Deployed) -> None:
+        assert services_run.refusal("default") is None
+        assert GATEWAY_OP in services_run.changes("default")
+
+    def test_monitor_enabled_is_refused_until_the_monitor_exists(
+        self, services_run: Deployed
+    ) -> None:
+        refusal = services_run.refusal("monitor")
+
+        assert refusal is not None
+        assert "monitor_enabled: the monitor service is not part of this release yet" in refusal
+        assert services_run.plans("monitor") == {}
+
+    def test_services_enabled_false_touches_nothing(self, services_run: Deployed) -> None:
+        assert services_run.refusal("off") is None
+        assert services_run.plans("off") == {}
