@@ -1,5 +1,6 @@
-# ollama-fleet: `make demo` runs the main job on the local testbed, `make test` runs every tier.
-# Both install what they need: Debian packages (caddy, nftables, python3-venv) and a venv.
+# ollama-fleet: `make demo` deploys the whole site to the lab VM, `make test` runs every tier.
+# Both install what they need: Debian packages (caddy, nftables, python3-venv, debootstrap,
+# qemu, ssh), a venv, and the lab's disk image (built once as root, then cached).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,14 +8,20 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST := $(BIN)/pytest -q
 
-.PHONY: setup system-deps demo test lint unit integration bench clean
+LAB_DIR := $${OLLAMA_FLEET_LAB_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/ollama-fleet/lab}
+
+.PHONY: setup system-deps lab-image demo test lint unit integration e2e bench clean
 
 system-deps:
 	@if ! command -v caddy >/dev/null || ! command -v nft >/dev/null \
+	    || ! PATH="$$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null \
+	    || ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null \
+	    || ! command -v ssh >/dev/null \
 	    || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
-	  echo "installing Debian packages: caddy nftables python3-venv"; \
+	  echo "installing Debian packages: caddy nftables python3-venv debootstrap qemu-system-x86 qemu-utils openssh-client"; \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy nftables python3-venv >/dev/null; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy nftables python3-venv \
+	    debootstrap qemu-system-x86 qemu-utils openssh-client >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -25,8 +32,13 @@ $(VENV)/.installed: pyproject.toml
 
 setup: system-deps $(VENV)/.installed
 
-demo: setup
-	$(BIN)/ollama-fleet demo
+# debootstrap needs root; the image lands in the invoking user's cache either way
+lab-image: setup
+	@$(SUDO) env XDG_CACHE_HOME="$${XDG_CACHE_HOME:-$$HOME/.cache}" $(BIN)/ollama-fleet lab build
+
+demo: setup lab-image
+	$(BIN)/ollama-fleet lab up
+	$(BIN)/ollama-fleet deploy "$(LAB_DIR)/inventory.yml" -y --checks all --report out/demo/report.html
 
 lint: setup
 	@start=$$(date +%s); \
@@ -42,13 +54,19 @@ unit: setup
 
 integration: setup
 	@start=$$(date +%s); \
-	$(PYTEST) -m integration && \
-	echo "tier integration (real Caddy, simulator, uvicorn): $$(( $$(date +%s) - start )) s"
+	$(PYTEST) -m "integration and not e2e" && \
+	echo "tier integration (real Caddy, nft, simulator, uvicorn): $$(( $$(date +%s) - start )) s"
 
-test: lint unit integration
+e2e: setup lab-image
+	@start=$$(date +%s); \
+	$(PYTEST) -m e2e && \
+	echo "tier end to end (the lab VM): $$(( $$(date +%s) - start )) s"
 
-bench: setup
+test: lint unit integration e2e
+
+bench: setup lab-image
 	$(BIN)/python benchmarks/checks/bench_checks.py
+	$(BIN)/python benchmarks/deploy/bench_deploy.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# the session-scoped lab VM (tests/lab_fixtures.py), for the lab's and the end-to-end tests
+pytest_plugins = ["lab_fixtures"]
+
 # Fixtures that start real servers (uvicorn, the simulator, Caddy) on 127.0.0.1.
 SERVER_FIXTURES = frozenset({"sim_url", "fresh_url", "paced_url", "fleet", "run"})
 

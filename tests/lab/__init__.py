@@ -1,0 +1,1 @@
+"""Tests of the lab VM (ollama_fleet.lab)."""

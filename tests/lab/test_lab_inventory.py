@@ -1,0 +1,60 @@
+"""The lab's inventory: what `up` writes loads, validates and targets the lab's forwards."""
+
+from __future__ import annotations
+
+from ollama_fleet.checks.targets import targets_from_inventory
+from ollama_fleet.deploy import validate_hosts
+from ollama_fleet.inventory import load_inventory
+from ollama_fleet.lab.inventory import write_lab_inventory
+from ollama_fleet.lab.state import LabInfo
+
+
+def test_inventory_reaches_the_lab_through_its_forwards(info: LabInfo) -> None:
+    path = write_lab_inventory(info)
+    assert path == info.state_dir / "inventory.yml"
+    inventory = load_inventory(path)
+    assert [host.name for host in inventory.hosts] == ["lab"]
+    host = inventory.host("lab")
+    assert "gpu" in host.groups
+    connection = {k: v for k, v in host.vars.items() if k.startswith(("ssh_", "lab_"))}
+    assert connection == {
+        "ssh_hostname": "127.0.0.1",
+        "ssh_port": 40022,
+        "ssh_user": "root",
+        "ssh_key": str(info.ssh_key),
+        "ssh_known_hosts_file": str(info.known_hosts),
+        "ssh_strict_host_key_checking": "no",
+        "lab_http_port": 40080,
+        "lab_https_port": 40443,
+        "lab_ollama_port": 41434,
+    }
+
+
+def test_inventory_deploys_the_simulator_with_the_labs_certificate(info: LabInfo) -> None:
+    inventory = load_inventory(write_lab_inventory(info))
+    validate_hosts(inventory, inventory.hosts)
+    host = inventory.host("lab")
+    assert host.vars["ollama_artifact"] == "simulator"
+    assert host.vars["caddy_tls"] == "files"
+    for key in ("caddy_tls_cert_file", "caddy_tls_key_file", "tls_ca_file"):
+        assert (info.state_dir / host.vars[key]).is_file(), key
+    (target,) = targets_from_inventory(inventory)
+    assert target.url == "https://localhost:40443"
+    assert target.closed_ports == (41434,)
+    assert target.open_ports == (40443, 40022)
+
+
+def test_certificate_is_made_once_and_kept(info: LabInfo) -> None:
+    write_lab_inventory(info)
+    cert = (info.state_dir / "tls" / "lab.crt").read_bytes()
+    write_lab_inventory(info)
+    assert (info.state_dir / "tls" / "lab.crt").read_bytes() == cert
+
+
+def test_inventory_is_rewritten_whole(info: LabInfo) -> None:
+    path = write_lab_inventory(info)
+    path.write_text(path.read_text() + "# an edit\n")
+    write_lab_inventory(info)
+    assert "# an edit" not in path.read_text()
+    assert path.read_text().startswith("# Written by `ollama-fleet lab up`")
+    assert sorted(p.name for p in info.state_dir.iterdir()) == ["inventory.yml", "tls"]
