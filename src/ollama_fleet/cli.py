@@ -87,6 +87,10 @@ def main() -> None:
     """Provision, verify and diagnose fleets of Ollama servers.
 
     \b
+    Converge hosts:     ollama-fleet deploy inventories/production.yml
+    What would change:  ollama-fleet deploy inventories/production.yml --dry --diff
+    A local VM:         ollama-fleet lab up && ollama-fleet deploy inventories/lab.yml -y
+    Secrets:            ollama-fleet vault encrypt-string NAME
     Verify endpoints:   ollama-fleet check inventories/production.yml
     CI gate:            ollama-fleet check INVENTORY -o checks.xml
     One URL:            ollama-fleet check --url https://gpu-1.example.com --model llama3.2:1b
@@ -149,6 +153,12 @@ def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
     show_default=True,
     help="Seconds the whole run may take; unfinished checks fail as read_timeout.",
 )
+@click.option(
+    "--vault-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="For an inventory with vault data: read the password from FILE "
+    "(else $OLLAMA_FLEET_VAULT_PASSWORD, else a prompt).",
+)
 @fleet_errors
 def check(
     inventory: Path | None,
@@ -163,6 +173,7 @@ def check(
     concurrency: int,
     timeout: float,
     deadline: float,
+    vault_password_file: Path | None,
 ) -> None:
     """Verify connectivity, TLS, models, chat, auth and port exposure of Ollama endpoints.
 
@@ -181,7 +192,6 @@ def check(
     from ollama_fleet.checks.runner import plan_checks, run_checks
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
-    from ollama_fleet.inventory import load_inventory
 
     if inventory is None and not urls:
         raise click.UsageError("give an INVENTORY, or at least one --url")
@@ -191,7 +201,8 @@ def check(
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise ConfigError(f"--api-key-env: environment variable {api_key_env} is not set")
-    targets = list(targets_from_inventory(load_inventory(inventory))) if inventory else []
+    loaded = _VaultPassword(vault_password_file).load(inventory) if inventory else None
+    targets = list(targets_from_inventory(loaded)) if loaded else []
     seen = {t.name for t in targets}
     for url in dict.fromkeys(urls):
         target = target_from_url(url, ca_file=ca_file, required_models=models, api_key=api_key)
@@ -339,6 +350,12 @@ def demo(workdir: Path) -> None:
     help="Where the checks' HTML report goes.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show pyinfra's log.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Run every role's operations even where one look at the host shows it converged "
+    "(slower: one command per fact; the result is the same).",
+)
 @fleet_errors
 def deploy(
     inventory: Path,
@@ -351,6 +368,7 @@ def deploy(
     checks_mode: str,
     report: Path,
     verbose: bool,
+    full: bool,
 ) -> None:
     """Converge the hosts of INVENTORY, then check the ones that changed.
 
@@ -363,20 +381,19 @@ def deploy(
     Exit status: 0 converged and checked, 1 a host or a check failed, 2 usage or config error.
     """
     from ollama_fleet import deploy as fleet_deploy
-    from ollama_fleet.inventory import load_inventory
-    from ollama_fleet.vault import PasswordSource, decrypt_text, is_encrypted, read_password
+    from ollama_fleet.vault import decrypt_text, is_encrypted
 
-    source = PasswordSource(file=vault_password_file)
-    inventory_data = load_inventory(inventory, vault=source)
+    password = _VaultPassword(vault_password_file)
+    inventory_data = password.load(inventory)
 
     def decrypt(text: str, path: Path) -> str:
         if not is_encrypted(text):
             return text
-        return decrypt_text(text, read_password(source), where=str(path), what="vault file")
+        return decrypt_text(text, password.get(), where=str(path), what="vault file")
 
     options = fleet_deploy.DeployOptions(
         limit=limit, roles=roles, dry=dry, diff=diff, checks=checks_mode, report=report,
-        verbose=verbose,
+        verbose=verbose, snapshot=not full,
     )  # fmt: skip
     plan = fleet_deploy.make_plan(inventory_data, options, decrypt=decrypt)
     redact = fleet_deploy.redactor(plan.secrets)
@@ -411,6 +428,36 @@ def deploy(
     if run.status is Status.FAIL:
         raise fleet_deploy.DeployFailed(f"the checks after the deploy failed; report: {report}")
     click.echo(f"checks passed; report: {report}")
+
+
+class _VaultPassword:
+    """The vault password, asked for (or read) at most once per command, and only if needed."""
+
+    def __init__(self, file: Path | None) -> None:
+        from ollama_fleet.vault import PasswordSource
+
+        self.source = PasswordSource(file=file)
+        self.password: Any = None
+
+    def get(self) -> Any:
+        from ollama_fleet.vault import read_password
+
+        if self.password is None:
+            self.password = read_password(self.source)
+        return self.password
+
+    def load(self, path: Path) -> Any:
+        """The inventory at `path`, its vault data opened with the password."""
+        from ollama_fleet.inventory import load_inventory
+        from ollama_fleet.vault import holds_vault_data, is_encrypted
+
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return load_inventory(path)  # it says what is wrong with the file
+        if is_encrypted(text) or holds_vault_data(text, where=str(path)):
+            return load_inventory(path, vault=self.get())
+        return load_inventory(path)
 
 
 def _show_event(event: dict[str, Any]) -> None:
@@ -453,9 +500,11 @@ def _summary(result: Any) -> str:
 
 
 def _register() -> None:
+    from ollama_fleet.lab_cli import lab
     from ollama_fleet.vault_cli import vault
 
     main.add_command(vault)
+    main.add_command(lab)
 
 
 _register()

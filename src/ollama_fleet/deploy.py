@@ -449,6 +449,7 @@ class DeployOptions:
     report: Path = Path("out/deploy/checks.html")
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     verbose: bool = False
+    snapshot: bool = True  # False: every role runs its operations, converged or not
 
 
 def default_cache_dir() -> Path:
@@ -512,7 +513,7 @@ def make_plan(
         entries.append(host_entry(host, prepared))
     spec = {
         "hosts": entries, "roles": list(roles), "dry": options.dry, "diff": options.diff,
-        "verbose": options.verbose, "redact": sorted(secrets),
+        "verbose": options.verbose, "redact": sorted(secrets), "snapshot": options.snapshot,
     }  # fmt: skip
     return Plan(
         inventory=inventory, hosts=hosts, roles=roles, spec=spec, secrets=frozenset(secrets),

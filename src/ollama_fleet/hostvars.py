@@ -236,7 +236,7 @@ def resolved(hostvars: Mapping[str, Any], role: str) -> dict[str, Any]:
 
 def controller_path(value: str, inventory_path: Path) -> Path:
     """A controller-side file named in the inventory, relative to the inventory's folder."""
-    return (inventory_path.parent / value).resolve()
+    return (inventory_path.parent / Path(value).expanduser()).resolve()
 
 
 def markdown_table(role: str) -> str:

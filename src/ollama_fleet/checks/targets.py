@@ -77,7 +77,7 @@ def _target(name: str, hostvars: Mapping[str, Any], path: Path) -> Target:
 
     ca_file = typed("tls_ca_file", str, None)
     if ca_file is not None:
-        resolved = (path.parent / ca_file).resolve()
+        resolved = (path.parent / Path(ca_file).expanduser()).resolve()
         if not resolved.is_file():
             raise ConfigError(f"{where('tls_ca_file')}: no such file {str(resolved)!r}")
         ca_file = str(resolved)

@@ -7,6 +7,7 @@ one and Caddy reloads, so a broken config never replaces a working one.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from pyinfra import host
@@ -15,6 +16,7 @@ from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
 from ollama_fleet.deploys.common import local_address, prepared, role_vars, var
+from ollama_fleet.deploys.converge import DirWant, Want
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
 from ollama_fleet.render import render_caddyfile
@@ -23,6 +25,8 @@ CADDY_KEY = "https://dl.cloudsmith.io/public/caddy/stable/gpg.key"
 CADDY_REPO = "https://dl.cloudsmith.io/public/caddy/stable/deb/debian"
 CADDY_KEYRING = "/etc/apt/keyrings/caddy-stable.gpg"
 TLS_DIR = "/etc/caddy/tls"
+CERT_FILE, KEY_FILE = f"{TLS_DIR}/cert.pem", f"{TLS_DIR}/key.pem"
+CADDYFILE = "/etc/caddy/Caddyfile"
 VALIDATE = "runuser -u caddy -- caddy validate --adapter caddyfile --config {path}"
 
 
@@ -45,6 +49,30 @@ def upstream() -> tuple[str, bool]:
     return f"{address}:{port}", True
 
 
+def caddyfile(v: dict[str, Any]) -> str:
+    address, is_ollama = upstream()
+    names = site_names(v["caddy_site_names"], host.data.get("public_url"), host.name)
+    files_mode = v["caddy_tls"] == "files"
+    return render_caddyfile(
+        v, site_names=names, upstream=address, upstream_is_ollama=is_ollama,
+        cert_file=CERT_FILE if files_mode else None, key_file=KEY_FILE if files_mode else None,
+    )  # fmt: skip
+
+
+def want() -> Want | None:
+    """What this role leaves on the host; None: always run it (Caddy's own repository)."""
+    v = role_vars("caddy")
+    if v["caddy_source"] != "debian":
+        return None
+    result = Want(packages={"caddy"}, services={"caddy"})
+    if v["caddy_tls"] == "files":
+        result.dirs[TLS_DIR] = DirWant(mode="750", group="caddy")
+        result.file(CERT_FILE, prepared("caddy_cert"), mode="644", group="caddy")
+        result.file(KEY_FILE, prepared("caddy_key"), mode="640", group="caddy")
+    result.file(CADDYFILE, caddyfile(v))
+    return result
+
+
 @deploy("caddy", data_defaults=defaults("caddy"))
 def caddy() -> None:
     v = role_vars("caddy")
@@ -55,30 +83,23 @@ def caddy() -> None:
             suites="any-version", components="main", signed_by=CADDY_KEYRING,
         )  # fmt: skip
     apt.packages(name="caddy: package", packages=["caddy"], update=True, cache_time=3600)
-    cert_file = key_file = None
     tls_changes = []
     if v["caddy_tls"] == "files":
         files.directory(name="caddy: tls directory", path=TLS_DIR, group="caddy", mode="750")
-        cert_file, key_file = f"{TLS_DIR}/cert.pem", f"{TLS_DIR}/key.pem"
         tls_changes = [
             checked_file(
-                name="caddy: certificate", content=prepared("caddy_cert"), dest=cert_file,
+                name="caddy: certificate", content=prepared("caddy_cert"), dest=CERT_FILE,
                 group="caddy", mode="644",
             ),
             checked_file(
-                name="caddy: private key", content=prepared("caddy_key"), dest=key_file,
+                name="caddy: private key", content=prepared("caddy_key"), dest=KEY_FILE,
                 group="caddy", mode="640",
             ),
         ]  # fmt: skip
-    address, is_ollama = upstream()
-    names = site_names(v["caddy_site_names"], host.data.get("public_url"), host.name)
     config = checked_file(
         name="caddy: Caddyfile (validated on the host first)",
-        content=render_caddyfile(
-            v, site_names=names, upstream=address, upstream_is_ollama=is_ollama,
-            cert_file=cert_file, key_file=key_file,
-        ),
-        dest="/etc/caddy/Caddyfile",
+        content=caddyfile(v),
+        dest=CADDYFILE,
         validate=VALIDATE,
         activate="systemctl reload-or-restart caddy",
     )  # fmt: skip

@@ -7,11 +7,14 @@ for boot. It refuses to run when sshd listens on a port the ruleset would not al
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, systemd
 
 from ollama_fleet.deploys.common import DeployError, local_address, role_vars, var
+from ollama_fleet.deploys.converge import Want
 from ollama_fleet.deploys.facts import SshdPorts
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
@@ -26,6 +29,23 @@ def unsafe_ssh(live_ports: list[int], sshd_port: int) -> str | None:
     return None
 
 
+RULESET = "/etc/nftables.conf"
+
+
+def ruleset(v: dict[str, Any]) -> str:
+    _, ollama_port = local_address(str(var("ollama_host")))
+    return render_nftables(v, ollama_port=ollama_port)
+
+
+def want() -> Want | None:
+    v = role_vars("firewall")
+    if not v["firewall_enabled"]:
+        return Want()
+    result = Want(packages={"nftables"}, services={"nftables.service"})
+    result.file(RULESET, ruleset(v), mode="755")
+    return result
+
+
 @deploy("firewall", data_defaults=defaults("firewall"))
 def firewall() -> None:
     v = role_vars("firewall")
@@ -38,11 +58,10 @@ def firewall() -> None:
             "(set sshd_port to the port sshd really uses)"
         )
     apt.packages(name="firewall: nftables", packages=["nftables"], update=True, cache_time=3600)
-    _, ollama_port = local_address(str(var("ollama_host")))
     checked_file(
         name="firewall: ruleset (checked by nft -c, applied atomically)",
-        content=render_nftables(v, ollama_port=ollama_port),
-        dest="/etc/nftables.conf",
+        content=ruleset(v),
+        dest=RULESET,
         mode="755",
         validate="nft -c -f {path}",
         activate="nft -f /etc/nftables.conf",

@@ -13,6 +13,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from ollama_fleet.deploys.common import ollama_url, role_vars
+from ollama_fleet.deploys.converge import Want
 from ollama_fleet.deploys.facts import OllamaModels
 from ollama_fleet.hostvars import defaults
 
@@ -36,6 +37,14 @@ def plan_models(
     to_pull = [n for n in required if n not in have]
     to_delete = sorted(have - set(required)) if prune and present is not None else []
     return to_pull, to_delete
+
+
+def want() -> Want:
+    v = role_vars("models")
+    return Want(
+        models_url=ollama_url(), models=tuple(required_names(v["required_models"])),
+        prune=bool(v["models_prune"]),
+    )  # fmt: skip
 
 
 @deploy("models", data_defaults=defaults("models"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -16,6 +17,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ollama_fleet.deploys.common import CACHE_DIR, DeployError, ollama_url, prepared, role_vars
+from ollama_fleet.deploys.converge import DirWant, Want
 from ollama_fleet.deploys.facts import Marker, PathModes
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
@@ -63,6 +65,29 @@ def untraversable(modes: list[tuple[str, str]], models_dir: str) -> list[str]:
     return [path for mode, path in modes if path != models_dir and not int(mode[-1]) & 1]
 
 
+DROPIN = f"{DROPIN_DIR}/ollama-fleet.conf"
+PACKAGES = ["ca-certificates", "curl", "tar", "gzip"]
+
+
+def release_line(release: dict[str, Any]) -> str:
+    return f"{release['version']} sha256:{release['sha256']}"
+
+
+def want() -> Want:
+    v = role_vars("ollama")
+    models_dir = str(v["ollama_models_dir"])
+    result = Want(
+        packages=set(PACKAGES), services={"ollama.service"},
+        users={"ollama": {"ollama", "render", "video"}},
+        dirs={models_dir: DirWant(mode="755", user="ollama", group="ollama"),
+              DROPIN_DIR: DirWant(mode="755")},
+        lines={RELEASE_MARKER: release_line(prepared("ollama") or {"version": "", "sha256": ""})},
+    )  # fmt: skip
+    result.file(UNIT, render_ollama_unit(models_dir=models_dir))
+    result.file(DROPIN, render_ollama_dropin(v))
+    return result
+
+
 @deploy("ollama", data_defaults=defaults("ollama"))
 def ollama() -> None:
     v = role_vars("ollama")
@@ -77,7 +102,7 @@ def ollama() -> None:
             "(its mode has no o+x); `chmod o+x` it or choose another path"
         )
     apt.packages(
-        name="ollama: curl and tar", packages=["ca-certificates", "curl", "tar", "gzip"],
+        name="ollama: curl and tar", packages=PACKAGES,
         cache_time=3600, update=True,
     )  # fmt: skip
     server.group(name="ollama: render group", group="render", system=True)
@@ -92,7 +117,7 @@ def ollama() -> None:
         mode="755",
     )  # fmt: skip
     changes = []
-    line = f"{release['version']} sha256:{release['sha256']}"
+    line = release_line(release)
     if host.get_fact(Marker, path=RELEASE_MARKER) != line:
         archive = posixpath.join(CACHE_DIR, release["filename"])
         files.directory(name="ollama: download cache", path=CACHE_DIR, mode="700")
@@ -127,7 +152,7 @@ def ollama() -> None:
         checked_file(
             name="ollama: environment drop-in",
             content=render_ollama_dropin(v),
-            dest=f"{DROPIN_DIR}/ollama-fleet.conf",
+            dest=DROPIN,
         )
     )
     changed = any_changed(*changes)

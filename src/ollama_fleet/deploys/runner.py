@@ -199,7 +199,7 @@ def run(spec: dict[str, Any], events: Events) -> int:
         events.emit("connect", host=host.name, ok=True)
         try:
             with ctx_state.use(state), ctx_host.use(host):
-                site(spec["roles"])
+                site(spec["roles"], snapshot=spec.get("snapshot", True))
         except Exception as exc:  # a role refused this host: it fails, the others go on
             known = isinstance(exc, FleetError | PyinfraError)
             if not known:

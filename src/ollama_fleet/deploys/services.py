@@ -17,6 +17,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ollama_fleet.deploys.common import CACHE_DIR, DeployError, ollama_url, prepared, role_vars, var
+from ollama_fleet.deploys.converge import DirWant, Want
 from ollama_fleet.deploys.facts import Marker
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
@@ -63,6 +64,50 @@ def self_check_inventory(url: str, required_models: list[object]) -> str:
     )
 
 
+def configs(v: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(operation name, path, content) of the files readable by the service user (mode 0640)."""
+    return [
+        ("services: self-check inventory", f"{CONFIG_DIR}/checks.yml",
+         self_check_inventory(ollama_url(), list(var("required_models")))),
+        ("services: gateway config (API keys hashed)", f"{CONFIG_DIR}/gateway.yml",
+         render_gateway_config(v, ollama_host=str(var("ollama_host")))),
+        ("services: monitor config", f"{CONFIG_DIR}/monitor.yml",
+         render_monitor_config(v, targets_url=ollama_url())),
+    ]  # fmt: skip
+
+
+def units(v: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        ("services: ollama-fleet-check.service", f"{UNIT_DIR}/ollama-fleet-check.service",
+         render_fleet_check_service(v)),
+        ("services: ollama-fleet-check.timer", f"{UNIT_DIR}/ollama-fleet-check.timer",
+         render_fleet_check_timer(v)),
+    ]  # fmt: skip
+
+
+def marker_line(bundle: dict[str, Any]) -> str:
+    return f"{bundle['wheel']} sha256:{bundle['sha256']}"
+
+
+def want() -> Want | None:
+    v = role_vars("services")
+    if not v["services_enabled"]:
+        return Want()
+    bundle = prepared("bundle")
+    if not bundle or v["monitor_enabled"] or v["gateway_enabled"]:
+        return None  # the role itself says what is wrong
+    result = Want(
+        packages={"python3-venv"}, services={"ollama-fleet-check.timer"}, users={USER: {USER}},
+        dirs={CONFIG_DIR: DirWant(mode="750", group=USER)},
+        lines={f"{v['fleet_venv']}/.ollama-fleet-bundle": marker_line(bundle)},
+    )  # fmt: skip
+    for _, path, content in configs(v):
+        result.file(path, content, mode="640", group=USER)
+    for _, path, content in units(v):
+        result.file(path, content)
+    return result
+
+
 @deploy("services", data_defaults=defaults("services"))
 def services() -> None:
     v = role_vars("services")
@@ -88,7 +133,7 @@ def services() -> None:
     )  # fmt: skip
     files.directory(name="services: config directory", path=CONFIG_DIR, group=USER, mode="750")
     marker = f"{venv}/.ollama-fleet-bundle"
-    line = f"{bundle['wheel']} sha256:{bundle['sha256']}"
+    line = marker_line(bundle)
     changes = []
     if host.get_fact(Marker, path=marker) != line:
         files.directory(name="services: cache", path=CACHE_DIR, mode="700")
@@ -101,43 +146,17 @@ def services() -> None:
                 commands=[install_script(venv, pushed, bundle, marker, line)],
             )
         )
-    changes.append(
-        checked_file(
-            name="services: self-check inventory",
-            content=self_check_inventory(ollama_url(), list(var("required_models"))),
-            dest=f"{CONFIG_DIR}/checks.yml",
-            group=USER,
-            mode="640",
-        )  # fmt: skip
-    )
-    checked_file(
-        name="services: gateway config (API keys hashed)",
-        content=render_gateway_config(v, ollama_host=str(var("ollama_host"))),
-        dest=f"{CONFIG_DIR}/gateway.yml", group=USER, mode="640",
-    )  # fmt: skip
-    checked_file(
-        name="services: monitor config",
-        content=render_monitor_config(v, targets_url=ollama_url()),
-        dest=f"{CONFIG_DIR}/monitor.yml", group=USER, mode="640",
-    )  # fmt: skip
-    units = [
-        checked_file(
-            name="services: ollama-fleet-check.service",
-            content=render_fleet_check_service(v),
-            dest=f"{UNIT_DIR}/ollama-fleet-check.service",
-        ),
-        checked_file(
-            name="services: ollama-fleet-check.timer",
-            content=render_fleet_check_timer(v),
-            dest=f"{UNIT_DIR}/ollama-fleet-check.timer",
-        ),
+    for name, path, content in configs(v):
+        changes.append(checked_file(name=name, content=content, dest=path, group=USER, mode="640"))
+    unit_changes = [
+        checked_file(name=name, content=content, dest=path) for name, path, content in units(v)
     ]
-    systemd.daemon_reload(name="services: reload systemd", _if=any_changed(*units))
+    systemd.daemon_reload(name="services: reload systemd", _if=any_changed(*unit_changes))
     systemd.service(
         name="services: check timer enabled", service="ollama-fleet-check.timer", running=True,
         enabled=True,
     )  # fmt: skip
     systemd.service(
         name="services: restart the timer for the change", service="ollama-fleet-check.timer",
-        restarted=True, _if=any_changed(*units, *changes),
+        restarted=True, _if=any_changed(*unit_changes, *changes),
     )  # fmt: skip
