@@ -1,0 +1,183 @@
+"""End to end on the lab VM: the whole site deploys, converges, survives a reboot, refuses harm.
+
+The tests share one VM (the session's `lab_vm`) and run in file order, as an operator would:
+a deploy stopped by a wrong vault password, the first deploy, a no-op re-deploy, what the
+firewall lets through, a broken Caddy config, drift repaired, a reboot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ollama_fleet.checks.probes.exposure import tcp_state
+from ollama_fleet.lab import LabInfo, reboot, run_ssh
+from ollama_fleet.vault import VaultPassword, encrypt_value
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "correct horse battery staple"
+SECRET = "https://hooks.example.test/T0KEN-e2e-secret"
+HOST_VARS_INDENT = " " * 10  # where the lab inventory's host variables sit
+
+
+@dataclass(frozen=True)
+class Deploy:
+    code: int
+    out: str
+    seconds: float
+
+
+def deploy(inventory: Path, workdir: Path, *args: str, password: str = PASSWORD) -> Deploy:
+    password_file = workdir / "vault-password"
+    password_file.write_text(password + "\n")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "ollama_fleet", "deploy", str(inventory), "-y",
+         "--vault-password-file", str(password_file), "--report", str(workdir / "checks.html"),
+         *args],
+        capture_output=True, text=True, cwd=workdir, timeout=1800,
+    )  # fmt: skip
+    return Deploy(done.returncode, done.stdout + done.stderr, time.monotonic() - started)
+
+
+def check(inventory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ollama_fleet", "check", str(inventory)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def with_vars(lab_vm: LabInfo, path: Path, extra: str = "") -> Path:
+    """The lab's inventory plus a vault-encrypted webhook URL and `extra` host variables."""
+    secret = encrypt_value("monitor_webhook_url", SECRET, VaultPassword(PASSWORD))
+    lines = [HOST_VARS_INDENT + line for line in (secret + extra).splitlines() if line.strip()]
+    path.write_text(lab_vm.inventory.read_text() + "\n".join(lines) + "\n")
+    return path
+
+
+def sha(lab_vm: LabInfo, path: str) -> str:
+    return run_ssh(lab_vm, f"sha256sum {path}").stdout.split()[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def inventory(lab_vm: LabInfo, workdir: Path) -> Path:
+    return with_vars(lab_vm, workdir / "lab.yml")
+
+
+@pytest.fixture(scope="module")
+def first(lab_vm: LabInfo, inventory: Path, workdir: Path) -> Deploy:
+    return deploy(inventory, workdir, "--diff")
+
+
+def test_wrong_vault_password_stops_the_deploy_before_the_host_is_touched(
+    lab_vm: LabInfo, inventory: Path, workdir: Path
+) -> None:
+    result = deploy(inventory, workdir, password="not the password")
+
+    assert result.code == 2
+    assert f"{inventory}: line" in result.out
+    assert "wrong password or tampered data" in result.out
+    assert "connected" not in result.out
+    untouched = run_ssh(lab_vm, "id ollama; ls /etc/caddy /opt/ollama", check=False)
+    assert "no such user" in untouched.stderr
+    assert "/etc/caddy" in untouched.stderr and "/opt/ollama" in untouched.stderr
+
+
+def test_the_whole_site_deploys_and_its_checks_pass(first: Deploy, workdir: Path) -> None:
+    assert first.code == 0, first.out[-3000:]
+    for role in ("ollama", "models", "caddy", "firewall", "services"):
+        assert f"[lab] changed {role}:" in first.out
+    assert "gpu: no NVIDIA GPU" in first.out
+    assert "SIMULATOR artifact" in first.out
+    assert "checks passed" in first.out
+    assert (workdir / "checks.html").is_file()
+
+
+def test_no_secret_in_the_output_even_with_diffs(first: Deploy, lab_vm: LabInfo) -> None:
+    assert "diff of /etc/ollama-fleet/monitor.yml" in first.out
+    assert "T0KEN" not in first.out
+    assert "***" in first.out
+    on_host = run_ssh(lab_vm, "stat -c '%a %U %G' /etc/ollama-fleet/monitor.yml; "
+                      "grep -c T0KEN /etc/ollama-fleet/monitor.yml").stdout.split("\n")  # fmt: skip
+    assert on_host[:2] == ["640 root ollama-fleet", "1"]
+
+
+def test_a_second_deploy_changes_nothing(first: Deploy, inventory: Path, workdir: Path) -> None:
+    again = deploy(inventory, workdir)
+
+    assert again.code == 0, again.out[-3000:]
+    assert "lab: no changes" in again.out
+    assert "changed" not in again.out.replace("nothing changed", "")
+
+
+def test_ollama_answers_on_the_host_only_and_ssh_still_works(
+    first: Deploy, lab_vm: LabInfo
+) -> None:
+    inside = run_ssh(lab_vm, "curl -fsS http://127.0.0.1:11434/api/version")
+    assert "simulator" in inside.stdout
+    outside = asyncio.run(tcp_state("127.0.0.1", lab_vm.ollama_port, timeout_s=3, speak=True))
+    assert outside != "open"
+    assert run_ssh(lab_vm, "echo still here").stdout.strip() == "still here"
+    rules = run_ssh(lab_vm, "nft list chain inet filter input").stdout
+    assert "policy drop" in rules
+    assert "11434" not in rules
+
+
+def test_a_broken_caddy_config_is_rejected_and_the_old_one_keeps_serving(
+    first: Deploy, lab_vm: LabInfo, inventory: Path, workdir: Path
+) -> None:
+    before = sha(lab_vm, "/etc/caddy/Caddyfile")
+    broken = with_vars(
+        lab_vm, workdir / "broken.yml", "\ncaddy_extra_directives: reverse_proxyy nowhere"
+    )
+
+    result = deploy(broken, workdir)
+
+    assert result.code == 1
+    assert "FAILED caddy: Caddyfile (validated on the host first)" in result.out
+    assert "reverse_proxyy" in result.out  # caddy validate's own complaint
+    assert sha(lab_vm, "/etc/caddy/Caddyfile") == before
+    assert run_ssh(lab_vm, "ls /etc/caddy").stdout.split() == ["Caddyfile", "tls"]
+    served = check(inventory)
+    assert served.returncode == 0, served.stdout
+
+
+def test_drift_on_the_host_is_found_and_repaired(
+    first: Deploy, lab_vm: LabInfo, inventory: Path, workdir: Path
+) -> None:
+    dropin = "/etc/systemd/system/ollama.service.d/ollama-fleet.conf"
+    wanted = sha(lab_vm, dropin)
+    run_ssh(lab_vm, f"echo 'Environment=OLLAMA_HOST=0.0.0.0:11434' >> {dropin}")
+
+    result = deploy(inventory, workdir)
+
+    assert result.code == 0, result.out[-3000:]
+    assert "[lab] changed ollama: environment drop-in" in result.out
+    assert "[lab] changed ollama: restart for the change" in result.out
+    assert sha(lab_vm, dropin) == wanted
+
+
+def test_everything_comes_back_after_a_reboot(
+    first: Deploy, lab_vm: LabInfo, inventory: Path
+) -> None:
+    reboot(lab_vm)
+
+    deadline = time.monotonic() + 180
+    while (result := check(inventory)).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(5)  # services may still be starting once SSH answers
+    assert result.returncode == 0, result.stdout
+    assert "policy drop" in run_ssh(lab_vm, "nft list chain inet filter input").stdout
+    timer = run_ssh(lab_vm, "systemctl is-enabled ollama-fleet-check.timer ollama caddy")
+    assert timer.stdout.split() == ["enabled", "enabled", "enabled"]
