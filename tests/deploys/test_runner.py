@@ -194,3 +194,27 @@ def test_unexpected_error_does_not_show_a_secret(tmp_path: Path) -> None:
     assert "Traceback" in log.getvalue()
     assert SECRET not in log.getvalue()
     assert SECRET not in json.dumps(events)
+
+
+# -- the last host failing: pyinfra stops early, the failure must still be reported -----------
+
+PULL_ERROR = "Error: pull model manifest: file does not exist"
+
+
+@pytest.fixture(scope="module")
+def failed_pull(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    hosts = {"only": host({"ollama pull": {"success": False, "stderr": [PULL_ERROR]}},
+                          required_models=["nope:1b"])}  # fmt: skip
+    return deploy_fakes(tmp_path_factory.mktemp("pull"), hosts, roles=["models"], dry=False)
+
+
+def test_an_error_inside_the_pull_fails_the_deploy_with_the_models_name(
+    failed_pull: Deployed,
+) -> None:
+    (event,) = [e for e in failed_pull.ops("only") if not e["ok"]]
+    assert event["op"] == "models: pull nope:1b (1/1)"
+    assert PULL_ERROR in event["error"]
+    outcome = failed_pull.outcome("only")
+    assert outcome.error is not None
+    assert outcome.error.startswith("models: pull nope:1b (1/1): ")
+    assert PULL_ERROR in outcome.error

@@ -106,14 +106,23 @@ def error_text(state: State, host: Host, op_hash: str) -> str:
 class Progress(BaseStateCallback):
     def __init__(self, events: Events) -> None:
         self.events = events
+        self.reported: set[tuple[str, str]] = set()
 
     def operation_end(self, state: State, op_hash: str) -> None:
         # pyinfra completes an operation's result only after its per-host callbacks, so the
         # results are read here, once every host has run it
+        self.report(state, op_hash)
+
+    def report(self, state: State, op_hash: str) -> None:
+        """Emit each host's result of `op_hash` once (also called after pyinfra stopped early:
+        when the last host fails, it raises before `operation_end`)."""
         for host in state.inventory:
             data = state.ops.get(host, {}).get(op_hash)
             if data is None or not data.operation_meta.is_complete():
                 continue
+            if (host.name, op_hash) in self.reported:
+                continue
+            self.reported.add((host.name, op_hash))
             meta, name = data.operation_meta, op_name(state, host, op_hash)
             if meta.did_succeed():
                 self.events.emit("op", host=host.name, op=name, ok=True, changed=meta.did_change())
@@ -187,7 +196,8 @@ def run(spec: dict[str, Any], events: Events) -> int:
     # hosts that take different branches (GPU or not) still line up operation by operation.
     pyinfra.is_cli = True
     state = build_state(spec)
-    state.add_callback_handler(Progress(events))
+    progress = Progress(events)
+    state.add_callback_handler(progress)
     failed: set[str] = set()
     try:
         connect_all(state)
@@ -219,7 +229,11 @@ def run(spec: dict[str, Any], events: Events) -> int:
         try:
             run_ops(state)
         except PyinfraError as exc:
-            events.emit("run_error", error=str(exc))
+            if "No hosts remaining" not in str(exc):  # that one only means: every host failed
+                events.emit("run_error", error=str(exc))
+        finally:
+            for op_hash in state.get_op_order():
+                progress.report(state, op_hash)
     disconnect_all(state)
     failed |= {h.name for h in state.failed_hosts}
     events.emit("done", failed=sorted(failed))
