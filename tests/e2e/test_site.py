@@ -48,8 +48,11 @@ def deploy(inventory: Path, workdir: Path, *args: str, password: str = PASSWORD)
 
 
 def check(inventory: Path) -> subprocess.CompletedProcess[str]:
+    password_file = inventory.parent / "vault-password"
+    password_file.write_text(PASSWORD + "\n")
     return subprocess.run(
-        [sys.executable, "-m", "ollama_fleet", "check", str(inventory)],
+        [sys.executable, "-m", "ollama_fleet", "check", str(inventory),
+         "--vault-password-file", str(password_file)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
