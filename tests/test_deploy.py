@@ -19,7 +19,6 @@ from ollama_fleet.deploy import (
     Plan,
     hosts_to_check,
     make_plan,
-    redactor,
     resolve_release,
     select_hosts,
     sha256_from_sums,
@@ -27,6 +26,7 @@ from ollama_fleet.deploy import (
 from ollama_fleet.errors import ConfigError, FleetError
 from ollama_fleet.hostvars import resolved
 from ollama_fleet.inventory import Inventory, load_inventory
+from ollama_fleet.redact import redactor
 
 FLEET = """
 all:

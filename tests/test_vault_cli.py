@@ -182,7 +182,7 @@ def test_encrypt_then_decrypt_in_place(tmp_path: Path, pwfile: Path) -> None:
     result = invoke(["decrypt", path, "--vault-password-file", pwfile])
     assert result.exit_code == 0, result.output
     assert path.read_text(encoding="utf-8") == PLAIN
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # plaintext: no group or other access
     assert_no_leak(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secrets.yml", "vault-pass"]
 

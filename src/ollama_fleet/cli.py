@@ -381,6 +381,7 @@ def deploy(
     Exit status: 0 converged and checked, 1 a host or a check failed, 2 usage or config error.
     """
     from ollama_fleet import deploy as fleet_deploy
+    from ollama_fleet.redact import redactor
     from ollama_fleet.vault import decrypt_text, is_encrypted
 
     password = _VaultPassword(vault_password_file)
@@ -396,7 +397,7 @@ def deploy(
         verbose=verbose, snapshot=not full,
     )  # fmt: skip
     plan = fleet_deploy.make_plan(inventory_data, options, decrypt=decrypt)
-    redact = fleet_deploy.redactor(plan.secrets)
+    redact = redactor(plan.secrets)
     for note in plan.notes:
         click.secho(f"NOTE {note}", fg="yellow", err=True)
     names = ", ".join(h.name for h in plan.hosts)
@@ -420,7 +421,7 @@ def deploy(
         click.echo("checks: nothing changed, nothing to check" if not dry else "dry run: no checks")
         return
     click.echo(f"checking {', '.join(to_check)} ...")
-    run = fleet_deploy.check_hosts(inventory_data, to_check, report)
+    run = fleet_deploy.check_hosts(plan, to_check, report)
     from ollama_fleet.checks.model import Status
     from ollama_fleet.checks.reports import render_text
 

@@ -26,10 +26,11 @@ import httpx
 from ollama_fleet import hostvars
 from ollama_fleet.errors import ConfigError, FleetError
 from ollama_fleet.inventory import Host, Inventory
+from ollama_fleet.lab.image import default_cache_dir
+from ollama_fleet.redact import redact_strings, redactor
 
 PREPARED_KEY = "fleet_prepared"  # the runner reads it back (ollama_fleet.deploys.common)
 SIMULATOR = "simulator"
-REDACTED = "***"
 
 
 class DeployFailed(FleetError):
@@ -201,6 +202,8 @@ def read_controller_file(
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: {str(path)!r} is not a PEM (text) file") from None
     return decrypt(text, path)
 
 
@@ -308,10 +311,10 @@ def build_bundle(cache_dir: Path) -> Bundle:
                 info.uname = info.gname = "root"
                 tar.addfile(info, io.BytesIO(data))
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = archive.with_name(archive.name + ".tmp")
-        temporary.write_bytes(raw.getvalue())
-        temporary.replace(archive)
         (folder / "wheel").write_text(next(wheels.glob("ollama_fleet-*.whl")).name)
+        temporary = archive.with_name(archive.name + ".tmp")  # the archive last: it marks
+        temporary.write_bytes(raw.getvalue())  # the folder complete
+        temporary.replace(archive)
         import shutil
 
         shutil.rmtree(work)
@@ -322,17 +325,6 @@ def build_bundle(cache_dir: Path) -> Bundle:
 
 
 # -- the child process -------------------------------------------------------------------------
-
-
-def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def redact(text: str) -> str:
-        for secret in ordered:
-            text = text.replace(secret, REDACTED)
-        return text
-
-    return redact
 
 
 def host_entry(host: Host, prepared: Mapping[str, Any]) -> dict[str, Any]:
@@ -378,7 +370,7 @@ def run_runner(
     finished = False
     for line in process.stdout:
         try:
-            event = _redacted(json.loads(line), redact)
+            event = redact_strings(json.loads(line), redact)
         except ValueError:
             log.write(redact(line))
             continue
@@ -401,16 +393,6 @@ def run_runner(
         ),
         dry=bool(spec.get("dry")),
     )  # fmt: skip
-
-
-def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: _redacted(v, redact) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, redact) for v in value]
-    return value
 
 
 def _tally(tallies: dict[str, _Tally], event: Event) -> None:
@@ -452,11 +434,6 @@ class DeployOptions:
     snapshot: bool = True  # False: every role runs its operations, converged or not
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ollama-fleet"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """Everything decided on the controller before any host is contacted."""
@@ -467,6 +444,7 @@ class Plan:
     spec: dict[str, Any]
     secrets: frozenset[str]
     notes: tuple[str, ...]
+    targets: tuple[Any, ...] = ()  # the checks' targets, validated with everything else
 
 
 def make_plan(
@@ -515,9 +493,15 @@ def make_plan(
         "hosts": entries, "roles": list(roles), "dry": options.dry, "diff": options.diff,
         "verbose": options.verbose, "redact": sorted(secrets), "snapshot": options.snapshot,
     }  # fmt: skip
+    targets: tuple[Any, ...] = ()
+    if options.checks != "none" and any(h.vars.get("public_url") for h in hosts):
+        from ollama_fleet.checks.targets import targets_from_inventory
+
+        chosen = {h.name for h in hosts}
+        targets = tuple(t for t in targets_from_inventory(inventory) if t.name in chosen)
     return Plan(
         inventory=inventory, hosts=hosts, roles=roles, spec=spec, secrets=frozenset(secrets),
-        notes=tuple(notes),
+        notes=tuple(notes), targets=targets,
     )  # fmt: skip
 
 
@@ -529,15 +513,14 @@ def hosts_to_check(result: DeployResult, plan: Plan, mode: str) -> tuple[str, ..
     return tuple(h.name for h in plan.hosts if h.name in names and h.vars.get("public_url"))
 
 
-def check_hosts(inventory: Inventory, names: Sequence[str], report: Path) -> Any:
+def check_hosts(plan: Plan, names: Sequence[str], report: Path) -> Any:
     """Run every check on `names` (hosts with a public_url); write the HTML report atomically."""
     import asyncio
 
     from ollama_fleet.checks.reports import render_html
     from ollama_fleet.checks.runner import run_checks
-    from ollama_fleet.checks.targets import targets_from_inventory
 
-    targets = [t for t in targets_from_inventory(inventory) if t.name in set(names)]
+    targets = [t for t in plan.targets if t.name in set(names)]
     run = asyncio.run(run_checks(targets))
     report.parent.mkdir(parents=True, exist_ok=True)
     temporary = report.with_name(f".{report.name}.tmp")

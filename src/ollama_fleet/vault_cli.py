@@ -138,7 +138,7 @@ def decrypt(file: Path, output: Path | None, vault_password_file: Path | None) -
         click.echo(plaintext, nl=False)  # bytes go to stdout's binary stream as they are
         return
     target = output or file
-    _write_atomically(target, plaintext)
+    _write_atomically(target, plaintext, private=True)
     click.echo(
         f"{target}: decrypted" if target == file else f"{file}: decrypted to {target}", err=True
     )
@@ -295,8 +295,11 @@ def _refuse_inline_values(path: Path, data: bytes) -> None:
         )
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a temporary file beside `path` and rename it over `path`, keeping its mode."""
+def _write_atomically(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write a temporary file beside `path` and rename it over `path`, keeping its mode.
+
+    `private` (plaintext secrets) also takes away every permission of group and others.
+    """
     path = path.resolve()  # through a symlink, replace the file, not the link
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -304,6 +307,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
         mode = 0o600
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None
+    if private:
+        mode &= 0o600
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:

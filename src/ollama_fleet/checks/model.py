@@ -181,6 +181,9 @@ class Target:
     open_ports: tuple[int, ...] = ()
     auth_required: bool = False
     api_key: str | None = field(default=None, repr=False)
+    # closed_ports are reached through a forwarder that accepts every connection (qemu's user
+    # network, a load balancer): judge them by whether anything answers, not by the accept
+    port_forwarder: bool = False
 
     @property
     def model_for_chat(self) -> str | None:

@@ -104,6 +104,7 @@ def _target(name: str, hostvars: Mapping[str, Any], path: Path) -> Target:
         closed_ports=_ports(typed("closed_ports", list, [ollama_port]), where("closed_ports")),
         open_ports=_ports(typed("open_ports", list, []), where("open_ports")),
         auth_required=typed("auth_required", bool, False),
+        port_forwarder=typed("port_forwarder", bool, False),
         api_key=typed("api_key", str, None),
     )
 

@@ -93,7 +93,7 @@ def caddy() -> None:
             ),
             checked_file(
                 name="caddy: private key", content=prepared("caddy_key"), dest=KEY_FILE,
-                group="caddy", mode="640",
+                group="caddy", mode="640", secret=True,
             ),
         ]  # fmt: skip
     config = checked_file(

@@ -8,6 +8,7 @@ from pyinfra import host
 
 from ollama_fleet.errors import FleetError
 from ollama_fleet.hostvars import BY_NAME, defaults
+from ollama_fleet.render import dial_address
 
 PREPARED_KEY = (
     "fleet_prepared"  # inputs the controller made for this host (see ollama_fleet.deploy)
@@ -36,14 +37,10 @@ def prepared(key: str) -> Any:
 
 
 def local_address(host_port: str) -> tuple[str, int]:
-    """Where to reach a service bound to `host_port` from the host itself."""
-    address, _, port = host_port.rpartition(":")
-    address = address.strip("[]")
-    if address in ("", "0.0.0.0", "::"):
-        address = "127.0.0.1"
+    """(address as written in a URL, port) to reach a service bound to `host_port` locally."""
+    address, _, port = dial_address(host_port).rpartition(":")
     return address, int(port)
 
 
 def ollama_url() -> str:
-    address, port = local_address(str(var("ollama_host")))
-    return f"http://{address}:{port}"
+    return f"http://{dial_address(str(var('ollama_host')))}"

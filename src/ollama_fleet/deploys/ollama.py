@@ -153,6 +153,7 @@ def ollama() -> None:
             name="ollama: environment drop-in",
             content=render_ollama_dropin(v),
             dest=DROPIN,
+            secret=True,  # ollama_extra_env may carry a vault value
         )
     )
     changed = any_changed(*changes)

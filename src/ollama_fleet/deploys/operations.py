@@ -28,11 +28,14 @@ def checked_file(
     user: str = "root",
     group: str = "root",
     mode: str = "644",
+    secret: bool = False,
 ) -> Generator[Any, None, None]:
     """Put `content` at `dest` only if it differs; before the swap run `validate` on the staged
     copy ("{path}" is replaced by its path) and after it run `activate` (e.g. a reload).
 
     When validation fails the operation fails, the staged copy is removed and `dest` is untouched.
+    With `secret`, --diff says that the file changes but never shows its lines (a key, a webhook
+    URL or an environment value would otherwise show, old and new, on the terminal).
     """
     data = content.encode()
     current = host.get_fact(Sha256File, path=dest)
@@ -48,7 +51,9 @@ def checked_file(
         else:
             host.noop(f"{dest} is up to date")
         return
-    if state.config.DIFF:
+    if state.config.DIFF and secret:
+        logger.info(f"[{host.name}] {dest} changes (not shown: it may hold secrets)")
+    elif state.config.DIFF:
         before = host.get_fact(FileContents, path=dest) or []
         lines = difflib.unified_diff(
             [line + "\n" for line in before], content.splitlines(keepends=True),

@@ -17,7 +17,6 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
-from collections.abc import Iterable  # noqa: E402
 from typing import IO, Any  # noqa: E402
 
 import pyinfra  # noqa: E402
@@ -32,24 +31,11 @@ from pyinfra.context import ctx_host, ctx_state  # noqa: E402
 
 from ollama_fleet.deploys.site import site  # noqa: E402
 from ollama_fleet.errors import FleetError  # noqa: E402
-
-REDACTED = "***"
-
-
-class Redactor:
-    """Replaces every secret (longest first) in text."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+from ollama_fleet.redact import Redact, redact_strings, redactor  # noqa: E402
 
 
 class RedactingFilter(logging.Filter):
-    def __init__(self, redact: Redactor) -> None:
+    def __init__(self, redact: Redact) -> None:
         super().__init__()
         self.redact = redact
 
@@ -62,7 +48,7 @@ class RedactingFilter(logging.Filter):
 class Events:
     """One JSON object per line on the events stream."""
 
-    def __init__(self, stream: IO[str], redact: Redactor) -> None:
+    def __init__(self, stream: IO[str], redact: Redact) -> None:
         self.stream, self.redact = stream, redact
 
     def emit(self, event: str, **fields: Any) -> None:
@@ -70,16 +56,6 @@ class Events:
         line = json.dumps(redact_strings({"event": event, **fields}, self.redact))
         self.stream.write(line + "\n")
         self.stream.flush()
-
-
-def redact_strings(value: Any, redact: Redactor) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redact_strings(v, redact) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_strings(v, redact) for v in value]
-    return value
 
 
 def op_name(state: State, host: Host, op_hash: str) -> str:
@@ -242,7 +218,7 @@ def run(spec: dict[str, Any], events: Events) -> int:
 
 def main() -> int:
     spec = json.load(sys.stdin)
-    redact = Redactor(spec.get("redact", []))
+    redact = redactor(spec.get("redact", []))
     events = Events(os.fdopen(os.dup(1), "w"), redact)
     os.dup2(2, 1)  # anything printed by pyinfra or a connector goes to stderr, not the events
     handler = logging.StreamHandler(sys.stderr)

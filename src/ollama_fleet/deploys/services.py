@@ -147,7 +147,9 @@ def services() -> None:
             )
         )
     for name, path, content in configs(v):
-        changes.append(checked_file(name=name, content=content, dest=path, group=USER, mode="640"))
+        changes.append(
+            checked_file(name=name, content=content, dest=path, group=USER, mode="640", secret=True)
+        )
     unit_changes = [
         checked_file(name=name, content=content, dest=path) for name, path, content in units(v)
     ]

@@ -66,6 +66,7 @@ def lab_host_vars(info: LabInfo, *, base: str | None = None) -> dict[str, Any]:
         "tls_ca_file": f"{root}/{CA_FILE}",
         "open_ports": [info.https_port, info.ssh_port],
         "closed_ports": [info.ollama_port],
+        "port_forwarder": True,  # qemu accepts on every forward; closed = nothing answers
     }
 
 

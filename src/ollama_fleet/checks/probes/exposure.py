@@ -1,8 +1,8 @@
-"""exposure: nothing answers on ports that must be closed; ports that must be open accept.
+"""exposure: ports that must be closed refuse a TCP connection; ports that must be open accept.
 
-A port counts as exposed when a connection is accepted AND something answers on it: port
-forwarders and load balancers (qemu's user network, cloud LBs) accept every connection and then
-close it, or stay silent, when nothing behind them listens. A silent accept is reported as such.
+Behind a port forwarder (the target's `port_forwarder`: qemu's user network, a load balancer)
+every connection is accepted, even when nothing listens behind it; there a closed port is one
+where nothing answers an HTTP question, and the finding says so.
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ async def probe_exposure(ctx: ProbeContext) -> CheckResult:
     closed, opened = ctx.target.closed_ports, ctx.target.open_ports
     timeout = ctx.settings.port_timeout_s
     states = await asyncio.gather(
-        *(tcp_state(host, port, timeout_s=timeout, speak=True) for port in closed),
+        *(
+            tcp_state(host, port, timeout_s=timeout, speak=ctx.target.port_forwarder)
+            for port in closed
+        ),
         *(tcp_state(host, port, timeout_s=timeout) for port in opened),
     )
     by_port = dict(zip(closed + opened, states, strict=True))
