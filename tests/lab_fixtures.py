@@ -47,3 +47,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
             item.add_marker(pytest.mark.e2e)
+    # The lab's own tests look at the bare VM; the site's end-to-end tests (tests/e2e) then
+    # deploy to the same VM, so they run last (a stable sort keeps every other order).
+    items.sort(key=lambda item: item.path.parent.name == "e2e")
