@@ -119,8 +119,18 @@ def hostile_ports() -> Iterator[dict[str, int]]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     yield ports
-    for server in servers:
-        loop.call_soon_threadsafe(server.close)
+
+    async def shut_down() -> None:
+        # the endless writers are still running: end them here, or they are destroyed
+        # pending when the loop closes and pytest reports it in whichever test comes next
+        for server in servers:
+            server.close()
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(shut_down(), loop).result(timeout=10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=10)
     loop.close()
