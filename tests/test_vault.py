@@ -1,4 +1,5 @@
-"""The vault library: the text format, AES-GCM with scrypt, inline values, passwords."""
+"""The vault library: the text format, its versions and known answers, scrypt's cost, inline
+values, passwords."""
 
 from __future__ import annotations
 
@@ -6,22 +7,26 @@ import base64
 import io
 import string
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ollama_fleet import vault
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.vault import (
-    HEADER,
     NEW_PASSWORD_ENV,
     PASSWORD_ENV,
+    V1_HEADER,
     PasswordSource,
+    ScryptParams,
     VaultError,
     VaultPassword,
     decrypt_bytes,
     decrypt_text,
+    default_params,
     encrypt_bytes,
     encrypt_text,
     encrypt_value,
@@ -31,9 +36,17 @@ from ollama_fleet.vault import (
     read_password,
     rekey_text,
     reveal_text,
+    vault_header,
 )
 
 REAL_SCRYPT_N = vault.SCRYPT_N  # read before the fixture below lowers it
+FAST_HEADER = "$OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT;N=1024,r=8,p=1"  # what the fixture gives
+# Committed vault texts, made once: v1 by the code before format 2 (n=2**15, no cost in its
+# header), v2 at the default cost. Their password and plaintexts are these.
+KNOWN_ANSWERS = Path(__file__).parent / "data" / "vault"
+KNOWN_PASSWORD = VaultPassword("known-answer: correct horse battery staple")
+KNOWN_V1 = "api_key: sk-known-answer-v1-7f3a\nnote: \u00e9t\u00e9 \u2713\n"
+KNOWN_V2 = "api_key: sk-known-answer-v2-0c9e\nnote: \u00e9t\u00e9 \u2713\n"
 PASSWORD = VaultPassword("correct horse battery staple")
 OTHER = VaultPassword("Tr0ub4dor&3")
 SECRET = "sk-live-5f0c2b9e7d1a"
@@ -42,8 +55,28 @@ BASE64 = set(string.ascii_letters + string.digits + "+/=")
 
 @pytest.fixture(autouse=True)
 def fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
-    """scrypt at n=2**10 (about 10 ms); test_real_cost_* use the real cost."""
+    """New texts at n=2**10 (about 1 ms); the known answers and the default cost's test
+    derive at the real cost, which the header names."""
     monkeypatch.setattr(vault, "SCRYPT_N", 2**10)
+
+
+@pytest.fixture
+def derivations(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The n of every scrypt derivation run, with the key cache empty before and after."""
+    seen: list[int] = []
+
+    def counting(*, salt: bytes, length: int, n: int, r: int, p: int) -> Scrypt:
+        seen.append(n)
+        return Scrypt(salt=salt, length=length, n=n, r=r, p=p)
+
+    monkeypatch.setattr(vault, "Scrypt", counting)
+    vault._scrypt.cache_clear()
+    yield seen
+    vault._scrypt.cache_clear()
+
+
+def known_answer(version: int) -> str:
+    return (KNOWN_ANSWERS / f"known-answer-v{version}.txt").read_text(encoding="ascii")
 
 
 def decrypt_error(vaulttext: str, password: VaultPassword = PASSWORD) -> str:
@@ -75,7 +108,7 @@ def test_text_round_trip_and_format() -> None:
     vaulttext = encrypt_text(plaintext, PASSWORD)
 
     lines = vaulttext.splitlines()
-    assert lines[0] == HEADER == "$OLLAMA_FLEET_VAULT;1;AES256-GCM;SCRYPT"
+    assert lines[0] == vault_header(default_params()) == FAST_HEADER
     assert len(lines) > 2
     assert all(len(line) == 76 for line in lines[1:-1])
     assert 0 < len(lines[-1]) <= 76
@@ -117,16 +150,152 @@ def test_surrounding_whitespace_and_crlf_are_tolerated() -> None:
     assert decrypt_text("\n  " + vaulttext + "\n\n", PASSWORD, where="x") == SECRET
 
 
-def test_real_cost_round_trip_and_the_cost_is_part_of_the_key(
-    monkeypatch: pytest.MonkeyPatch,
+# -- versions, cost and known answers ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "header", "plaintext"),
+    [
+        pytest.param(1, V1_HEADER, KNOWN_V1, id="v1"),
+        pytest.param(
+            2, "$OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT;N=131072,r=8,p=1", KNOWN_V2, id="v2"
+        ),
+    ],
+)
+def test_committed_known_answers_decrypt(
+    version: int, header: str, plaintext: str, derivations: list[int]
 ) -> None:
-    assert REAL_SCRYPT_N == 2**15
+    # at the header's cost, whatever SCRYPT_N is now (the fixture lowered it)
+    vaulttext = known_answer(version)
+    assert vaulttext.splitlines()[0] == header
+    assert decrypt_text(vaulttext, KNOWN_PASSWORD, where="x") == plaintext
+    assert derivations == [2**15 if version == 1 else 2**17]
+    assert "wrong password" in decrypt_error(vaulttext, OTHER)
+
+
+def test_the_default_cost_is_owasps_minimum_and_works(
+    monkeypatch: pytest.MonkeyPatch, derivations: list[int]
+) -> None:
+    assert (REAL_SCRYPT_N, vault.SCRYPT_R, vault.SCRYPT_P) == (2**17, 8, 1)  # 128 MiB
     monkeypatch.setattr(vault, "SCRYPT_N", REAL_SCRYPT_N)
     vaulttext = encrypt_text(SECRET, PASSWORD)
+    assert vaulttext.startswith("$OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT;N=131072,r=8,p=1\n")
+    vault._scrypt.cache_clear()
+    monkeypatch.setattr(vault, "SCRYPT_N", 2**10)  # decryption does not depend on it
     assert decrypt_text(vaulttext, PASSWORD, where="x") == SECRET
+    assert derivations == [2**17, 2**17]
 
-    monkeypatch.setattr(vault, "SCRYPT_N", 2**10)
-    assert "wrong password" in decrypt_error(vaulttext)
+
+def test_the_cost_in_the_header_is_authenticated() -> None:
+    vaulttext = encrypt_text(SECRET, PASSWORD)
+    cheaper = vaulttext.replace("N=1024,", "N=512,", 1)
+    assert "tampered data" in decrypt_error(cheaper)
+
+
+def test_a_downgrade_to_version_1_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    # sealed at version 1's cost, so only the header (the associated data) differs
+    monkeypatch.setattr(vault, "SCRYPT_N", 2**15)
+    body = encrypt_text(SECRET, PASSWORD).split("\n", 1)[1]
+    assert "tampered data" in decrypt_error(f"{V1_HEADER}\n{body}")
+
+
+def test_rekey_turns_version_1_into_version_2_at_the_current_cost() -> None:
+    rekeyed = rekey_text(known_answer(1), old=KNOWN_PASSWORD, new=OTHER, where="x")
+    assert rekeyed.splitlines()[0] == FAST_HEADER
+    assert decrypt_text(rekeyed, OTHER, where="x") == KNOWN_V1
+
+
+def test_rekeyed_values_share_one_salt_and_cost_one_derivation(derivations: list[int]) -> None:
+    v1_value = "".join(f"    {line}\n" for line in known_answer(1).splitlines())
+    text = "a: !vault |\n" + v1_value + inline_yaml(KNOWN_PASSWORD)
+    assert len(find_vault_values(text, where="x")) == 4
+    vault._scrypt.cache_clear()
+    derivations.clear()
+    rekeyed = rekey_text(text, old=KNOWN_PASSWORD, new=OTHER, where="x")
+    assert sorted(derivations) == [2**10] * 4 + [2**15]  # each old salt once, the new one once
+
+    values = find_vault_values(rekeyed, where="x")
+    assert {v.vaulttext.split("\n")[0] for v in values} == {FAST_HEADER}
+    raws = [base64.b64decode("".join(v.vaulttext.split("\n")[1:])) for v in values]
+    assert len({raw[:16] for raw in raws}) == 1  # one salt
+    assert len({raw[16:28] for raw in raws}) == 4  # a nonce each
+    vault._scrypt.cache_clear()
+    derivations.clear()
+    plaintexts = [decrypt_text(v.vaulttext, OTHER, where="x") for v in values]
+    assert plaintexts == [KNOWN_V1, SECRET, "in-a-list", "token-22"]
+    assert derivations == [2**10]
+
+
+def test_a_key_is_derived_once_per_password_salt_and_cost(derivations: list[int]) -> None:
+    vaulttext = encrypt_text(SECRET, PASSWORD)
+    for _ in range(3):
+        assert decrypt_text(vaulttext, PASSWORD, where="x") == SECRET
+    assert "wrong password" in decrypt_error(vaulttext, OTHER)
+    assert derivations == [2**10, 2**10]  # encrypting, then the other password
+
+
+@pytest.mark.parametrize(
+    ("cost", "says"),
+    [
+        ("N=1000,r=8,p=1", "N is not a power of two"),
+        ("N=1,r=8,p=1", "N is not a power of two"),
+        ("N=65536,r=1,p=1", "N must be below 2^(16*r)"),
+        ("N=2097152,r=8,p=1", "it needs 2048 MiB, above 1024 MiB"),
+        ("N=4194304,r=8,p=1", "it needs 4096 MiB, above 1024 MiB"),
+        ("N=131072,r=8,p=64", "N*r*p is above 2^24"),
+        ("N=1024,r=1,p=99999", "N*r*p is above 2^24"),
+    ],
+)
+def test_a_cost_beyond_the_limits_is_refused_before_deriving(
+    cost: str, says: str, derivations: list[int]
+) -> None:
+    body = encrypt_text(SECRET, PASSWORD).split("\n", 1)[1]
+    message = decrypt_error(f"$OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT;{cost}\n{body}")
+    assert message == f"inventories/prod.yml: vault data asks for scrypt {cost}, refused: {says}"
+    assert derivations == [2**10]  # only the encryption's
+
+
+@pytest.mark.parametrize(
+    "cost",
+    [
+        "",
+        "N=1024",
+        "N=1024,r=8",
+        "n=1024,r=8,p=1",
+        "N=01024,r=8,p=1",
+        "N=1024, r=8,p=1",
+        "N=2^10,r=8,p=1",
+        "N=1024,r=8,p=1,",
+        "N=99999999999,r=8,p=1",
+    ],
+)
+def test_malformed_cost_is_refused(cost: str) -> None:
+    body = encrypt_text(SECRET, PASSWORD).split("\n", 1)[1]
+    message = decrypt_error(f"$OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT;{cost}\n{body}")
+    assert message == (
+        f"inventories/prod.yml: vault data has malformed scrypt parameters {cost!r} "
+        "(expected N=...,r=...,p=...)"
+    )
+
+
+def test_a_cost_beyond_the_limits_is_not_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vault, "SCRYPT_N", 1000)
+    with pytest.raises(VaultError, match=r"^cannot encrypt with scrypt N=1000,r=8,p=1: N is not"):
+        encrypt_text(SECRET, PASSWORD)
+    assert ScryptParams(n=2**20, r=8, p=1).problem() is None  # room to raise the default
+
+
+def test_not_enough_memory_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    vaulttext = encrypt_text(SECRET, PASSWORD)
+
+    def no_memory(secret: str, salt: bytes, params: ScryptParams) -> bytes:
+        raise MemoryError
+
+    monkeypatch.setattr(vault, "_scrypt", no_memory)
+    assert decrypt_error(vaulttext) == (
+        "inventories/prod.yml: not enough memory to derive the key of vault data "
+        "(scrypt N=1024,r=8,p=1 needs 1 MiB)"
+    )
 
 
 # -- what cannot be decrypted --------------------------------------------------------------
@@ -169,10 +338,13 @@ def test_one_flipped_character_of_the_text_is_detected() -> None:
     ("header", "says"),
     [
         ("$OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT", "unsupported vault format"),
+        ("$OLLAMA_FLEET_VAULT;2;AES128-GCM;SCRYPT;N=1024,r=8,p=1", "unsupported vault format"),
+        ("$OLLAMA_FLEET_VAULT;2;AES256-GCM;PBKDF2;N=1024,r=8,p=1", "unsupported vault format"),
+        ("$OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT;N=1024,r=8,p=1;x", "unsupported vault format"),
         ("$OLLAMA_FLEET_VAULT;1;AES128-GCM;SCRYPT", "unsupported vault format"),
-        ("$OLLAMA_FLEET_VAULT;1;AES256-GCM;PBKDF2", "unsupported vault format"),
-        ("$OLLAMA_FLEET_VAULX;1;AES256-GCM;SCRYPT", "does not start with the vault header"),
-        ("", "does not start with the vault header"),
+        ("$OLLAMA_FLEET_VAULT;1;AES256-GCM;SCRYPT;N=1024,r=8,p=1", "unsupported vault format"),
+        ("$OLLAMA_FLEET_VAULX;2;AES256-GCM;SCRYPT", "does not start with a vault header"),
+        ("", "does not start with a vault header"),
     ],
 )
 def test_altered_header_is_refused(header: str, says: str) -> None:
@@ -180,12 +352,14 @@ def test_altered_header_is_refused(header: str, says: str) -> None:
     assert says in decrypt_error(f"{header}\n{body}")
 
 
-def test_the_header_is_authenticated(monkeypatch: pytest.MonkeyPatch) -> None:
-    # sealed under another header, then given the one this version reads: the tag must fail
-    monkeypatch.setattr(vault, "HEADER", "$OLLAMA_FLEET_VAULT;9;AES256-GCM;SCRYPT")
+@pytest.mark.parametrize("version", ["3", "10", "", "two"])
+def test_an_unknown_version_is_refused_by_name(version: str) -> None:
     body = encrypt_text(SECRET, PASSWORD).split("\n", 1)[1]
-    monkeypatch.setattr(vault, "HEADER", HEADER)
-    assert "tampered data" in decrypt_error(f"{HEADER}\n{body}")
+    header = f"$OLLAMA_FLEET_VAULT;{version};AES256-GCM;SCRYPT;N=1024,r=8,p=1"
+    assert decrypt_error(f"{header}\n{body}") == (
+        f"inventories/prod.yml: vault data has vault format version {version!r} "
+        "(this reads 1 and 2)"
+    )
 
 
 def test_truncated_texts_are_refused() -> None:
@@ -195,8 +369,8 @@ def test_truncated_texts_are_refused() -> None:
 
     assert "tampered data" in decrypt_error("\n".join(lines[:-1]))  # a whole line lost
     assert "corrupt" in decrypt_error(vaulttext.rstrip("\n")[:-3])  # not base64 any more
-    assert decrypt_error(HEADER) == "inventories/prod.yml: vault data is corrupt (truncated)"
-    assert "truncated" in decrypt_error(HEADER + "\n" + lines[1][:40])
+    assert decrypt_error(lines[0]) == "inventories/prod.yml: vault data is corrupt (truncated)"
+    assert "truncated" in decrypt_error(lines[0] + "\n" + lines[1][:40])
 
 
 def test_is_encrypted() -> None:
@@ -347,7 +521,7 @@ def test_encrypt_value_is_a_block_to_paste() -> None:
     block = encrypt_value("api_key", SECRET, PASSWORD)
     lines = block.splitlines()
     assert lines[0] == "api_key: !vault |"
-    assert lines[1] == "  " + HEADER
+    assert lines[1] == "  " + FAST_HEADER
     assert all(line.startswith("  ") and len(line) <= 78 for line in lines[1:])
     assert block.endswith("\n")
     assert SECRET not in block
@@ -393,7 +567,7 @@ def test_find_vault_values_locates_each_block() -> None:
     lines = text.splitlines()
     for value in values:
         assert "!vault |" in lines[value.line - 1]
-        assert lines[value.first].strip() == HEADER
+        assert lines[value.first].strip() == FAST_HEADER
         assert lines[value.first].startswith(value.indent)
         block = [line.strip() for line in lines[value.first : value.stop]]
         assert block == value.vaulttext.rstrip("\n").split("\n")
@@ -438,7 +612,7 @@ def test_rekey_inline_keeps_every_other_byte() -> None:
     assert len(old_lines) == len(new_lines)
     for i, (old, new) in enumerate(zip(old_lines, new_lines, strict=True)):
         if i in inside:
-            assert new != old or old.strip() == HEADER
+            assert new != old or old.strip() == FAST_HEADER
             assert new.startswith(before[0].indent)
         else:
             assert new == old

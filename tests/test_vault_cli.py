@@ -19,9 +19,9 @@ from click.testing import CliRunner, Result
 
 from ollama_fleet import vault as vault_lib
 from ollama_fleet.vault import (
-    HEADER,
     NEW_PASSWORD_ENV,
     PASSWORD_ENV,
+    V1_HEADER,
     VaultPassword,
     decrypt_text,
     encrypt_text,
@@ -35,6 +35,12 @@ PASSWORD = "pw-9f3k2-correct"
 NEW_PASSWORD = "pw-7q1z-rotated"
 SECRET = "sk-live-cli-4242"
 PLAIN = f"all:\n  vars:\n    api_key: {SECRET}\n  hosts:\n    gpu-1:\n"
+# what new vault texts start with here (the fixture below lowers scrypt's n to 2**10)
+HEADER = "$OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT;N=1024,r=8,p=1"
+# the committed version 1 text of test_vault.py, with its password and plaintext
+KNOWN_V1 = Path(__file__).parent / "data" / "vault" / "known-answer-v1.txt"
+KNOWN_PASSWORD = "known-answer: correct horse battery staple"
+KNOWN_PLAIN = "api_key: sk-known-answer-v1-7f3a\nnote: \u00e9t\u00e9 \u2713\n"
 
 EDITOR_SCRIPT = """
 import os, stat, sys
@@ -415,6 +421,19 @@ def test_rekey_a_whole_file_with_environment_passwords(tmp_path: Path) -> None:
     assert "wrong password" in assert_one_line_error(invoke(["view", path], env=env))
 
 
+def test_rekey_turns_a_version_1_file_into_version_2(tmp_path: Path, new_pwfile: Path) -> None:
+    path = tmp_path / "old-secrets.yml"
+    path.write_bytes(KNOWN_V1.read_bytes())
+    assert path.read_text(encoding="ascii").startswith(V1_HEADER + "\n")
+    env = {PASSWORD_ENV: KNOWN_PASSWORD}
+    result = invoke(["rekey", path, "--new-vault-password-file", new_pwfile], env=env)
+    assert result.exit_code == 0, result.output
+    assert_no_leak(result, KNOWN_PASSWORD, KNOWN_PLAIN)
+    text = path.read_text(encoding="ascii")
+    assert text.startswith(HEADER + "\n")
+    assert decrypt_text(text, VaultPassword(NEW_PASSWORD), where="x") == KNOWN_PLAIN
+
+
 def test_rekey_with_the_wrong_old_password_writes_nothing(tmp_path: Path, new_pwfile: Path) -> None:
     path = inline_file(tmp_path)
     before = path.read_bytes()
@@ -474,6 +493,18 @@ def test_edit_re_encrypts_what_the_editor_changed(tmp_path: Path, pwfile: Path) 
     assert (dir_mode, file_mode) == ("700", "600")
     assert not draft.exists()
     assert not draft.parent.exists()
+
+
+def test_edit_saves_a_version_1_file_as_version_2(tmp_path: Path) -> None:
+    path = tmp_path / "old-secrets.yml"
+    path.write_bytes(KNOWN_V1.read_bytes())
+    env = {PASSWORD_ENV: KNOWN_PASSWORD, **editor_env(tmp_path, "append")}
+    result = invoke(["edit", path], env=env)
+    assert result.exit_code == 0, result.output
+    text = path.read_text(encoding="ascii")
+    assert text.startswith(HEADER + "\n")
+    plaintext = decrypt_text(text, VaultPassword(KNOWN_PASSWORD), where="x")
+    assert plaintext == KNOWN_PLAIN + "added: by the editor\n"
 
 
 def test_edit_without_changes_leaves_the_file_alone(tmp_path: Path, pwfile: Path) -> None:

@@ -3,19 +3,21 @@
 A vault text is a header line, then the base64 of salt | nonce | ciphertext and GCM tag,
 wrapped at 76 columns:
 
-    $OLLAMA_FLEET_VAULT;1;AES256-GCM;SCRYPT
+    $OLLAMA_FLEET_VAULT;2;AES256-GCM;SCRYPT;N=131072,r=8,p=1
     c2FsdC4uLg...
 
-The key is scrypt(password, salt); the header is the associated data, so it cannot be altered
-without the decryption failing. A whole file is one vault text; an inline value is a YAML
-literal block tagged `!vault` (`api_key: !vault |` and the vault text indented below it).
-No message or repr here ever holds a password or a plaintext.
+The key is scrypt(password, salt) with the cost the header names (version 1 headers name none:
+theirs is fixed, n=2**15, r=8, p=1); the header is the associated data, so neither it nor the
+cost can be altered without the decryption failing. A whole file is one vault text; an inline
+value is a YAML literal block tagged `!vault` (`api_key: !vault |` and the vault text indented
+below it). No message or repr here ever holds a password or a plaintext.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import getpass
 import json
 import os
@@ -33,22 +35,28 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from ollama_fleet.errors import ConfigError
 
 MAGIC = "$OLLAMA_FLEET_VAULT"
-HEADER = f"{MAGIC};1;AES256-GCM;SCRYPT"
+V1_HEADER = f"{MAGIC};1;AES256-GCM;SCRYPT"
+V2_PREFIX = f"{MAGIC};2;AES256-GCM;SCRYPT;"  # then the cost: N=131072,r=8,p=1
 VAULT_TAG = "!vault"
 PASSWORD_ENV = "OLLAMA_FLEET_VAULT_PASSWORD"
 NEW_PASSWORD_ENV = "OLLAMA_FLEET_NEW_VAULT_PASSWORD"
 
-# scrypt's cost: n=2**15, r=8 takes about 0.15 s and 32 MiB per value. Tests may lower SCRYPT_N;
-# it is read at every call, and vault texts do not record it, so both sides must agree.
-SCRYPT_N = 2**15
+# scrypt's cost for new vault texts, OWASP's minimum: n=2**17, r=8 takes about 0.3 s and 128 MiB.
+# Read at every encryption (tests lower SCRYPT_N); decryption reads the cost from the header.
+SCRYPT_N = 2**17
 SCRYPT_R = 8
 SCRYPT_P = 1
+# The most a header may ask for, so a crafted one cannot exhaust memory or time before its tag
+# fails: 1 GiB (scrypt needs 128*n*r bytes, so n=2**20 at r=8), and n*r*p 16 times the default's.
+MAX_SCRYPT_MEMORY = 2**30
+MAX_SCRYPT_WORK = 2**24
 KEY_BYTES = 32
 SALT_BYTES = 16
 NONCE_BYTES = 12
 TAG_BYTES = 16
 LINE_WIDTH = 76
 
+_COST = re.compile(r"N=([1-9][0-9]{0,9}),r=([1-9][0-9]{0,4}),p=([1-9][0-9]{0,4})\Z")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # A line with its break, as YAML counts lines (str.splitlines also breaks at \f and \v).
 _BREAKS = "\r\n\x85\u2028\u2029"
@@ -57,6 +65,40 @@ _LINE = re.compile(rf"[^{_BREAKS}]*(?:\r\n|[{_BREAKS}])|[^{_BREAKS}]+\Z")
 
 class VaultError(ConfigError):
     """Vault data that cannot be read: wrong password, tampered or truncated, no password."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScryptParams:
+    """scrypt's cost: `n` (a power of two), `r` and `p`; written `N=131072,r=8,p=1`."""
+
+    n: int
+    r: int
+    p: int
+
+    def __str__(self) -> str:
+        return f"N={self.n},r={self.r},p={self.p}"
+
+    @property
+    def memory(self) -> int:
+        """The bytes of memory scrypt needs."""
+        return 128 * self.n * self.r
+
+    def problem(self) -> str | None:
+        """Why scrypt should not run with these parameters, or None if it may."""
+        if self.n < 2 or self.n & (self.n - 1):
+            return "N is not a power of two"
+        if self.r < 1 or self.p < 1:
+            return "r and p must be at least 1"
+        if self.n.bit_length() > 16 * self.r:
+            return "N must be below 2^(16*r)"
+        if self.memory > MAX_SCRYPT_MEMORY:
+            return f"it needs {self.memory >> 20} MiB, above {MAX_SCRYPT_MEMORY >> 20} MiB"
+        if self.n * self.r * self.p > MAX_SCRYPT_WORK:
+            return "N*r*p is above 2^24"
+        return None
+
+
+V1_PARAMS = ScryptParams(n=2**15, r=8, p=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +144,41 @@ def is_encrypted(text: str) -> bool:
     return text.lstrip().startswith(f"{MAGIC};")
 
 
+def default_params() -> ScryptParams:
+    """The cost new vault texts get: SCRYPT_N, SCRYPT_R and SCRYPT_P as they are now."""
+    return ScryptParams(n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+
+
+def vault_header(params: ScryptParams) -> str:
+    """The header line of a vault text written now with `params`."""
+    return f"{V2_PREFIX}{params}"
+
+
 def encrypt_bytes(plaintext: bytes, password: VaultPassword) -> str:
     """The vault text of `plaintext`: the header line and base64 lines, each ending in \\n."""
-    salt, nonce = os.urandom(SALT_BYTES), os.urandom(NONCE_BYTES)
-    sealed = AESGCM(_derive_key(password, salt)).encrypt(nonce, plaintext, HEADER.encode())
-    body = base64.b64encode(salt + nonce + sealed).decode("ascii")
-    lines = [HEADER, *(body[i : i + LINE_WIDTH] for i in range(0, len(body), LINE_WIDTH))]
-    return "\n".join(lines) + "\n"
+    return _sealer(password)(plaintext)
+
+
+def _sealer(password: VaultPassword) -> Callable[[bytes], str]:
+    """A function that encrypts with `password` under one new salt, with a new nonce each call.
+
+    One key for every value of a file (rekey) costs one derivation to write and to read; it
+    weakens nothing, since the values share their password and GCM's random nonces stay apart.
+    """
+    params = default_params()
+    if (problem := params.problem()) is not None:
+        raise VaultError(f"cannot encrypt with scrypt {params}: {problem}")
+    salt, header = os.urandom(SALT_BYTES), vault_header(params)
+    aead = AESGCM(_derive_key(password, salt, params, where="", what="vault data"))
+
+    def seal(plaintext: bytes) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = aead.encrypt(nonce, plaintext, header.encode())
+        body = base64.b64encode(salt + nonce + sealed).decode("ascii")
+        lines = [header, *(body[i : i + LINE_WIDTH] for i in range(0, len(body), LINE_WIDTH))]
+        return "\n".join(lines) + "\n"
+
+    return seal
 
 
 def decrypt_bytes(
@@ -118,9 +188,8 @@ def decrypt_bytes(
     header, _, body = vaulttext.strip().partition("\n")
     header = header.strip()
     if not header.startswith(f"{MAGIC};"):
-        raise VaultError(f"{where}: {what} does not start with the vault header {HEADER!r}")
-    if header != HEADER:
-        raise VaultError(f"{where}: unsupported vault format {header!r} (this reads {HEADER!r})")
+        raise VaultError(f"{where}: {what} does not start with a vault header {MAGIC};...")
+    params = _header_params(header, where=where, what=what)
     try:
         raw = base64.b64decode("".join(body.split()), validate=True)
     except binascii.Error:
@@ -130,7 +199,8 @@ def decrypt_bytes(
     salt, nonce = raw[:SALT_BYTES], raw[SALT_BYTES : SALT_BYTES + NONCE_BYTES]
     sealed = raw[SALT_BYTES + NONCE_BYTES :]
     try:
-        return AESGCM(_derive_key(password, salt)).decrypt(nonce, sealed, header.encode())
+        key = _derive_key(password, salt, params, where=f"{where}: ", what=what)
+        return AESGCM(key).decrypt(nonce, sealed, header.encode())
     except InvalidTag:
         raise VaultError(
             f"{where}: cannot decrypt {what} (wrong password or tampered data)"
@@ -201,17 +271,18 @@ def rekey_text(text: str, *, old: VaultPassword, new: VaultPassword, where: str)
     """`text` with its vault data encrypted with `new`, and every other byte as it was.
 
     Every value is decrypted with `old` before anything is returned: one wrong password or
-    tampered value fails the whole rekey.
+    tampered value fails the whole rekey. The new texts get the current cost (version 2),
+    and one salt: one derivation for the whole file.
     """
     if new == old:
         raise VaultError("the new vault password is the same as the old one")
     if is_encrypted(text):
         return encrypt_bytes(decrypt_bytes(text, old, where=where, what="vault file"), new)
-    lines = _LINE.findall(text)
+    seal, lines = _sealer(new), _LINE.findall(text)
     for value in reversed(find_vault_values(text, where=where)):
         here = f"{where}: line {value.line}"
         plaintext = decrypt_bytes(value.vaulttext, old, where=here, what="vault value")
-        block = [f"{value.indent}{line}" for line in encrypt_bytes(plaintext, new).splitlines()]
+        block = [f"{value.indent}{line}" for line in seal(plaintext).splitlines()]
         # Each new line ends as the old ones did; the last keeps whatever the old last had
         # (nothing, at the end of a file without a final newline).
         ending, last = _ending(lines[value.first]) or "\n", _ending(lines[value.stop - 1])
@@ -284,9 +355,49 @@ def _password_from_file(path: Path) -> VaultPassword:
     return VaultPassword(secret)
 
 
-def _derive_key(password: VaultPassword, salt: bytes) -> bytes:
-    kdf = Scrypt(salt=salt, length=KEY_BYTES, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
-    return kdf.derive(password.secret.encode("utf-8"))
+def _header_params(header: str, *, where: str, what: str) -> ScryptParams:
+    """The scrypt cost a vault header names; VaultError if this version cannot read it."""
+    if header == V1_HEADER:
+        return V1_PARAMS
+    version = header.split(";")[1]
+    if version not in ("1", "2"):
+        raise VaultError(
+            f"{where}: {what} has vault format version {version!r} (this reads 1 and 2)"
+        )
+    if not header.startswith(V2_PREFIX) or ";" in header.removeprefix(V2_PREFIX):
+        raise VaultError(
+            f"{where}: unsupported vault format {header!r} "
+            f"(this reads '{V2_PREFIX}N=...,r=...,p=...' and {V1_HEADER!r})"
+        )
+    cost = header.removeprefix(V2_PREFIX)
+    if not (match := _COST.match(cost)):
+        raise VaultError(
+            f"{where}: {what} has malformed scrypt parameters {cost!r} (expected N=...,r=...,p=...)"
+        )
+    params = ScryptParams(n=int(match[1]), r=int(match[2]), p=int(match[3]))
+    if (problem := params.problem()) is not None:
+        raise VaultError(f"{where}: {what} asks for scrypt {params}, refused: {problem}")
+    return params
+
+
+def _derive_key(
+    password: VaultPassword, salt: bytes, params: ScryptParams, *, where: str, what: str
+) -> bytes:
+    try:
+        return _scrypt(password.secret, salt, params)
+    except MemoryError:
+        raise VaultError(
+            f"{where}not enough memory to derive the key of {what} "
+            f"(scrypt {params} needs {params.memory >> 20} MiB)"
+        ) from None
+
+
+# Inside one process, a key is derived once per (password, salt, cost): an inventory read twice,
+# or values rekeyed together (one salt), cost one derivation, not one per value and read.
+@functools.lru_cache(maxsize=64)
+def _scrypt(secret: str, salt: bytes, params: ScryptParams) -> bytes:
+    kdf = Scrypt(salt=salt, length=KEY_BYTES, n=params.n, r=params.r, p=params.p)
+    return kdf.derive(secret.encode("utf-8"))
 
 
 def _tagged(node: yaml.Node) -> list[yaml.Node]:

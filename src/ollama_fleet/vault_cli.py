@@ -88,7 +88,8 @@ def vault() -> None:
     Read a file:          ollama-fleet vault view inventories/prod.yml
     Change the password:  ollama-fleet vault rekey inventories/prod.yml
 
-    AES-256-GCM with a key derived by scrypt from the password. The password comes from
+    AES-256-GCM with a key derived by scrypt from the password, at the cost each vault
+    text's header names (new texts: N=131072, r=8, p=1). The password comes from
     --vault-password-file FILE, else $OLLAMA_FLEET_VAULT_PASSWORD, else a prompt (only when
     stdin is a terminal). See docs/vault.md.
     """
@@ -171,9 +172,10 @@ def edit(file: Path, vault_password_file: Path | None) -> None:
     """Edit the vault-encrypted FILE in $VISUAL or $EDITOR (default vi).
 
     FILE is decrypted into a private temporary directory (mode 0700), the editor runs on
-    it, and FILE is re-encrypted with the same password only if the text changed. The
-    temporary file is removed afterwards, even when the editor fails. A FILE that does not
-    exist is created, encrypted, from what you write (the password is asked twice).
+    it, and FILE is re-encrypted with the same password (at the current scrypt cost) only
+    if the text changed. The temporary file is removed afterwards, even when the editor
+    fails. A FILE that does not exist is created, encrypted, from what you write (the
+    password is asked twice).
     """
     existed = file.exists()
     if existed:
@@ -209,7 +211,8 @@ def rekey(
     Works on a vault-encrypted FILE and on a YAML FILE with !vault values: each value's
     block is replaced by its new vault text, and every other byte (comments, order,
     spacing) stays as it was. Every value must open with the old password, or nothing
-    is written. Afterwards the old password no longer opens FILE.
+    is written. Afterwards the old password no longer opens FILE. The new vault texts get
+    the current scrypt cost (format 2, even from a format 1 FILE) and one salt for the file.
     """
     text = _read_text(file)
     if not holds_vault_data(text, where=str(file)):
