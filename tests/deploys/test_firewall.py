@@ -9,6 +9,17 @@ from ollama_fleet.deploys.firewall import unsafe_ssh
 from .conftest import Deployed, deploy_fakes, host
 
 RULESET_OP = "firewall: ruleset (checked by nft -c, applied atomically)"
+# Hosts this role firewalled before it kept to its own table: /etc/nftables.conf is ours.
+OLD_RULESET = {
+    "(the firewall role)' /etc/nftables.conf": [
+        "# Managed by ollama-fleet (the firewall role): changes here are overwritten on the next "
+        "deploy."
+    ]
+}
+MIGRATION_OPS = [
+    "firewall: Debian's own /etc/nftables.conf back",
+    "firewall: the old table inet filter removed",
+]
 
 # -- pure ----------------------------------------------------------------------------------------
 
@@ -35,6 +46,7 @@ HOSTS = {
     "two-ports": host({"sshd -T": ["port 22", "port 2222"]}),
     "sshd-unreadable": host(),
     "off": host({"sshd -T": ["port 2222"]}, firewall_enabled=False),
+    "deployed-before": host({"sshd -T": ["port 22"], **OLD_RULESET}),
 }
 
 
@@ -65,6 +77,15 @@ class TestDryDeploy:
         assert firewall_run.refusal(name) is None
         assert RULESET_OP in changes
         assert "firewall: loaded at boot" in changes
+        assert not set(MIGRATION_OPS) & set(changes)
+
+    def test_the_ruleset_this_role_wrote_before_goes_once_its_own_table_is_in_place(
+        self, firewall_run: Deployed
+    ) -> None:
+        changes = firewall_run.changes("deployed-before")
+
+        assert changes[-2:] == MIGRATION_OPS
+        assert RULESET_OP in changes
 
     def test_firewall_enabled_false_touches_nothing(self, firewall_run: Deployed) -> None:
         assert firewall_run.refusal("off") is None

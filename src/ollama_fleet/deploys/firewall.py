@@ -1,8 +1,10 @@
-"""Role firewall: an nftables ruleset, checked, applied atomically, never cutting SSH.
+"""Role firewall: one nftables table of our own, checked, applied atomically, never cutting SSH.
 
-Role firewall: an nftables ruleset (inbound drop; established, loopback and SSH first; 80 and
-443; optional allow-lists) checked with `nft -c -f` and applied atomically by `nft -f`, enabled
-for boot. It refuses to run when sshd listens on a port the ruleset would not allow.
+Role firewall: table inet ollama_fleet (inbound drop; established, loopback, ICMP, DHCP replies
+and SSH first; 80 and 443; optional allow-lists) in a file of its own, checked with `nft -c -f`,
+applied atomically by `nft -f` and loaded at boot by ollama-fleet-firewall.service. Every other
+table (Docker's, libvirt's, fail2ban's) is left alone. It refuses to run when sshd listens on a
+port the ruleset would not allow.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
+from pyinfra.facts.files import FindInFile
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
 
 from ollama_fleet.deploys.common import DeployError, local_address, role_vars, var
-from ollama_fleet.deploys.converge import Want
+from ollama_fleet.deploys.converge import DirWant, Want
 from ollama_fleet.deploys.facts import SshdPorts
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
-from ollama_fleet.render import render_nftables
+from ollama_fleet.render import render_firewall_unit, render_nftables
 
 
 def unsafe_ssh(live_ports: list[int], sshd_port: int) -> str | None:
@@ -29,7 +33,21 @@ def unsafe_ssh(live_ports: list[int], sshd_port: int) -> str | None:
     return None
 
 
-RULESET = "/etc/nftables.conf"
+RULESET_DIR = "/etc/nftables.d"
+RULESET = f"{RULESET_DIR}/ollama-fleet.nft"
+UNIT = "ollama-fleet-firewall.service"
+UNIT_FILE = f"/etc/systemd/system/{UNIT}"
+# Before this role kept to its own table it wrote /etc/nftables.conf (`flush ruleset`, then
+# table inet filter), which nftables.service loads at boot: hosts deployed then get Debian's
+# file back and lose that table, once our own table is in place.
+DEBIAN_CONF = "/etc/nftables.conf"
+OLD_MARKER = "Managed by ollama-fleet (the firewall role)"
+DEBIAN_CONF_TEXT = (
+    "#!/usr/sbin/nft -f\n\nflush ruleset\n\ntable inet filter {\n"
+    "\tchain input {\n\t\ttype filter hook input priority filter;\n\t}\n"
+    "\tchain forward {\n\t\ttype filter hook forward priority filter;\n\t}\n"
+    "\tchain output {\n\t\ttype filter hook output priority filter;\n\t}\n}\n"
+)
 
 
 def ruleset(v: dict[str, Any]) -> str:
@@ -41,8 +59,9 @@ def want() -> Want | None:
     v = role_vars("firewall")
     if not v["firewall_enabled"]:
         return Want()
-    result = Want(packages={"nftables"}, services={"nftables.service"})
-    result.file(RULESET, ruleset(v), mode="755")
+    result = Want(packages={"nftables"}, services={UNIT}, dirs={RULESET_DIR: DirWant(mode="755")})
+    result.file(RULESET, ruleset(v))
+    result.file(UNIT_FILE, render_firewall_unit(ruleset=RULESET))
     return result
 
 
@@ -58,14 +77,27 @@ def firewall() -> None:
             "(set sshd_port to the port sshd really uses)"
         )
     apt.packages(name="firewall: nftables", packages=["nftables"], update=True, cache_time=3600)
+    files.directory(
+        name=f"firewall: {RULESET_DIR}", path=RULESET_DIR, user="root", group="root", mode="755"
+    )
+    unit = checked_file(
+        name=f"firewall: {UNIT}", content=render_firewall_unit(ruleset=RULESET), dest=UNIT_FILE
+    )
+    systemd.daemon_reload(name="firewall: reload systemd", _if=any_changed(unit))
     checked_file(
         name="firewall: ruleset (checked by nft -c, applied atomically)",
         content=ruleset(v),
         dest=RULESET,
-        mode="755",
         validate="nft -c -f {path}",
-        activate="nft -f /etc/nftables.conf",
+        activate=f"nft -f {RULESET}",
     )
-    systemd.service(
-        name="firewall: loaded at boot", service="nftables.service", running=True, enabled=True
-    )
+    systemd.service(name="firewall: loaded at boot", service=UNIT, running=True, enabled=True)
+    if host.get_fact(FindInFile, path=DEBIAN_CONF, pattern=OLD_MARKER):
+        checked_file(
+            name=f"firewall: Debian's own {DEBIAN_CONF} back", content=DEBIAN_CONF_TEXT,
+            dest=DEBIAN_CONF, mode="755",
+        )  # fmt: skip
+        server.shell(
+            name="firewall: the old table inet filter removed",
+            commands=["nft 'add table inet filter; delete table inet filter'"],
+        )
