@@ -17,9 +17,10 @@ from pyinfra.operations.util import any_changed
 
 from ollama_fleet.deploys.common import local_address, prepared, role_vars, var
 from ollama_fleet.deploys.converge import DirWant, Want
+from ollama_fleet.deploys.facts import OsRelease
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
-from ollama_fleet.render import render_caddyfile
+from ollama_fleet.render import CADDY_ADMIN_SOCKET, render_caddyfile
 
 CADDY_KEY = "https://dl.cloudsmith.io/public/caddy/stable/gpg.key"
 CADDY_REPO = "https://dl.cloudsmith.io/public/caddy/stable/deb/debian"
@@ -28,6 +29,27 @@ TLS_DIR = "/etc/caddy/tls"
 CERT_FILE, KEY_FILE = f"{TLS_DIR}/cert.pem", f"{TLS_DIR}/key.pem"
 CADDYFILE = "/etc/caddy/Caddyfile"
 VALIDATE = "runuser -u caddy -- caddy validate --adapter caddyfile --config {path}"
+DROPIN_DIR = "/etc/systemd/system/caddy.service.d"
+DROPIN = f"{DROPIN_DIR}/ollama-fleet.conf"
+# /run/caddy for the admin socket: made by systemd for the caddy user, closed to others.
+DROPIN_TEXT = (
+    "# Managed by ollama-fleet (the caddy role): the directory of Caddy's admin socket.\n"
+    "[Service]\nRuntimeDirectory=caddy\nRuntimeDirectoryMode=0750\n"
+)
+# A running Caddy with its admin API elsewhere (TCP 2019 before this role, or not running):
+# `caddy reload` would look for the new file's socket and fail, so it is restarted once.
+ACTIVATE = (
+    f"if [ -S {CADDY_ADMIN_SOCKET} ] && systemctl is-active --quiet caddy; "
+    "then systemctl reload caddy; else systemctl restart caddy; fi"
+)
+
+
+def source(configured: str, os_release: dict[str, str]) -> str:
+    """caddy_source, with `auto` resolved: the distribution's package where it has one."""
+    if configured != "auto":
+        return configured
+    key = (os_release.get("ID"), os_release.get("VERSION_ID"))
+    return "caddy-repo" if key == ("ubuntu", "22.04") else "debian"
 
 
 def site_names(configured: list[str], public_url: str | None, fallback: str) -> list[str]:
@@ -62,9 +84,10 @@ def caddyfile(v: dict[str, Any]) -> str:
 def want() -> Want | None:
     """What this role leaves on the host; None: always run it (Caddy's own repository)."""
     v = role_vars("caddy")
-    if v["caddy_source"] != "debian":
+    if source(v["caddy_source"], host.get_fact(OsRelease)) != "debian":
         return None
     result = Want(packages={"caddy"}, services={"caddy"})
+    result.file(DROPIN, DROPIN_TEXT)
     if v["caddy_tls"] == "files":
         result.dirs[TLS_DIR] = DirWant(mode="750", group="caddy")
         result.file(CERT_FILE, prepared("caddy_cert"), mode="644", group="caddy")
@@ -76,13 +99,20 @@ def want() -> Want | None:
 @deploy("caddy", data_defaults=defaults("caddy"))
 def caddy() -> None:
     v = role_vars("caddy")
-    if v["caddy_source"] == "caddy-repo":
-        apt.key(name="caddy: repository key", src=CADDY_KEY, dest=CADDY_KEYRING)
-        apt.sources_file(
+    if source(v["caddy_source"], host.get_fact(OsRelease)) == "caddy-repo":
+        key = apt.key(name="caddy: repository key", src=CADDY_KEY, dest=CADDY_KEYRING)
+        repository = apt.sources_file(
             name="caddy: Caddy's apt repository", filename="caddy-stable", uris=CADDY_REPO,
             suites="any-version", components="main", signed_by=CADDY_KEYRING,
         )  # fmt: skip
+        # a new source is read now, whatever apt's cache age: else the package is not found
+        apt.update(name="caddy: apt-get update for the new source",
+                   _if=any_changed(key, repository))  # fmt: skip
     apt.packages(name="caddy: package", packages=["caddy"], update=True, cache_time=3600)
+    files.directory(name="caddy: unit drop-in directory", path=DROPIN_DIR, mode="755")
+    dropin = checked_file(name="caddy: admin socket directory (unit drop-in)",
+                          content=DROPIN_TEXT, dest=DROPIN)  # fmt: skip
+    systemd.daemon_reload(name="caddy: reload systemd for the drop-in", _if=dropin.did_change)
     tls_changes = []
     if v["caddy_tls"] == "files":
         files.directory(name="caddy: tls directory", path=TLS_DIR, group="caddy", mode="750")
@@ -101,7 +131,7 @@ def caddy() -> None:
         content=caddyfile(v),
         dest=CADDYFILE,
         validate=VALIDATE,
-        activate="systemctl reload-or-restart caddy",
+        activate=ACTIVATE,
     )  # fmt: skip
     systemd.service(name="caddy: enabled and running", service="caddy", running=True, enabled=True)
     if tls_changes:
