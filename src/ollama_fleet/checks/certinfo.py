@@ -86,10 +86,25 @@ def days_left(facts: CertFacts, *, now: dt.datetime) -> float:
     return (facts.not_after - now).total_seconds() / 86400
 
 
+def thresholds(facts: CertFacts, policy: TlsPolicy) -> tuple[float, float]:
+    """(warn, fail) days for this certificate: the policy's, scaled down for short lifetimes.
+
+    Short-lived certificates are renewed early in their life, not 30 days before the end:
+    Caddy's `tls internal` leaves last 12 hours and are renewed with a third of their life
+    left, ACME's short-lived profile lasts 6 days. A fixed 21/3 days would fail every one of
+    them, so both thresholds shrink by one factor until warning starts with a third of the
+    lifetime left.
+    """
+    lifetime = (facts.not_after - facts.not_before).total_seconds() / 86400
+    factor = min(1.0, lifetime / 3 / policy.warn_days) if policy.warn_days > 0 else 1.0
+    return policy.warn_days * factor, policy.fail_days * factor
+
+
 def cert_findings(facts: CertFacts, *, policy: TlsPolicy, now: dt.datetime) -> list[Finding]:
     """Validity window against the warn/fail thresholds, key strength, signature hash."""
     findings: list[Finding] = []
     left = days_left(facts, now=now)
+    warn_days, fail_days = thresholds(facts, policy)
     expiry = facts.not_after.date().isoformat()
     if now < facts.not_before:
         findings.append(
@@ -102,7 +117,7 @@ def cert_findings(facts: CertFacts, *, policy: TlsPolicy, now: dt.datetime) -> l
         )
     elif left <= 0:
         findings.append(fail(FailureClass.TLS_EXPIRED, f"certificate expired on {expiry}"))
-    elif left <= policy.fail_days:
+    elif left <= fail_days:
         findings.append(
             fail(
                 FailureClass.TLS_EXPIRED,
@@ -110,7 +125,7 @@ def cert_findings(facts: CertFacts, *, policy: TlsPolicy, now: dt.datetime) -> l
                 RENEW_HINT,
             )
         )
-    elif left <= policy.warn_days:
+    elif left <= warn_days:
         findings.append(
             warn(
                 FailureClass.TLS_EXPIRED,
@@ -119,7 +134,8 @@ def cert_findings(facts: CertFacts, *, policy: TlsPolicy, now: dt.datetime) -> l
             )
         )
     else:
-        findings.append(ok(f"certificate valid for {left:.0f} more days ({expiry})"))
+        more = f"{left:.0f} more days" if left >= 2 else f"{left * 24:.0f} more hours"
+        findings.append(ok(f"certificate valid for {more} ({expiry})"))
     minimum = MIN_KEY_BITS.get(facts.key_type)
     if minimum is not None and facts.key_bits < minimum:
         findings.append(

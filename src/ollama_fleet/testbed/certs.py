@@ -68,10 +68,14 @@ class CertificateAuthority:
         label: str,
         *,
         names: tuple[str, ...] = DEFAULT_NAMES,
-        not_before_days: float = -1,
+        not_before_days: float = -80,  # issued long ago: near-expiry cases look like real ones
         not_after_days: float = 90,
     ) -> CertFiles:
-        """Issue a server certificate valid from now+not_before_days to now+not_after_days."""
+        """Issue a server certificate valid from now+not_before_days to now+not_after_days.
+
+        Issued 80 days ago by default, so a few days left is a certificate near the end of a
+        normal life (the checks scale their thresholds down for short-lived ones).
+        """
         key = ec.generate_private_key(ec.SECP256R1())
         now = _now()
         sans: list[x509.GeneralName] = []
