@@ -130,12 +130,15 @@ def test_dropin_sets_flash_attention_origins_and_extra_env_sorted_last() -> None
     ],
 )
 def test_dropin_values_survive_systemd_quoting(value: str) -> None:
-    dropin = render.render_ollama_dropin(
-        role("ollama", ollama_models_dir=f"/srv/{value}", ollama_extra_env={"NOTE": value})
-    )
+    dropin = render.render_ollama_dropin(role("ollama", ollama_extra_env={"NOTE": value}))
     env = environment(dropin)
     assert env["NOTE"] == value
-    assert env["OLLAMA_MODELS"] == f"/srv/{value}"
+
+
+@pytest.mark.parametrize("value", ["two words", 'a "quoted"', "$(id)", "a;b", "../up", "x`id`"])
+def test_models_dir_is_refused_unless_plain(value: str) -> None:
+    with pytest.raises(ConfigError, match="ollama_models_dir"):
+        render.render_ollama_dropin(role("ollama", ollama_models_dir=f"/srv/{value}"))
 
 
 def test_dropin_numbers_in_extra_env_are_written_as_numbers() -> None:
@@ -238,7 +241,8 @@ def test_caddyfile_internal_tls_by_default() -> None:
 
 def test_caddyfile_acme_sets_the_account_email_and_no_tls_line() -> None:
     text = caddyfile(caddy_tls="acme", caddy_acme_email="ops@example.com")
-    assert re.search(r"^\{\n\temail ops@example\.com\n", text, re.MULTILINE)
+    assert re.search(r"^\{\n\tadmin unix//run/caddy/admin.sock\n\temail ops@example\.com\n", text,
+                     re.MULTILINE)  # fmt: skip
     assert "\ttls" not in site_block(text)
 
 
@@ -304,9 +308,24 @@ def test_caddyfile_extra_directives_may_hold_quoted_braces_and_placeholders() ->
     assert extra in caddyfile(caddy_extra_directives=extra)
 
 
-def test_caddyfile_keeps_the_admin_api_where_debian_reloads_through_it() -> None:
+def test_caddyfile_puts_the_admin_api_on_a_unix_socket_not_tcp() -> None:
     text = caddyfile(caddy_tls="acme", caddy_acme_email="ops@example.com")
-    assert not re.search(r"^\s*admin\b", text, re.MULTILINE)
+    assert re.findall(r"^\s*admin\b.*$", text, re.MULTILINE) == [
+        "\tadmin unix//run/caddy/admin.sock"
+    ]
+
+
+def test_caddyfile_refuses_ollamas_write_endpoints_unless_opened() -> None:
+    closed = site_block(caddyfile())
+    matcher = re.search(r"^\t@ollama_admin path (.*)$", closed, re.MULTILINE)
+    assert matcher is not None
+    for path in ("/api/pull", "/api/push", "/api/delete", "/api/create", "/api/copy"):
+        assert {path, f"{path}/*"} <= set(matcher.group(1).split())
+    assert "/api/blobs/*" in matcher.group(1).split()
+    assert re.search(r"^\trespond @ollama_admin `\{\"error\":.*\}` 403$", closed, re.MULTILINE)
+    # the refusal comes before the proxy in the file (Caddy orders respond first anyway)
+    assert closed.index("respond @ollama_admin") < closed.index("reverse_proxy")
+    assert "@ollama_admin" not in caddyfile(caddy_open_admin_endpoints=True)
 
 
 @pytest.mark.parametrize(
@@ -354,18 +373,46 @@ def nftables(ollama_port: int = 11434, **values: Any) -> str:
 
 
 def input_rules(text: str) -> list[str]:
-    chain = text[text.index("chain input") : text.index("chain forward")]
+    start = text.index("\tchain input {")
+    chain = text[start : text.index("\n\t}\n", start)]
     lines = [line.strip() for line in chain.splitlines()[1:]]
-    return [line for line in lines if line not in ("", "}") and not line.startswith("#")]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
-def test_nftables_is_a_complete_managed_ruleset() -> None:
+def statements(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_nftables_replaces_only_its_own_table_in_one_file() -> None:
     text = nftables()
     assert text.startswith("#!/usr/sbin/nft -f\n# Managed by ollama-fleet")
-    assert "\nflush ruleset\n" in text
+    assert "flush" not in "\n".join(statements(text))
+    # Declared empty first, so the delete works when the table is not there yet (no `destroy`).
+    assert statements(text)[:3] == [
+        "table inet ollama_fleet {}",
+        "delete table inet ollama_fleet",
+        "table inet ollama_fleet {",
+    ]
+    assert [line for line in statements(text) if line.startswith("table")] == [
+        "table inet ollama_fleet {}",
+        "table inet ollama_fleet {",
+    ]
     assert "type filter hook input priority filter; policy drop;" in text
-    assert "type filter hook forward priority filter; policy drop;" in text
-    assert "type filter hook output priority filter; policy accept;" in text
+
+
+def test_nftables_leaves_forwarding_to_others_unless_asked() -> None:
+    assert "chain forward" not in nftables()
+    assert "hook output" not in nftables()
+    forward = nftables(firewall_manage_forward=True)
+    assert "type filter hook forward priority filter; policy drop;" in forward
+    assert input_rules(forward) == input_rules(nftables())
+
+
+def test_nftables_accepts_dhcp_replies_before_any_port() -> None:
+    rules = input_rules(nftables())
+    dhcp6 = rules.index("ip6 daddr fe80::/64 udp sport 547 udp dport 546 accept")
+    dhcp4 = rules.index("meta nfproto ipv4 udp sport 67 udp dport 68 accept")
+    assert max(dhcp6, dhcp4) < rules.index('tcp dport 22 accept comment "sshd_port"')
 
 
 def test_nftables_lets_ssh_in_before_any_other_port_or_drop() -> None:
@@ -373,7 +420,7 @@ def test_nftables_lets_ssh_in_before_any_other_port_or_drop() -> None:
     ssh = rules.index('tcp dport 2222 accept comment "sshd_port"')
     before = rules[:ssh]
     assert "ct state established,related accept" in before
-    assert not [rule for rule in before if "dport" in rule]
+    assert not [rule for rule in before if "tcp dport" in rule]
     # Only packets conntrack calls invalid are dropped before it.
     assert [rule for rule in before if rule.endswith("drop")] == ["ct state invalid drop"]
 
@@ -435,6 +482,7 @@ def test_plan_firewall_orders_rules_ssh_first() -> None:
         ({"firewall_allow_metrics": ["everyone"]}, "firewall_allow_metrics"),
         ({"firewall_metrics_ports": [70000]}, "firewall_metrics_ports"),
         ({"firewall_extra_tcp_ports": ["80; drop"]}, "firewall_extra_tcp_ports"),
+        ({"firewall_manage_forward": "yes"}, "firewall_manage_forward"),
         ({"ollama_port": 0}, "ollama_port"),
     ],
 )
@@ -448,6 +496,26 @@ def test_nftables_refuses_bad_values_naming_the_variable(
 def test_nftables_refuses_bad_http_ports() -> None:
     with pytest.raises(ConfigError, match="^http_ports:"):
         render.render_nftables(role("firewall"), ollama_port=11434, http_ports=(443, True))
+
+
+def test_firewall_unit_loads_the_ruleset_and_stops_by_deleting_only_its_table() -> None:
+    unit = render.render_firewall_unit(ruleset="/etc/nftables.d/ollama-fleet.nft")
+    assert "ExecStart=/usr/sbin/nft -f /etc/nftables.d/ollama-fleet.nft\n" in unit
+    assert "ExecReload=/usr/sbin/nft -f /etc/nftables.d/ollama-fleet.nft\n" in unit
+    stop = [line for line in unit.splitlines() if line.startswith("ExecStop=")]
+    assert stop == [
+        'ExecStop=/usr/sbin/nft "add table inet ollama_fleet; delete table inet ollama_fleet"'
+    ]
+    assert "flush" not in "\n".join(line for line in unit.splitlines() if "=" in line)
+    # Back after nftables.service flushes the whole ruleset (restart, reload, package upgrade).
+    assert "After=nftables.service\n" in unit
+    assert "PartOf=nftables.service\n" in unit
+    assert "ReloadPropagatedFrom=nftables.service\n" in unit
+
+
+def test_firewall_unit_refuses_a_ruleset_path_systemd_would_expand() -> None:
+    with pytest.raises(ConfigError, match="^ruleset:"):
+        render.render_firewall_unit(ruleset="/etc/nftables.d/100%.nft")
 
 
 # -- this project's services ----------------------------------------------------------------------

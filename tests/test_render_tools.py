@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import functools
 import itertools
+import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -231,6 +233,7 @@ NFT_VARIANTS: dict[str, dict[str, Any]] = {
         "firewall_allow_ollama": ["2001:db8:1::/48"],
         "firewall_allow_metrics": ["2001:db8:2::1"],
     },
+    "forward-managed": {"firewall_manage_forward": True},
 }
 
 
@@ -259,6 +262,140 @@ def test_nft_check_in_a_namespace_does_reject_a_broken_ruleset(
     checked = namespaces().run(tool("nft"), "-c", "-f", str(broken))
     assert checked.returncode != 0
     assert "syntax error" in checked.stderr
+
+
+# -- other tables on the host: Docker's and fail2ban's survive our ruleset -----------------------
+
+# Tables as iptables-nft makes them for Docker (nat and filter, its chains and jumps) and as
+# fail2ban's nftables action makes its own (a set of banned addresses and a drop rule).
+FOREIGN_RULESET = """\
+table ip nat {
+	chain DOCKER {
+		iifname "docker0" counter return
+	}
+	chain PREROUTING {
+		type nat hook prerouting priority dstnat; policy accept;
+		fib daddr type local counter jump DOCKER
+	}
+	chain OUTPUT {
+		type nat hook output priority -100; policy accept;
+		ip daddr != 127.0.0.0/8 fib daddr type local counter jump DOCKER
+	}
+	chain POSTROUTING {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 172.17.0.0/16 oifname != "docker0" counter masquerade
+	}
+}
+table ip filter {
+	chain DOCKER {
+		ip daddr 172.17.0.2 iifname != "docker0" oifname "docker0" tcp dport 80 counter accept
+	}
+	chain DOCKER-USER {
+		counter return
+	}
+	chain FORWARD {
+		type filter hook forward priority filter; policy drop;
+		counter jump DOCKER-USER
+		oifname "docker0" ct state related,established counter accept
+		oifname "docker0" counter jump DOCKER
+		iifname "docker0" oifname != "docker0" counter accept
+	}
+}
+table inet f2b-table {
+	set addr-set-sshd {
+		type ipv4_addr
+		elements = { 192.0.2.66, 203.0.113.9 }
+	}
+	chain f2b-chain {
+		type filter hook input priority filter - 1; policy accept;
+		tcp dport 22 ip saddr @addr-set-sshd drop
+	}
+}
+"""
+FOREIGN_TABLES = {("ip", "nat"), ("ip", "filter"), ("inet", "f2b-table")}
+OURS = ("inet", "ollama_fleet")
+
+
+def listed_ruleset(namespace: Namespace) -> list[dict[str, Any]]:
+    """`nft -j list ruleset`: every table, chain, rule and set with its handle and elements."""
+    listed = namespace.run(tool("nft"), "-j", "list", "ruleset")
+    assert listed.returncode == 0, listed.stderr
+    return [item for item in json.loads(listed.stdout)["nftables"] if "metainfo" not in item]
+
+
+def table_of(item: dict[str, Any]) -> tuple[str, str]:
+    ((kind, body),) = item.items()
+    return body["family"], body["name"] if kind == "table" else body["table"]
+
+
+def host_with_foreign_tables(namespace: Namespace, tmp_path: Path) -> list[dict[str, Any]]:
+    foreign = tmp_path / "foreign.nft"
+    foreign.write_text(FOREIGN_RULESET)
+    loaded = namespace.run(tool("nft"), "-f", str(foreign))
+    assert loaded.returncode == 0, loaded.stderr
+    before = listed_ruleset(namespace)
+    assert {table_of(item) for item in before} == FOREIGN_TABLES
+    return before
+
+
+@pytest.mark.parametrize("manage_forward", [False, True], ids=["default", "forward-managed"])
+def test_other_tables_survive_the_firewall_applied_and_applied_again(
+    tmp_path: Path, namespaces: Callable[[], Namespace], manage_forward: bool
+) -> None:
+    namespace = namespaces()
+    before = host_with_foreign_tables(namespace, tmp_path)
+    ruleset = tmp_path / "ollama-fleet.nft"
+    ruleset.write_text(
+        render.render_nftables(
+            role("firewall", firewall_manage_forward=manage_forward), ollama_port=11434
+        )
+    )
+    expected_chains = {"input": ("input", "drop")}
+    if manage_forward:
+        expected_chains["forward"] = ("forward", "drop")
+
+    for _ in ("applied", "applied again"):
+        applied = namespace.run(tool("nft"), "-f", str(ruleset))
+        assert applied.returncode == 0, applied.stderr
+        after = listed_ruleset(namespace)
+        # Same tables, chains, rules (handles included) and set elements, in the same order.
+        assert [item for item in after if table_of(item) != OURS] == before
+        ours = [item for item in after if table_of(item) == OURS]
+        assert [item["table"]["name"] for item in ours if "table" in item] == ["ollama_fleet"]
+        chains = {
+            item["chain"]["name"]: (item["chain"]["hook"], item["chain"]["policy"])
+            for item in ours
+            if "chain" in item
+        }
+        assert chains == expected_chains
+    banned = [item["set"] for item in after if "set" in item]
+    assert [(s["table"], s["name"], s["elem"]) for s in banned] == [
+        ("f2b-table", "addr-set-sshd", ["192.0.2.66", "203.0.113.9"])
+    ]
+
+
+def test_stopping_the_firewall_unit_deletes_only_its_table(
+    tmp_path: Path, namespaces: Callable[[], Namespace]
+) -> None:
+    namespace = namespaces()
+    before = host_with_foreign_tables(namespace, tmp_path)
+    ruleset = tmp_path / "ollama-fleet.nft"
+    ruleset.write_text(render.render_nftables(role("firewall"), ollama_port=11434))
+    unit = render.render_firewall_unit(ruleset=str(ruleset))
+    start, stop = (
+        shlex.split(line.partition("=")[2])
+        for key in ("ExecStart=", "ExecStop=")
+        for line in unit.splitlines()
+        if line.startswith(key)
+    )
+    started = namespace.run(*start)
+    assert started.returncode == 0, started.stderr
+    assert OURS in {table_of(item) for item in listed_ruleset(namespace)}
+
+    for _ in ("stopped", "stopped again, with the table gone"):
+        stopped = namespace.run(*stop)
+        assert stopped.returncode == 0, stopped.stderr
+        assert listed_ruleset(namespace) == before
 
 
 # -- the ruleset applied for real between two namespaces ------------------------------------------
@@ -304,6 +441,34 @@ class Pair:
         """A connection from `b`, kept open."""
         client = self.b.inside(lambda: socket.create_connection((address, port), timeout=5))
         return self.sockets.enter_context(client)
+
+    def datagram(self, source: tuple[str, int], destination: tuple[str, int]) -> str:
+        """'received' or 'dropped': one UDP datagram from `source` on `b` to `destination` on `a`
+        (an address may name its interface: fe80::1%veth0)."""
+
+        def resolved(host: str, port: int) -> Any:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            return socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM)[0][4]
+
+        def receiver() -> socket.socket:
+            server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            server.bind(("::", destination[1]))
+            return server
+
+        def send() -> None:
+            family = socket.AF_INET6 if ":" in source[0] else socket.AF_INET
+            with socket.socket(family, socket.SOCK_DGRAM) as client:
+                client.bind(resolved(*source))
+                client.sendto(b"reply", resolved(*destination))
+
+        with self.a.inside(receiver) as server:
+            server.settimeout(DROPPED_AFTER_S)
+            self.b.inside(send)
+            try:
+                return "received" if server.recv(64) == b"reply" else "garbled"
+            except TimeoutError:
+                return "dropped"
 
 
 @pytest.fixture
@@ -368,6 +533,23 @@ def test_firewall_keeps_ipv6_neighbour_discovery_working(tmp_path: Path, pair: P
     assert pair.connect(A6, HTTPS) == "connected"
     assert pair.connect(A6, OLLAMA) == "connected"
     assert pair.connect(A6, METRICS) == "dropped"
+
+
+def test_firewall_accepts_dhcp_replies_to_the_client_port_only(tmp_path: Path, pair: Pair) -> None:
+    for namespace, link_local in ((pair.a, "fe80::a"), (pair.b, "fe80::b")):
+        ip("-n", namespace.name, "addr", "add", f"{link_local}/64", "dev", "veth0", "nodad")
+    # Without a ruleset a datagram arrives, so a dropped one below is the firewall's doing.
+    assert pair.datagram((B4, 70), (A4, 68)) == "received"
+
+    pair.apply(tmp_path)
+    # DHCPv6: from a server's port to the client's link-local address.
+    assert pair.datagram(("fe80::b%veth0", 547), ("fe80::a%veth0", 546)) == "received"
+    assert pair.datagram(("fe80::b%veth0", 548), ("fe80::a%veth0", 546)) == "dropped"
+    assert pair.datagram((B6, 547), (A6, 546)) == "dropped"
+    assert pair.datagram(("fe80::b%veth0", 547), ("fe80::a%veth0", 547)) == "dropped"
+    # DHCPv4: from port 67 to 68 (a renewal over a UDP socket sees it).
+    assert pair.datagram((B4, 67), (A4, 68)) == "received"
+    assert pair.datagram((B4, 69), (A4, 68)) == "dropped"
 
 
 def test_firewall_does_not_cut_the_ssh_connection_it_is_applied_over(
@@ -474,11 +656,15 @@ def test_check_timer_passes_systemd_verify(units: Units, interval: str) -> None:
     assert parsed.returncode == 0, parsed.stderr
 
 
-@pytest.mark.parametrize("models_dir", ["/usr/share/ollama/.ollama/models", "/home/ai/my models"])
+@pytest.mark.parametrize("models_dir", ["/usr/share/ollama/.ollama/models", "/home/ai/models"])
 def test_ollama_unit_and_dropin_pass_systemd_verify(units: Units, models_dir: str) -> None:
     units.write(
-        "ollama.service", render.render_ollama_unit(binary=str(units.ollama), models_dir=models_dir)
-    )
+        "ollama.service",
+        render.render_ollama_unit(
+            binary=str(units.ollama), models_dir=models_dir,
+            nvidia_modprobe=str(stub(units.directory.parent / "bin" / "nvidia-modprobe")),
+        ),
+    )  # fmt: skip
     dropin = render.render_ollama_dropin(
         role(
             "ollama",
@@ -493,6 +679,12 @@ def test_ollama_unit_and_dropin_pass_systemd_verify(units: Units, models_dir: st
     )
     units.write("ollama.service.d/ollama-fleet.conf", dropin)
     assert units.verify("ollama.service") == ""
+
+
+def test_firewall_unit_passes_systemd_verify(units: Units) -> None:
+    unit = render.render_firewall_unit(ruleset="/etc/nftables.d/ollama-fleet.nft")
+    units.write("ollama-fleet-firewall.service", unit)
+    assert units.verify("ollama-fleet-firewall.service") == ""
 
 
 def test_systemd_verify_here_does_read_the_dropins(units: Units) -> None:

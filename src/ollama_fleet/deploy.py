@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from ollama_fleet.errors import ConfigError, FleetError
 from ollama_fleet.inventory import Host, Inventory
 from ollama_fleet.lab.image import default_cache_dir
 from ollama_fleet.redact import redact_strings, redactor
+from ollama_fleet.vault import NEW_PASSWORD_ENV, PASSWORD_ENV
 
 PREPARED_KEY = "fleet_prepared"  # the runner reads it back (ollama_fleet.deploys.common)
 SIMULATOR = "simulator"
@@ -115,12 +117,21 @@ class Release:
     path: str = ""  # artifact: controller path
     url: str = ""  # download: release URL
     simulator: bool = False
+    # download: {dpkg architecture: {filename, sha256, url}}; the host picks its own
+    arches: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def as_data(self) -> dict[str, Any]:
         return {
             "source": self.source, "version": self.version, "sha256": self.sha256,
             "filename": self.filename, "path": self.path, "url": self.url,
+            "arches": {arch: dict(files) for arch, files in self.arches.items()},
         }  # fmt: skip
+
+
+# The release archives per host architecture (dpkg's names), as each release's sha256sum.txt
+# lists them; a host of another architecture is refused by the ollama role.
+ARCHIVES = {"amd64": "ollama-linux-amd64.tgz", "arm64": "ollama-linux-arm64.tgz"}
+_ARCHIVE_NAME = re.compile(r"[A-Za-z0-9._+-]+\.(tgz|tar\.gz|tar\.zst)")
 
 
 def file_sha256(path: Path) -> str:
@@ -166,25 +177,38 @@ def resolve_release(
                 f"{where}: ollama_artifact {path.name} has sha256 {sha[:12]}..., "
                 f"not ollama_sha256 {pinned[:12]}..."
             )
+        if not _ARCHIVE_NAME.fullmatch(path.name):
+            raise ConfigError(
+                f"{where}: ollama_artifact: {path.name!r}: the file name may hold only letters, "
+                "digits and . _ + - and must end in .tgz, .tar.gz or .tar.zst"
+            )
         return Release(
             source="artifact", version=version, sha256=sha, filename=path.name, path=str(path)
         )
-    filename = "ollama-linux-amd64.tgz"
     base = f"{str(ollama_vars['ollama_download_base']).rstrip('/')}/v{version}"
-    sha = str(ollama_vars["ollama_sha256"])
-    if not sha:
+    pinned = str(ollama_vars["ollama_sha256"])
+    if pinned:
+        # one pinned digest: the archive of the host's architecture must match it on the host
+        by_arch = {arch: pinned for arch in ARCHIVES}
+    else:
         sums_url = f"{base}/sha256sum.txt"
         try:
             text = (fetch or _fetch)(sums_url)
         except httpx.HTTPError as exc:
             raise FleetError(f"{where}: cannot read {sums_url}: {exc}") from None
-        found = sha256_from_sums(text, filename)
-        if found is None:
-            raise FleetError(f"{where}: {sums_url} lists no {filename}")
-        sha = found
+        by_arch = {}
+        for arch, filename in ARCHIVES.items():
+            found = sha256_from_sums(text, filename)
+            if found is not None:
+                by_arch[arch] = found
+        if not by_arch:
+            raise FleetError(f"{where}: {sums_url} lists none of {', '.join(ARCHIVES.values())}")
+    first = next(iter(by_arch))
     return Release(
-        source="download", version=version, sha256=sha, filename=filename,
-        url=f"{base}/{filename}",
+        source="download", version=version, sha256=by_arch[first], filename=ARCHIVES[first],
+        url=f"{base}/{ARCHIVES[first]}",
+        arches={arch: {"filename": ARCHIVES[arch], "sha256": sha, "url": f"{base}/{ARCHIVES[arch]}"}
+                for arch, sha in by_arch.items()},
     )  # fmt: skip
 
 
@@ -218,12 +242,21 @@ class Bundle:
     sha256: str
     wheel: str  # the project's wheel file name inside the archive
     requirements: tuple[str, ...]
+    requires_python: str = field(default_factory=lambda: project_requires_python())
 
     def as_data(self) -> dict[str, Any]:
         return {
             "path": str(self.path), "filename": self.path.name, "sha256": self.sha256,
             "wheel": self.wheel, "requirements": list(self.requirements),
+            "requires_python": self.requires_python,
         }  # fmt: skip
+
+
+def project_requires_python() -> str:
+    """The wheel's Requires-Python, which the services role checks each host's python3 against."""
+    from importlib.metadata import metadata
+
+    return str(metadata("ollama-fleet")["Requires-Python"] or "")
 
 
 # Python versions of the supported hosts: Ubuntu 22.04 (3.10), Debian 12 (3.11), Ubuntu 24.04
@@ -348,7 +381,9 @@ def run_runner(
     """Run the pyinfra child with `spec` (sent on its stdin, never on disk) and tally its events."""
     redact = redactor(secrets)
     log = log or sys.stderr
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The child gets the decrypted values it needs in the plan; it never needs the password.
+    hidden = {PASSWORD_ENV, NEW_PASSWORD_ENV}
+    env = {**{k: v for k, v in os.environ.items() if k not in hidden}, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(  # noqa: S603 - our own module, no shell
         [sys.executable, "-m", "ollama_fleet.deploys.runner"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -445,6 +480,7 @@ class Plan:
     secrets: frozenset[str]
     notes: tuple[str, ...]
     targets: tuple[Any, ...] = ()  # the checks' targets, validated with everything else
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
 
 
 def make_plan(
@@ -462,7 +498,7 @@ def make_plan(
     for host in hosts:
         where = f"{inventory.path}: host {host.name}"
         prepared: dict[str, Any] = {}
-        if "ollama" in roles:
+        if "ollama" in roles and hostvars.enabled(host.vars, "ollama"):
             release = resolve_release(
                 hostvars.resolved(host.vars, "ollama"), where=where,
                 inventory_dir=inventory_dir, cache_dir=options.cache_dir,
@@ -474,11 +510,15 @@ def make_plan(
                     "Ollama's API, not Ollama): the real binary cannot be downloaded here"
                 )
         services = hostvars.resolved(host.vars, "services")
-        if "services" in roles and services["services_enabled"]:
+        if "services" in roles and hostvars.enabled(services, "services"):
             bundle = bundle or build_bundle(options.cache_dir)
             prepared["bundle"] = bundle.as_data()
         caddy = hostvars.resolved(host.vars, "caddy")
-        if "caddy" in roles and caddy["caddy_tls"] == "files":
+        if (
+            "caddy" in roles
+            and caddy["caddy_tls"] == "files"
+            and hostvars.enabled(host.vars, "caddy")
+        ):
             for key, name in (
                 ("caddy_cert", "caddy_tls_cert_file"),
                 ("caddy_key", "caddy_tls_key_file"),
@@ -501,7 +541,7 @@ def make_plan(
         targets = tuple(t for t in targets_from_inventory(inventory) if t.name in chosen)
     return Plan(
         inventory=inventory, hosts=hosts, roles=roles, spec=spec, secrets=frozenset(secrets),
-        notes=tuple(notes), targets=targets,
+        notes=tuple(notes), targets=targets, cache_dir=options.cache_dir,
     )  # fmt: skip
 
 
@@ -513,6 +553,64 @@ def hosts_to_check(result: DeployResult, plan: Plan, mode: str) -> tuple[str, ..
     return tuple(h.name for h in plan.hosts if h.name in names and h.vars.get("public_url"))
 
 
+# Where Debian's caddy (user caddy, home /var/lib/caddy) keeps the root of `tls internal`.
+CADDY_LOCAL_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+
+
+def read_host_files(
+    plan: Plan, names: Sequence[str], paths: Sequence[str], *, log: IO[str] | None = None
+) -> dict[str, dict[str, str | None]]:
+    """{host: {path: text or None}} read over SSH by the pyinfra child; nothing is changed."""
+    entries = [e for e in plan.spec["hosts"] if e["name"] in set(names)]
+    if not entries or not paths:
+        return {}
+    spec = {**plan.spec, "hosts": entries, "read": list(paths), "dry": True}
+    found: dict[str, dict[str, str | None]] = {}
+
+    def keep(event: Event) -> None:
+        if event.get("event") == "file":
+            found.setdefault(str(event["host"]), {})[str(event["path"])] = event.get("text")
+
+    run_runner(spec, on_event=keep, log=log, secrets=plan.secrets)
+    return found
+
+
+def trust_caddy_roots(plan: Plan, targets: Sequence[Any], cache_dir: Path) -> list[Any]:
+    """Targets of `caddy_tls: internal` hosts verified against that host's own Caddy root.
+
+    Caddy's local CA lives on the host; it is fetched after the deploy (it may have just been
+    made), kept under the cache folder, and named as the target's CA, so the checks verify
+    the chain and the name instead of turning verification off. A target that names its
+    own tls_ca_file keeps it.
+    """
+    from dataclasses import replace
+
+    hosts = {h.name: h for h in plan.hosts}
+    internal = [
+        t.name for t in targets
+        if t.tls.ca_file is None and t.name in hosts
+        and hostvars.enabled(hosts[t.name].vars, "caddy")
+        and hostvars.resolved(hosts[t.name].vars, "caddy")["caddy_tls"] == "internal"
+    ]  # fmt: skip
+    if not internal:
+        return list(targets)
+    roots = read_host_files(plan, internal, [CADDY_LOCAL_ROOT])
+    trusted = []
+    for target in targets:
+        pem = roots.get(target.name, {}).get(CADDY_LOCAL_ROOT)
+        if target.name in internal and pem and "BEGIN CERTIFICATE" in pem:
+            path = cache_dir / "caddy-roots" / f"{_safe_name(target.name)}.pem"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(pem, encoding="utf-8")
+            target = replace(target, tls=replace(target.tls, ca_file=str(path)))
+        trusted.append(target)
+    return trusted
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
 def check_hosts(plan: Plan, names: Sequence[str], report: Path) -> Any:
     """Run every check on `names` (hosts with a public_url); write the HTML report atomically."""
     import asyncio
@@ -520,10 +618,11 @@ def check_hosts(plan: Plan, names: Sequence[str], report: Path) -> Any:
     from ollama_fleet.checks.reports import render_html
     from ollama_fleet.checks.runner import run_checks
 
-    targets = [t for t in plan.targets if t.name in set(names)]
+    chosen = [t for t in plan.targets if t.name in set(names)]
+    targets = trust_caddy_roots(plan, chosen, plan.cache_dir)
     run = asyncio.run(run_checks(targets))
     report.parent.mkdir(parents=True, exist_ok=True)
     temporary = report.with_name(f".{report.name}.tmp")
-    temporary.write_text(render_html(run), encoding="utf-8")
+    temporary.write_text(redactor(plan.secrets)(render_html(run)), encoding="utf-8")
     temporary.replace(report)
     return run

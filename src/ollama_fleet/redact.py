@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 REDACTED = "***"
+# Shorter values are not looked for: in a whole-file vault every string counts as secret, and
+# replacing each "580" or "true" everywhere would make the output unreadable while hiding
+# nothing (a secret that short is no secret). docs/vault.md says so.
+MIN_SECRET_LENGTH = 8
 
 Redact = Callable[[str], str]
 
 
 def redactor(secrets: Iterable[str]) -> Redact:
-    """A function replacing every secret in a text (longest first, so no part of one is left)."""
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    """A function replacing each secret value, whole, wherever it appears in a text.
+
+    One pass of one alternation, longest value first, so no part of a longer secret is left
+    and a fragment of a value is never taken for the value.
+    """
+    ordered = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+    if not ordered:
+        return lambda text: text
+    pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
 
     def redact(text: str) -> str:
-        for secret in ordered:
-            text = text.replace(secret, REDACTED)
-        return text
+        return pattern.sub(REDACTED, text)
 
     return redact
 

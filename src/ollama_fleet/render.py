@@ -35,7 +35,12 @@ OLLAMA_HOME = "/usr/share/ollama"
 OLLAMA_HOST_HEADER = "localhost:11434"
 MANAGED = "# Managed by ollama-fleet (the services role): overwritten on the next deploy.\n"
 
-SECRET_VARS = frozenset({"monitor_webhook_url", "gateway_api_keys"})
+SECRET_VARS = hostvars.SECRET_VARS
+# Ollama's endpoints that change the server (models pulled, pushed, deleted, created, copied,
+# blobs uploaded): Caddy refuses them from outside unless caddy_open_admin_endpoints is set.
+OLLAMA_ADMIN_PATHS = ("/api/pull", "/api/push", "/api/delete", "/api/create", "/api/copy",
+                      "/api/blobs")  # fmt: skip
+CADDY_ADMIN_SOCKET = "/run/caddy/admin.sock"
 # Directories that systemd's ProtectHome= hides or makes read-only.
 HOME_DIRS = (PurePosixPath("/home"), PurePosixPath("/root"), PurePosixPath("/run/user"))
 # Environment the ollama role sets from its own variables; ollama_extra_env may not repeat them.
@@ -61,10 +66,7 @@ _UPSTREAM = re.compile(r"(?:http://)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9
 _HOST_PORT = re.compile(r"(?:https?://)?(.*):([0-9]{1,5})")
 _EMAIL = re.compile(r"[^\s@\"\\{}`]+@[^\s@\"\\{}`]+\.[^\s@\"\\{}`]+")
 _URL = re.compile(r"https?://[^\s\"\\{}`]+")
-_TIMESPAN_UNIT = (
-    r"(?:us|ms|s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|years?)"
-)
-_TIMESPAN = re.compile(rf"[0-9]+\s*{_TIMESPAN_UNIT}?(?:\s*[0-9]+\s*{_TIMESPAN_UNIT})*")
+_TIMESPAN = hostvars.TIMESPAN
 _SHA256_KEY = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -90,10 +92,12 @@ def render_caddyfile(
     cert_file: str | None = None,
     key_file: str | None = None,
     log_file: str = "/var/log/caddy/access.log",
+    admin_socket: str = CADDY_ADMIN_SOCKET,
 ) -> str:
     """/etc/caddy/Caddyfile: one HTTPS site for all `site_names`, streaming to `upstream`.
 
     `cert_file`/`key_file` are the host paths of the certificate files (caddy_tls: files).
+    Ollama's write and admin endpoints get 403 unless caddy_open_admin_endpoints is true.
     """
     names = list(dict.fromkeys(site_names))
     if not names:
@@ -133,6 +137,9 @@ def render_caddyfile(
         log_file=_caddy_token(_absolute_path(log_file, "log_file"), "log_file"),
         upstream=upstream,
         upstream_is_ollama=upstream_is_ollama,
+        admin_socket=_caddy_token(_absolute_path(admin_socket, "admin_socket"), "admin_socket"),
+        block_admin=not _value(caddy_vars, "caddy_open_admin_endpoints"),
+        admin_paths=[f"{path}{tail}" for path in OLLAMA_ADMIN_PATHS for tail in ("", "/*")],
         ollama_host_header=OLLAMA_HOST_HEADER,
         response_timeout=_caddy_duration(caddy_vars),
         extra_directives=extra,
@@ -188,9 +195,21 @@ def plan_firewall(
 def render_nftables(
     firewall_vars: Mapping[str, Any], *, ollama_port: int, http_ports: Iterable[int] = (80, 443)
 ) -> str:
-    """/etc/nftables.conf: drop what is not allowed in, forward nothing, let everything out."""
+    """The firewall's one table, inet ollama_fleet, swapped atomically; other tables untouched.
+
+    Inbound: drop what is not allowed. Forwarding is left to others (Docker, libvirt) unless
+    firewall_manage_forward adds a chain that drops it all.
+    """
     rules = plan_firewall(firewall_vars, ollama_port=ollama_port, http_ports=http_ports)
-    return _template("nftables.conf.j2").render(rules=rules)
+    manage_forward = _value(firewall_vars, "firewall_manage_forward")
+    return _template("nftables.conf.j2").render(rules=rules, manage_forward=manage_forward)
+
+
+def render_firewall_unit(*, ruleset: str) -> str:
+    """ollama-fleet-firewall.service: loads `ruleset` at boot; stopping deletes only our table."""
+    return _template("ollama-fleet-firewall.service.j2").render(
+        ruleset=_exec_path(ruleset, "ruleset")
+    )
 
 
 def _restricted(
@@ -218,14 +237,20 @@ def render_ollama_unit(
     *,
     binary: str = "/usr/local/bin/ollama",
     models_dir: str = "/usr/share/ollama/.ollama/models",
+    nvidia_modprobe: str | None = None,
 ) -> str:
-    """/etc/systemd/system/ollama.service, as Ollama's install.sh writes it, hardened."""
+    """/etc/systemd/system/ollama.service, as Ollama's install.sh writes it, hardened.
+
+    `nvidia_modprobe`, the path of nvidia-modprobe on a host with the NVIDIA driver, creates
+    /dev/nvidia-uvm before Ollama starts.
+    """
     models = _absolute_path(models_dir, "ollama_models_dir")
     under_home = any(PurePosixPath(models).is_relative_to(home) for home in HOME_DIRS)
     writable = dict.fromkeys([OLLAMA_HOME, models])
     return _template("ollama.service.j2").render(
         binary=_exec_path(binary, "binary"),
         protect_home=not under_home,
+        nvidia_modprobe=nvidia_modprobe and _exec_path(nvidia_modprobe, "nvidia_modprobe"),
         writable_paths=[_systemd_quote(path, "ollama_models_dir") for path in writable],
     )
 

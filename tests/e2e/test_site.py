@@ -8,12 +8,14 @@ firewall lets through, a broken Caddy config, drift repaired, a reboot.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ollama_fleet.checks.probes.exposure import tcp_state
@@ -134,9 +136,63 @@ def test_ollama_answers_on_the_host_only_and_ssh_still_works(
     outside = asyncio.run(tcp_state("127.0.0.1", lab_vm.ollama_port, timeout_s=3, speak=True))
     assert outside != "open"
     assert run_ssh(lab_vm, "echo still here").stdout.strip() == "still here"
-    rules = run_ssh(lab_vm, "nft list chain inet filter input").stdout
+    rules = run_ssh(lab_vm, "nft list chain inet ollama_fleet input").stdout
     assert "policy drop" in rules
     assert "11434" not in rules
+
+
+def test_from_outside_chat_works_and_the_write_endpoints_get_403(
+    first: Deploy, lab_vm: LabInfo
+) -> None:
+    # through the forward of 443, as a stranger would: Caddy in front of the simulator
+    url = f"https://localhost:{lab_vm.https_port}"
+    with httpx.Client(base_url=url, verify=False, timeout=60) as http:  # noqa: S501
+        chat = http.post("/api/chat", json={
+            "model": "llama3.2:1b", "stream": False,
+            "messages": [{"role": "user", "content": "hello"}],
+        })  # fmt: skip
+        assert chat.status_code == 200, chat.text
+        for method, path in (("POST", "/api/pull"), ("DELETE", "/api/delete"),
+                             ("POST", "/api/create"), ("POST", "/API/Pull/")):  # fmt: skip
+            refused = http.request(method, path, json={"model": "llama3.2:1b"})
+            assert refused.status_code == 403, (path, refused.text)
+            assert "error" in refused.json()
+    models = run_ssh(lab_vm, "curl -fsS http://127.0.0.1:11434/api/tags").stdout
+    assert "llama3.2:1b" in models  # the DELETE never reached Ollama
+
+
+def test_the_checks_report_open_access_as_the_lab_declares_it(
+    first: Deploy, inventory: Path
+) -> None:
+    password_file = inventory.parent / "vault-password"
+    done = subprocess.run(
+        [sys.executable, "-m", "ollama_fleet", "check", str(inventory), "--format", "json",
+         "--vault-password-file", str(password_file)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    auth = [r for r in json.loads(done.stdout)["results"] if r["check"] == "auth"]
+    assert len(auth) == 1 and auth[0]["status"] != "fail", auth
+    messages = " ".join(f["message"] for f in auth[0]["findings"])
+    assert "public_access: open" in messages, messages  # reported, not failed
+    assert "403" in messages  # the write endpoints are refused from outside
+
+
+def test_secrets_and_admin_apis_are_closed_on_the_host(first: Deploy, lab_vm: LabInfo) -> None:
+    modes = run_ssh(lab_vm, "stat -c '%a %U %n' "
+                    "/etc/systemd/system/ollama.service.d/ollama-fleet.conf "
+                    "/etc/ollama-fleet/monitor.yml /etc/ollama-fleet/gateway.yml "
+                    "/etc/caddy/tls/key.pem").stdout.splitlines()  # fmt: skip
+    for line in modes:
+        mode = line.split()[0]
+        assert mode[-1] == "0", line  # nothing secret-bearing is world-readable
+    assert modes[0].startswith("600 root ")
+    listening = run_ssh(lab_vm, "ss -Hltn").stdout
+    assert ":2019 " not in listening  # Caddy's admin API is not on TCP...
+    assert run_ssh(lab_vm, "test -S /run/caddy/admin.sock && echo socket").stdout.strip() == (
+        "socket"
+    )  # ...but on its socket, which `systemctl reload caddy` uses
+    assert run_ssh(lab_vm, "systemctl reload caddy && echo reloaded").stdout.strip() == "reloaded"
 
 
 def test_a_broken_caddy_config_is_rejected_and_the_old_one_keeps_serving(
@@ -182,6 +238,7 @@ def test_everything_comes_back_after_a_reboot(
     while (result := check(inventory)).returncode != 0 and time.monotonic() < deadline:
         time.sleep(5)  # services may still be starting once SSH answers
     assert result.returncode == 0, result.stdout
-    assert "policy drop" in run_ssh(lab_vm, "nft list chain inet filter input").stdout
-    timer = run_ssh(lab_vm, "systemctl is-enabled ollama-fleet-check.timer ollama caddy")
-    assert timer.stdout.split() == ["enabled", "enabled", "enabled"]
+    assert "policy drop" in run_ssh(lab_vm, "nft list chain inet ollama_fleet input").stdout
+    units = "ollama-fleet-check.timer ollama caddy ollama-fleet-firewall"
+    enabled = run_ssh(lab_vm, f"systemctl is-enabled {units}")
+    assert enabled.stdout.split() == ["enabled"] * 4

@@ -7,7 +7,7 @@ from typing import Any
 from pyinfra import host
 
 from ollama_fleet.errors import FleetError
-from ollama_fleet.hostvars import BY_NAME, defaults
+from ollama_fleet.hostvars import BY_NAME, NEEDS_OLLAMA, defaults, enabled
 from ollama_fleet.render import dial_address
 
 PREPARED_KEY = (
@@ -29,6 +29,24 @@ def role_vars(role: str) -> dict[str, Any]:
 def var(name: str) -> Any:
     """Any role's variable for the current host (roles read each other's, e.g. ollama_host)."""
     return host.data.get(name, BY_NAME[name].default)
+
+
+def role_enabled(role: str) -> bool:
+    """Whether `role` runs on the current host (its X_enabled; models and caddy need Ollama)."""
+    names = {"ollama_enabled", *NEEDS_OLLAMA, f"{role}_enabled"} & set(BY_NAME)
+    return enabled({name: var(name) for name in names}, role)
+
+
+def has_nvidia_gpu() -> bool:
+    """Whether the gpu role installs (or installed) the NVIDIA driver on the current host."""
+    from ollama_fleet.deploys.facts import NvidiaGpu
+
+    if not var("gpu_enabled"):
+        return False
+    if var("gpu_assume_present"):
+        return True
+    found = host.get_fact(NvidiaGpu)
+    return bool(found["devices"] or found["driver"])
 
 
 def prepared(key: str) -> Any:

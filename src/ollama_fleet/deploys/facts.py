@@ -6,6 +6,7 @@ Each fact's `process` is pure, so tests can feed it canned output (the @fake con
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from pyinfra.api import FactBase
@@ -62,7 +63,7 @@ class Marker(FactBase[str | None]):
     """The first line of a small state file ollama-fleet writes (e.g. the installed release)."""
 
     def command(self, path: str) -> str:
-        return f"cat {path} 2>/dev/null || true"
+        return f"cat {shlex.quote(path)} 2>/dev/null || true"
 
     def process(self, output: list[str]) -> str | None:
         return output[0].strip() if output and output[0].strip() else None
@@ -72,7 +73,8 @@ class OllamaModels(FactBase[list[str] | None]):
     """Names in Ollama's /api/tags, or None when Ollama does not answer (not installed yet)."""
 
     def command(self, base_url: str) -> str:
-        return f"curl -fsS --max-time 10 {base_url}/api/tags 2>/dev/null || echo unreachable"
+        url = shlex.quote(f"{base_url}/api/tags")
+        return f"curl -fsS --max-time 10 {url} 2>/dev/null || echo unreachable"
 
     def process(self, output: list[str]) -> list[str] | None:
         text = "\n".join(output).strip()
@@ -118,7 +120,8 @@ class PathModes(FactBase[list[tuple[str, str]]]):
 
     def command(self, path: str) -> str:
         return (
-            f'p="{path}"; while [ -n "$p" ] && [ "$p" != / ]; do '
+            f"p={shlex.quote(path)}; "
+            'while [ -n "$p" ] && [ "$p" != / ]; do '
             '[ -e "$p" ] && stat -c "%a %n" "$p"; p=$(dirname "$p"); done; true'
         )
 
@@ -132,3 +135,89 @@ class PathModes(FactBase[list[tuple[str, str]]]):
             if mode and path:
                 pairs.append((mode, path))
         return pairs
+
+
+class DpkgArchitecture(FactBase[str]):
+    """`dpkg --print-architecture`: amd64, arm64, ... (what apt and the archives are named by)."""
+
+    def command(self) -> str:
+        return "dpkg --print-architecture"
+
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else ""
+
+
+class SecureBoot(FactBase[bool | None]):
+    """Whether UEFI Secure Boot is on (`mokutil --sb-state`); None when it cannot be told."""
+
+    def command(self) -> str:
+        return (
+            "if command -v mokutil >/dev/null; then mokutil --sb-state 2>&1 || true; "
+            "elif [ -d /sys/firmware/efi ]; then echo 'efi, no mokutil'; "
+            "else echo 'not supported: no EFI'; fi"
+        )
+
+    def process(self, output: list[str]) -> bool | None:
+        text = " ".join(output).lower()
+        if "secureboot enabled" in text:
+            return True
+        if "secureboot disabled" in text or "not supported" in text:
+            return False
+        return None
+
+
+class PendingReboot(FactBase[tuple[str | None, str]]):
+    """(boot id written in the reboot marker or None, the current boot id)."""
+
+    def command(self, path: str) -> str:
+        return (
+            f"echo marker $(cat {shlex.quote(path)} 2>/dev/null); "
+            "echo boot $(cat /proc/sys/kernel/random/boot_id)"
+        )
+
+    def default(self) -> tuple[str | None, str]:
+        return None, ""
+
+    def process(self, output: list[str]) -> tuple[str | None, str]:
+        values = dict(line.strip().partition(" ")[::2] for line in output if line.strip())
+        return values.get("marker") or None, values.get("boot", "")
+
+
+class AptSourceUris(FactBase[list[tuple[str, str]]]):
+    """(URI, suite) of every `deb` source the host's apt uses (one-line and deb822 files)."""
+
+    def command(self) -> str:
+        return (
+            "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+            "/etc/apt/sources.list.d/*.sources 2>/dev/null || true"
+        )
+
+    def default(self) -> list[tuple[str, str]]:
+        return []
+
+    def process(self, output: list[str]) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        stanza: dict[str, str] = {}
+
+        def close() -> None:
+            if "deb" in stanza.get("types", "").split():
+                for uri in stanza.get("uris", "").split():
+                    found.extend((uri, suite) for suite in stanza.get("suites", "").split())
+            stanza.clear()
+
+        for raw in [*output, ""]:
+            if not raw.strip():  # a blank line ends a deb822 stanza; a comment does not
+                close()
+                continue
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            words = line.split()
+            if words[0] == "deb":
+                words = [w for w in words[1:] if not w.startswith("[") and not w.endswith("]")]
+                if len(words) >= 2:
+                    found.append((words[0], words[1]))
+            elif ":" in words[0]:
+                key, _, value = line.partition(":")
+                stanza[key.strip().lower()] = value.strip()
+        return list(dict.fromkeys(found))

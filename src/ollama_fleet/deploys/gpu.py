@@ -1,8 +1,11 @@
 """Role gpu: the NVIDIA driver where there is an NVIDIA GPU; other hosts are skipped.
 
-Role gpu: NVIDIA driver (vendor repository or distribution packages), DKMS, kernel headers,
-nouveau blacklisted, an optional container toolkit; reboot only when the driver changed and
-gpu_allow_reboot says so. Hosts without an NVIDIA GPU are skipped with a message.
+Role gpu: NVIDIA driver (vendor repository or distribution packages; open kernel modules where
+NVIDIA makes them the default), DKMS with the kernel headers metapackage so the module is
+rebuilt on kernel updates, nouveau blacklisted, an optional container toolkit. Every new apt
+source is followed by its own `apt-get update`. Secure Boot is checked before an unsigned module
+is built; a reboot happens only when the driver changed and gpu_allow_reboot says so, and a
+pending one is reported on every later deploy until the host has rebooted.
 """
 
 from __future__ import annotations
@@ -14,17 +17,36 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
-from ollama_fleet.deploys.common import CACHE_DIR, DeployError, role_vars
-from ollama_fleet.deploys.facts import KernelRelease, NvidiaGpu, OsRelease
+from ollama_fleet.deploys.common import CACHE_DIR, STATE_DIR, DeployError, role_vars
+from ollama_fleet.deploys.facts import (
+    AptSourceUris,
+    DpkgArchitecture,
+    KernelRelease,
+    NvidiaGpu,
+    OsRelease,
+    PendingReboot,
+    SecureBoot,
+)
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
 
-CUDA_REPO = "https://developer.download.nvidia.com/compute/cuda/repos/{distro}/x86_64"
+CUDA_REPO = "https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}"
+# NVIDIA's repository names per dpkg architecture (arm64 servers are "sbsa")
+CUDA_ARCH = {"amd64": "x86_64", "arm64": "sbsa"}
 KEYRING_DEB = f"{CACHE_DIR}/cuda-keyring.deb"
 TOOLKIT_KEY = "https://nvidia.github.io/libnvidia-container/gpgkey"
 TOOLKIT_REPO = "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH)"
 TOOLKIT_KEYRING = "/etc/apt/keyrings/nvidia-container-toolkit.gpg"
+TOOLKIT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
+TOOLKIT_SOURCE = f"# Managed by ollama-fleet (the gpu role)\ndeb [signed-by={TOOLKIT_KEYRING}] {TOOLKIT_REPO} /\n"  # noqa: E501
+NONFREE_SOURCES = "/etc/apt/sources.list.d/ollama-fleet-nonfree.sources"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+REBOOT_MARKER = f"{STATE_DIR}/reboot-required"
 BLACKLIST = "# written by ollama-fleet: the NVIDIA driver replaces nouveau\nblacklist nouveau\noptions nouveau modeset=0\n"  # noqa: E501
+# NVIDIA made the open kernel modules the default (and the only choice for Blackwell) at 560.
+OPEN_FROM = 560
+# From 580 NVIDIA's repositories pin a branch with a package and name the driver without it.
+PINNING_FROM = 580
 
 
 # loaded at boot so /dev/nvidia-uvm exists before ollama.service (NoNewPrivileges=yes stops the
@@ -37,6 +59,8 @@ class DriverPlan:
     distro: str  # ubuntu2404, ubuntu2204, debian12: the CUDA repository's names
     packages: tuple[str, ...]
     keyring_deb: str | None  # cuda-keyring URL for the vendor source
+    open_modules: bool = False
+    nonfree_components: bool = False  # Debian: contrib non-free non-free-firmware needed
 
 
 def supported_distro(os_release: dict[str, str]) -> str | None:
@@ -49,21 +73,97 @@ def supported_distro(os_release: dict[str, str]) -> str | None:
     }.get(key)  # type: ignore[arg-type]
 
 
-def driver_plan(distro: str, branch: str, source: str, kernel: str) -> DriverPlan:
-    """The packages for one OS, driver branch and source (pure: tested without a host)."""
-    headers = ("dkms", f"linux-headers-{kernel}")
+def headers_packages(distro: str, kernel: str) -> tuple[str, ...]:
+    """DKMS, the running kernel's headers and the metapackage that follows kernel updates.
+
+    The flavour is what follows the ABI number: 6.1.0-18-amd64 -> linux-headers-amd64,
+    6.1.0-18-cloud-amd64 -> linux-headers-cloud-amd64, 6.8.0-45-generic -> linux-headers-generic.
+    """
+    parts = kernel.split("-", 2)
+    flavour = parts[2] if len(parts) == 3 and parts[2] else None
+    meta = (f"linux-headers-{flavour}",) if flavour else ()
+    return ("dkms", f"linux-headers-{kernel}", *meta)
+
+
+def wants_open(branch: str, modules: str) -> bool:
+    return modules == "open" or (modules == "auto" and int(branch) >= OPEN_FROM)
+
+
+def driver_plan(
+    distro: str, branch: str, source: str, kernel: str, *, modules: str = "auto",
+    arch: str = "amd64",
+) -> DriverPlan:  # fmt: skip
+    """The packages for one OS, driver branch, source and module flavour (pure)."""
+    headers = headers_packages(distro, kernel)
+    open_modules = wants_open(branch, modules)
     if source == "vendor":
-        keyring = f"{CUDA_REPO.format(distro=distro)}/cuda-keyring_1.1-1_all.deb"
-        return DriverPlan(distro, (*headers, f"cuda-drivers-{branch}"), keyring)
+        repo = CUDA_REPO.format(distro=distro, arch=CUDA_ARCH[arch])
+        keyring = f"{repo}/cuda-keyring_1.1-1_all.deb"
+        driver: tuple[str, ...]
+        if int(branch) >= PINNING_FROM:
+            driver = (f"nvidia-driver-pinning-{branch}",
+                      "nvidia-open" if open_modules else "cuda-drivers")  # fmt: skip
+        else:
+            driver = (f"nvidia-open-{branch}" if open_modules else f"cuda-drivers-{branch}",)
+        return DriverPlan(distro, (*headers, *driver), keyring, open_modules)
     if distro.startswith("ubuntu"):
-        packages = (f"nvidia-headless-{branch}-server", f"nvidia-utils-{branch}-server")
-        return DriverPlan(distro, (*headers, *packages), None)
-    # Debian's non-free driver follows the release, not a branch
-    return DriverPlan(distro, (*headers, "nvidia-driver", "firmware-misc-nonfree"), None)
+        flavour = "-open" if open_modules else ""
+        packages = (f"nvidia-headless-{branch}-server{flavour}", f"nvidia-utils-{branch}-server")
+        return DriverPlan(distro, (*headers, *packages), None, open_modules)
+    # Debian's non-free driver follows the release (535 in Debian 12), not a branch
+    kernel_modules = ("nvidia-open-kernel-dkms",) if modules == "open" else ()
+    packages = (*headers, *kernel_modules, "nvidia-driver", "firmware-misc-nonfree")
+    return DriverPlan(distro, packages, None, modules == "open", nonfree_components=True)
+
+
+def nonfree_sources(uris: list[tuple[str, str]], codename: str) -> str:
+    """A deb822 file adding contrib, non-free and non-free-firmware to the host's own mirrors.
+
+    `uris` are the (URI, suite) pairs the host already uses for its release, so no new mirror
+    is introduced (a host may only reach its own).
+    """
+    chosen = [(uri, suite) for uri, suite in uris if suite.startswith(codename)]
+    if not chosen:
+        raise DeployError(
+            f"{host.name}: gpu: no apt source for Debian {codename} found on the host, so "
+            "contrib non-free non-free-firmware cannot be added to it"
+        )
+    stanzas = []
+    by_uri: dict[str, list[str]] = {}
+    for uri, suite in chosen:
+        by_uri.setdefault(uri, [])
+        if suite not in by_uri[uri]:
+            by_uri[uri].append(suite)
+    for uri, suites in by_uri.items():
+        stanzas.append(
+            f"Types: deb\nURIs: {uri}\nSuites: {' '.join(suites)}\n"
+            f"Components: contrib non-free non-free-firmware\nSigned-By: {DEBIAN_KEYRING}\n"
+        )
+    return "# Managed by ollama-fleet (the gpu role): the NVIDIA driver's components\n" + (
+        "\n".join(stanzas)
+    )
 
 
 def driver_matches(installed: str | None, branch: str) -> bool:
     return installed is not None and installed.split(".")[0] == branch
+
+
+def report_pending_reboot() -> bool:
+    """Warn while a driver installed earlier waits for its reboot; True when one does."""
+    marked, booted = host.get_fact(PendingReboot, path=REBOOT_MARKER)
+    if marked is None:
+        return False
+    if marked == booted:
+        logger.warning(
+            f"[{host.name}] gpu: REBOOT NEEDED: the NVIDIA driver installed earlier is not "
+            "loaded until the host reboots (or set gpu_allow_reboot: true)"
+        )
+        return True
+    server.shell(
+        name="gpu: the host rebooted since the driver changed: reboot marker cleared",
+        commands=[f"rm -f {REBOOT_MARKER}"],
+    )
+    return False
 
 
 @deploy("gpu", data_defaults=defaults("gpu"))
@@ -73,17 +173,35 @@ def gpu() -> None:
         logger.info(f"[{host.name}] gpu: skipped (gpu_enabled is false)")
         return
     found = host.get_fact(NvidiaGpu)
-    if not found["devices"] and not found["driver"]:
+    assumed = not found["devices"] and not found["driver"]
+    if assumed and not v["gpu_assume_present"]:
         logger.warning(f"[{host.name}] gpu: no NVIDIA GPU (lspci vendor 10de, nvidia-smi): skipped")
         return
-    distro = supported_distro(host.get_fact(OsRelease))
+    os_release = host.get_fact(OsRelease)
+    distro = supported_distro(os_release)
     if distro is None:
         raise DeployError(
             f"{host.name}: gpu: unsupported OS for the NVIDIA driver "
             "(supported: Ubuntu 22.04, Ubuntu 24.04, Debian 12); set gpu_enabled: false to skip"
         )
+    arch = host.get_fact(DpkgArchitecture)
+    if arch not in CUDA_ARCH:
+        raise DeployError(
+            f"{host.name}: gpu: unsupported architecture {arch or 'unknown'} for the NVIDIA "
+            "driver (supported: amd64, arm64); set gpu_enabled: false to skip"
+        )
+    if host.get_fact(SecureBoot) and not v["gpu_secure_boot_ok"]:
+        raise DeployError(
+            f"{host.name}: gpu: Secure Boot is on, and the DKMS-built NVIDIA module is not "
+            "signed by a key the firmware trusts, so it would not load; enroll the DKMS key "
+            "(mokutil --import) and set gpu_secure_boot_ok: true, or turn Secure Boot off"
+        )
     branch = str(v["nvidia_driver_branch"])
-    plan = driver_plan(distro, branch, v["nvidia_driver_source"], host.get_fact(KernelRelease))
+    plan = driver_plan(
+        distro, branch, v["nvidia_driver_source"], host.get_fact(KernelRelease),
+        modules=v["nvidia_kernel_modules"], arch=arch,
+    )  # fmt: skip
+    pending = report_pending_reboot()
     blacklist = checked_file(
         name="gpu: blacklist nouveau",
         content=BLACKLIST,
@@ -95,14 +213,28 @@ def gpu() -> None:
         content=MODULES,
         dest="/etc/modules-load.d/nvidia.conf",
     )
+    sources = []
     if plan.keyring_deb:
         # kept in our cache, not /tmp, so a reboot does not make it download and install again
-        keyring = KEYRING_DEB
         files.directory(name="gpu: download cache", path=CACHE_DIR, mode="700")
-        files.download(name="gpu: NVIDIA CUDA keyring package", src=plan.keyring_deb, dest=keyring)
-        apt.deb(name="gpu: NVIDIA CUDA repository keyring", src=keyring)
+        files.download(
+            name="gpu: NVIDIA CUDA keyring package", src=plan.keyring_deb, dest=KEYRING_DEB
+        )
+        sources.append(apt.deb(name="gpu: NVIDIA CUDA repository keyring", src=KEYRING_DEB))
+    if plan.nonfree_components:
+        codename = os_release.get("VERSION_CODENAME", "bookworm")
+        sources.append(
+            checked_file(
+                name="gpu: Debian's contrib non-free non-free-firmware components",
+                content=nonfree_sources(host.get_fact(AptSourceUris), codename),
+                dest=NONFREE_SOURCES,
+            )
+        )
+    if sources:
+        apt.update(name="gpu: apt-get update for the new source", _if=any_changed(*sources))
     driver = apt.packages(
-        name=f"gpu: NVIDIA driver {branch} ({distro})",
+        name=f"gpu: NVIDIA driver {branch} ({distro}, "
+        f"{'open' if plan.open_modules else 'proprietary'} kernel modules)",
         packages=list(plan.packages),
         update=True,
         cache_time=3600,
@@ -110,30 +242,33 @@ def gpu() -> None:
     changed = any_changed(blacklist, driver)
     if driver_matches(found["driver"], branch):
         logger.info(f"[{host.name}] gpu: driver {found['driver']} already on branch {branch}")
-    if v["gpu_allow_reboot"]:
+    if v["gpu_allow_reboot"] and not assumed:
         server.reboot(
             name="gpu: reboot for the new driver",
             reboot_timeout=int(v["gpu_reboot_timeout"]),
-            _if=changed,
+            _if=lambda: changed() or pending,
         )
         server.shell(
-            name="gpu: verify the driver with nvidia-smi", commands=["nvidia-smi -L"], _if=changed
-        )
+            name="gpu: verify the driver with nvidia-smi", commands=["nvidia-smi -L"],
+            _if=lambda: changed() or pending,
+        )  # fmt: skip
     else:
         server.shell(
             name="gpu: driver changed, REBOOT NEEDED (gpu_allow_reboot is false)",
             commands=[
-                "mkdir -p /var/lib/ollama-fleet && touch /var/lib/ollama-fleet/reboot-required"
+                f"mkdir -p {STATE_DIR} && cat /proc/sys/kernel/random/boot_id > {REBOOT_MARKER}"
             ],
             _if=changed,
         )
     if v["nvidia_container_toolkit"]:
-        apt.key(name="gpu: container toolkit key", src=TOOLKIT_KEY, dest=TOOLKIT_KEYRING)
-        files.line(
-            name="gpu: container toolkit repository",
-            path="/etc/apt/sources.list.d/nvidia-container-toolkit.list",
-            line=f"deb [signed-by={TOOLKIT_KEYRING}] {TOOLKIT_REPO} /",
+        key = apt.key(name="gpu: container toolkit key", src=TOOLKIT_KEY, dest=TOOLKIT_KEYRING)
+        source = checked_file(
+            name="gpu: container toolkit repository", content=TOOLKIT_SOURCE, dest=TOOLKIT_LIST
+        )
+        apt.update(
+            name="gpu: apt-get update for the toolkit's source", _if=any_changed(key, source)
         )
         apt.packages(
-            name="gpu: container toolkit", packages=["nvidia-container-toolkit"], update=True
-        )
+            name="gpu: container toolkit", packages=["nvidia-container-toolkit"], update=True,
+            cache_time=3600,
+        )  # fmt: skip

@@ -16,9 +16,16 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from ollama_fleet.deploys.common import CACHE_DIR, DeployError, ollama_url, prepared, role_vars
+from ollama_fleet.deploys.common import (
+    CACHE_DIR,
+    DeployError,
+    has_nvidia_gpu,
+    ollama_url,
+    prepared,
+    role_vars,
+)
 from ollama_fleet.deploys.converge import DirWant, Want
-from ollama_fleet.deploys.facts import Marker, PathModes
+from ollama_fleet.deploys.facts import DpkgArchitecture, Marker, PathModes
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
 from ollama_fleet.render import render_ollama_dropin, render_ollama_unit
@@ -52,8 +59,9 @@ def install_script(
 
 
 def wait_script(url: str, timeout_s: int) -> str:
+    version = shlex.quote(f"{url}/api/version")
     return (
-        f"for i in $(seq {timeout_s}); do curl -fsS --max-time 2 {url}/api/version >/dev/null "
+        f"for i in $(seq {int(timeout_s)}); do curl -fsS --max-time 2 {version} >/dev/null "
         "&& exit 0; sleep 1; done; "
         "echo 'Ollama did not answer in time; last log lines:' >&2; "
         "journalctl -u ollama -n 20 --no-pager >&2; exit 1"
@@ -66,7 +74,30 @@ def untraversable(modes: list[tuple[str, str]], models_dir: str) -> list[str]:
 
 
 DROPIN = f"{DROPIN_DIR}/ollama-fleet.conf"
+# root-only: ollama_extra_env may hold a secret (an HTTPS_PROXY password, a token)
+DROPIN_MODE = "600"
+NVIDIA_MODPROBE = "/usr/bin/nvidia-modprobe"  # Debian's and NVIDIA's nvidia-modprobe package
 PACKAGES = ["ca-certificates", "curl", "tar", "gzip"]
+
+
+def unit() -> str:
+    models_dir = str(role_vars("ollama")["ollama_models_dir"])
+    modprobe = NVIDIA_MODPROBE if has_nvidia_gpu() else None
+    return render_ollama_unit(models_dir=models_dir, nvidia_modprobe=modprobe)
+
+
+def archive_for(release: dict[str, Any], arch: str) -> dict[str, Any]:
+    """The release's archive for a host of dpkg architecture `arch` (amd64, arm64)."""
+    if release["source"] != "download":
+        return release
+    found = release.get("arches", {}).get(arch)
+    if not found:
+        known = ", ".join(sorted(release.get("arches", {}))) or "none"
+        raise DeployError(
+            f"{host.name}: ollama: no Ollama release archive for this host's architecture "
+            f"{arch or 'unknown'} (this release has: {known})"
+        )
+    return {**release, **found}
 
 
 def release_line(release: dict[str, Any]) -> str:
@@ -83,8 +114,8 @@ def want() -> Want:
               DROPIN_DIR: DirWant(mode="755")},
         lines={RELEASE_MARKER: release_line(prepared("ollama") or {"version": "", "sha256": ""})},
     )  # fmt: skip
-    result.file(UNIT, render_ollama_unit(models_dir=models_dir))
-    result.file(DROPIN, render_ollama_dropin(v))
+    result.file(UNIT, unit())
+    result.file(DROPIN, render_ollama_dropin(v), mode=DROPIN_MODE)
     return result
 
 
@@ -94,6 +125,7 @@ def ollama() -> None:
     release = prepared("ollama")
     if not release:
         raise DeployError(f"{host.name}: ollama: the controller prepared no release")
+    release = archive_for(release, host.get_fact(DpkgArchitecture))
     models_dir = str(v["ollama_models_dir"])
     blocked = untraversable(host.get_fact(PathModes, path=models_dir), models_dir)
     if blocked:
@@ -143,7 +175,7 @@ def ollama() -> None:
     changes.append(
         checked_file(
             name="ollama: systemd unit",
-            content=render_ollama_unit(models_dir=models_dir),
+            content=unit(),
             dest=UNIT,
         )
     )
@@ -153,6 +185,7 @@ def ollama() -> None:
             name="ollama: environment drop-in",
             content=render_ollama_dropin(v),
             dest=DROPIN,
+            mode=DROPIN_MODE,
             secret=True,  # ollama_extra_env may carry a vault value
         )
     )

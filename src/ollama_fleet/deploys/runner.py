@@ -167,6 +167,19 @@ class _context:  # pyinfra's context for one host, as operations see it while ex
             manager.__exit__(*exc)
 
 
+def read_files(state: State, paths: list[str], events: Events) -> None:
+    """Read-only: each host's text of each of `paths` (None when absent), as "file" events."""
+    from pyinfra.facts.files import FileContents
+
+    for host in list(state.inventory.get_active_hosts()):
+        events.emit("connect", host=host.name, ok=True)
+        with ctx_state.use(state), ctx_host.use(host):
+            for path in paths:
+                lines = host.get_fact(FileContents, path=path)
+                text = None if lines is None else "\n".join(lines) + "\n"
+                events.emit("file", host=host.name, path=path, text=text)
+
+
 def run(spec: dict[str, Any], events: Events) -> int:
     # As pyinfra's CLI: operations are identified by where they are called (line numbers), so
     # hosts that take different branches (GPU or not) still line up operation by operation.
@@ -180,6 +193,11 @@ def run(spec: dict[str, Any], events: Events) -> int:
     except PyinfraError as exc:
         events.emit("done", failed=[h["name"] for h in spec["hosts"]], error=str(exc))
         return 1
+    if "read" in spec:  # nothing is planned or changed: facts only
+        read_files(state, list(spec["read"]), events)
+        disconnect_all(state)
+        events.emit("done", failed=sorted(h.name for h in state.failed_hosts))
+        return 1 if state.failed_hosts else 0
     state.set_stage(StateStage.Prepare)
     for host in list(state.inventory.get_active_hosts()):
         events.emit("connect", host=host.name, ok=True)

@@ -16,9 +16,17 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from ollama_fleet.deploys.common import CACHE_DIR, DeployError, ollama_url, prepared, role_vars, var
+from ollama_fleet.deploys.common import (
+    CACHE_DIR,
+    DeployError,
+    ollama_url,
+    prepared,
+    role_enabled,
+    role_vars,
+    var,
+)
 from ollama_fleet.deploys.converge import DirWant, Want
-from ollama_fleet.deploys.facts import Marker
+from ollama_fleet.deploys.facts import Marker, OsRelease, PythonVersion
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
 from ollama_fleet.render import (
@@ -54,10 +62,15 @@ def install_script(venv: str, archive: str, bundle: dict[str, Any], marker: str,
 
 
 def self_check_inventory(url: str, required_models: list[object]) -> str:
-    """The inventory the host's check timer uses: Ollama itself, on loopback."""
+    """The inventory the host's check timer uses: Ollama itself, on loopback.
+
+    Ollama has no keys and, on loopback, answers its write endpoints by design: the self-check
+    declares it open and leaves the write endpoints to the checks from outside.
+    """
     document = {
         "all": {"hosts": {"self": {"public_url": url, "required_models": required_models,
-                                   "closed_ports": []}}}
+                                   "closed_ports": [], "public_access": "open",
+                                   "check_write_endpoints": False}}}
     }  # fmt: skip
     return "# Managed by ollama-fleet: the host's own check of Ollama.\n" + yaml.safe_dump(
         document, sort_keys=True
@@ -76,7 +89,22 @@ def configs(v: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]  # fmt: skip
 
 
+def python_problem(version: str | None, requires: str) -> str | None:
+    """Why the host's python3 cannot run the wheel, or None (unknown: apt installs it)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if not version or not requires:
+        return None
+    try:
+        allowed = SpecifierSet(requires)
+    except InvalidSpecifier:
+        return None
+    return None if allowed.contains(f"{version}.0") else f"python3 is {version}"
+
+
 def units(v: dict[str, Any]) -> list[tuple[str, str, str]]:
+    if not role_enabled("ollama"):
+        return []  # the self-check checks this host's Ollama: none here
     return [
         ("services: ollama-fleet-check.service", f"{UNIT_DIR}/ollama-fleet-check.service",
          render_fleet_check_service(v)),
@@ -97,7 +125,8 @@ def want() -> Want | None:
     if not bundle or v["monitor_enabled"] or v["gateway_enabled"]:
         return None  # the role itself says what is wrong
     result = Want(
-        packages={"python3-venv"}, services={"ollama-fleet-check.timer"}, users={USER: {USER}},
+        packages={"python3-venv"}, users={USER: {USER}},
+        services={"ollama-fleet-check.timer"} if units(v) else set(),
         dirs={CONFIG_DIR: DirWant(mode="750", group=USER)},
         lines={f"{v['fleet_venv']}/.ollama-fleet-bundle": marker_line(bundle)},
     )  # fmt: skip
@@ -122,6 +151,14 @@ def services() -> None:
     bundle = prepared("bundle")
     if not bundle:
         raise DeployError(f"{host.name}: services: the controller prepared no bundle")
+    requires = str(bundle.get("requires_python", ""))
+    problem = python_problem(host.get_fact(PythonVersion), requires)
+    if problem:
+        os_name = host.get_fact(OsRelease).get("PRETTY_NAME", "this OS")
+        raise DeployError(
+            f"{host.name}: services: {problem} ({os_name}), but ollama-fleet needs Python "
+            f"{requires}; install a newer python3 there or set services_enabled: false"
+        )
     venv = str(v["fleet_venv"])
     apt.packages(
         name="services: python3-venv", packages=["python3-venv"], update=True, cache_time=3600
@@ -153,6 +190,8 @@ def services() -> None:
     unit_changes = [
         checked_file(name=name, content=content, dest=path) for name, path, content in units(v)
     ]
+    if not unit_changes:
+        return
     systemd.daemon_reload(name="services: reload systemd", _if=any_changed(*unit_changes))
     systemd.service(
         name="services: check timer enabled", service="ollama-fleet-check.timer", running=True,

@@ -18,6 +18,7 @@ from ollama_fleet.deploys import models as models_role
 from ollama_fleet.deploys import ollama as ollama_role
 from ollama_fleet.deploys import services as services_role
 from ollama_fleet.deploys.caddy import caddy
+from ollama_fleet.deploys.common import role_enabled
 from ollama_fleet.deploys.converge import Snapshot, Want, drift, merged
 from ollama_fleet.deploys.firewall import firewall
 from ollama_fleet.deploys.gpu import gpu
@@ -52,12 +53,18 @@ def site(roles: Sequence[str] = ROLES, *, snapshot: bool = True) -> None:
     operations apart by the line numbers of the calls that led to them, so a loop over the
     roles would make different roles' operations look alike.
     """
-    wants = {role: WANTS[role]() for role in roles if role in WANTS and snapshot}
+    wants = {
+        role: WANTS[role]() for role in roles if role in WANTS and snapshot and role_enabled(role)
+    }
     known = [want for want in wants.values() if want is not None]
     state = host.get_fact(Snapshot, **merged(known)) if known else None
 
     def needed(role: str) -> bool:
         if role not in roles:
+            return False
+        if not role_enabled(role):
+            logger.info(f"[{host.name}] {role}: not on this host ({role}_enabled or "
+                        "ollama_enabled is false)")  # fmt: skip
             return False
         want = wants.get(role)
         if want is None or state is None:

@@ -1,0 +1,103 @@
+"""Role variables: what an inventory may put where a shell, a unit file or a Caddyfile reads it.
+
+Every string variable that reaches a command line or a config file on a host passes an
+allow-list on the controller, before any SSH: shell syntax in any of them is a one-line refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ollama_fleet import hostvars
+from ollama_fleet.errors import ConfigError
+
+HOSTILE = ["$(reboot)", "`reboot`", "x; reboot", "x\nreboot", "x && reboot", "x | sh", "x'y", 'x"y']
+
+# Each variable whose value lands in a shell command or a file on the host, with a good value
+# and how a hostile text is put into it.
+SHELL_FACING: dict[str, tuple[Any, Any]] = {
+    "ollama_models_dir": ("/data/ollama/models", lambda bad: f"/data/{bad}"),
+    "fleet_venv": ("/opt/ollama-fleet", lambda bad: f"/opt/{bad}"),
+    "ollama_host": ("127.0.0.1:11434", lambda bad: f"{bad}:11434"),
+    "ollama_version": ("0.12.0", lambda bad: f"0.12.0-{bad}"),
+    "ollama_download_base": ("https://mirror.example/ollama", lambda bad: f"https://m/{bad}"),
+    "nvidia_driver_branch": ("580", lambda bad: f"580{bad}"),
+    "required_models": (["llama3.2:1b"], lambda bad: [f"llama3.2:{bad}"]),
+    "ollama_keep_alive": ("5m", lambda bad: f"5m{bad}"),
+    "ollama_origins": (["https://app.example.com"], lambda bad: [f"https://a/{bad}"]),
+    "ollama_extra_env": ({"OLLAMA_CONTEXT_LENGTH": 8192}, lambda bad: {f"A{bad}": "1"}),
+    "caddy_site_names": (["llm.example.com"], lambda bad: [f"llm{bad}.example.com"]),
+    "caddy_acme_email": ("ops@example.com", lambda bad: f"ops{bad}@example.com"),
+    "fleet_check_interval": ("5min", lambda bad: f"5min{bad}"),
+    "caddy_response_timeout": ("10m", lambda bad: f"10m{bad}"),
+}
+
+
+def refusal(values: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as raised:
+        hostvars.validate(values, where="inv.yml: host gpu-1")
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("name", SHELL_FACING)
+def test_a_good_value_passes(name: str) -> None:
+    hostvars.validate({name: SHELL_FACING[name][0]}, where="inv.yml: host gpu-1")
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+@pytest.mark.parametrize("name", SHELL_FACING)
+def test_shell_syntax_is_refused_in_one_line_naming_the_variable(name: str, bad: str) -> None:
+    message = refusal({name: SHELL_FACING[name][1](bad)})
+    assert message.startswith(f"inv.yml: host gpu-1: {name}")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+def test_extra_env_values_are_quoted_but_never_hold_a_newline(bad: str) -> None:
+    values = {"ollama_extra_env": {"NOTE": bad}}
+    if "\n" in bad:
+        message = refusal(values)
+        assert "\n" not in message and "reboot" not in message  # a secret is never echoed
+    else:
+        hostvars.validate(values, where="inv.yml")  # quoted for systemd by render
+
+
+def test_every_string_variable_that_reaches_a_host_is_covered() -> None:
+    # Strings that only name controller files, or are validated by the tool that reads them,
+    # are the exceptions; any new string variable must be added to SHELL_FACING or here.
+    controller_or_validated = {
+        "ollama_artifact", "ollama_sha256", "caddy_tls_cert_file", "caddy_tls_key_file",
+        "caddy_extra_directives", "monitor_webhook_url", "gateway_api_keys", "caddy_tls",
+        "caddy_source", "nvidia_driver_source", "nvidia_kernel_modules",
+    }  # fmt: skip
+    strings = {v.name for v in hostvars.VARS if isinstance(v.default, str | list | dict)}
+    strings -= {v.name for v in hostvars.VARS if v.role == "firewall"}  # ports and CIDRs
+    assert strings - controller_or_validated - set(SHELL_FACING) == set()
+
+
+@pytest.mark.parametrize("name", ["monitor_enabled", "gateway_enabled"])
+def test_services_that_do_not_exist_yet_are_refused(name: str) -> None:
+    assert "not part of this release yet" in refusal({name: True})
+
+
+@pytest.mark.parametrize("name", ["models_enabled", "caddy_enabled"])
+def test_a_role_that_needs_ollama_cannot_be_asked_for_without_it(name: str) -> None:
+    message = refusal({"ollama_enabled": False, name: True})
+    assert "needs Ollama on the same host" in message
+    hostvars.validate({"ollama_enabled": False}, where="inv.yml")
+    assert not hostvars.enabled({"ollama_enabled": False}, name.removesuffix("_enabled"))
+    assert hostvars.enabled({"ollama_enabled": False}, "firewall")
+
+
+def test_a_secret_value_is_never_quoted_in_a_refusal() -> None:
+    message = refusal({"gateway_api_keys": "sk-live-0123456789abcdef"})
+    assert "sk-live" not in message
+    assert "not shown: it is a secret" in message
+
+
+def test_a_misspelt_variable_suggests_the_right_name() -> None:
+    assert "did you mean 'caddy_open_admin_endpoints'" in refusal(
+        {"caddy_open_admin_endpoint": True}
+    )
