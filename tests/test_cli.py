@@ -36,11 +36,12 @@ KEY = "cli-test-key-4f1d9a7e"  # not a secret; only must never be echoed
 KEY_VAR = "OLLAMA_FLEET_TEST_API_KEY"
 UNSET_VAR = "OLLAMA_FLEET_TEST_SURELY_UNSET"
 
+OPEN = {"public_access": "open"}  # these sites have no keys, on purpose
 SPECS = [
-    SiteSpec(name="good"),
-    SiteSpec(name="warned", cert="expiring"),
-    SiteSpec(name="bad", faults=Faults(status=500)),
-    SiteSpec(name="keyed", api_key=KEY, host_vars={"auth_required": True, "api_key": KEY}),
+    SiteSpec(name="good", host_vars=OPEN),
+    SiteSpec(name="warned", cert="expiring", host_vars=OPEN),
+    SiteSpec(name="bad", faults=Faults(status=500), host_vars=OPEN),
+    SiteSpec(name="keyed", api_key=KEY, host_vars={"api_key": KEY}),
 ]
 TARGETS = [spec.name for spec in SPECS]
 SUMMARY_LINE = re.compile(r"(\d+) ok, (\d+) warn, (\d+) fail in ")
@@ -173,6 +174,8 @@ def test_check_missing_inventory(tmp_path: Path) -> None:
         ("all:\n  hosts:\n    a:\n      public_url: https://x\n      tls_ca_file: no.pem\n",
          "tls_ca_file"),
         ("all:\n  bogus: 1\n", "unknown key 'bogus'"),
+        ("all:\n  hosts:\n    a:\n      public_url: https://x\n      public_access: public\n",
+         "host a: public_access: expected 'closed' or 'open', got 'public'"),
     ],
 )  # fmt: skip
 def test_check_invalid_inventory_is_one_line(tmp_path: Path, text: str, says: str) -> None:
@@ -201,6 +204,13 @@ def test_check_unknown_only(only: str) -> None:
     assert "bogus" in line or "nope" in line
     for name in CHECK_NAMES:
         assert name in line
+
+
+def test_check_unknown_public_access() -> None:
+    line = assert_one_line_error(
+        invoke(["check", "--url", "https://localhost", "--public-access", "public"])
+    )
+    assert "--public-access" in line
 
 
 def test_check_unknown_format() -> None:
@@ -287,7 +297,9 @@ def planned(inventory: Path) -> set[tuple[str, str]]:
 
 
 def url_args(fleet: LocalFleet, site: str) -> list[str]:
-    return ["--url", fleet.sites[site].url, "--ca-file", str(fleet.ca_file)]
+    """--url options for `site`; the sites without a key are declared open, as they are."""
+    access = [] if site == "keyed" else ["--public-access", "open"]
+    return ["--url", fleet.sites[site].url, "--ca-file", str(fleet.ca_file), *access]
 
 
 def url_name(fleet: LocalFleet, site: str) -> str:
@@ -301,11 +313,23 @@ def test_check_url_good_exits_zero_with_a_table(fleet: LocalFleet) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["TARGET", "CHECK", "STATUS", "CLASS", "SUMMARY"]
     rows = [line.split() for line in lines[1:] if line.startswith(url_name(fleet, "good"))]
-    assert {row[1] for row in rows} == {"connectivity", "tls", "models", "exposure"}
+    assert {row[1] for row in rows} == {"connectivity", "tls", "models", "auth", "exposure"}
     assert {row[2] for row in rows} == {"OK"}
-    assert "1 target, 4 checks: 4 ok, 0 warn, 0 fail" in result.stdout
+    assert "1 target, 5 checks: 5 ok, 0 warn, 0 fail" in result.stdout
     assert "\x1b[" not in result.stdout  # not a terminal: no colour
     assert "checking 1 target(s)" in result.stderr
+
+
+@integration
+def test_check_url_without_a_key_is_open_access_unless_declared(fleet: LocalFleet) -> None:
+    args = ["--url", fleet.sites["good"].url, "--ca-file", str(fleet.ca_file)]
+    result = invoke(["check", *args])
+    assert result.exit_code == 1, result.output
+    assert counts(result.stdout)[2] == 1
+    assert "open_access" in result.stdout
+    declared = invoke(["check", *args, "--public-access", "open", "--strict", "--only", "auth"])
+    assert declared.exit_code == 0, declared.output  # reported, not failed, even with --strict
+    assert "open access, as declared (public_access: open)" in declared.stdout
 
 
 @integration
@@ -331,7 +355,7 @@ def test_check_url_bad_exits_one(fleet: LocalFleet) -> None:
 def test_check_with_model_adds_chat(fleet: LocalFleet) -> None:
     result = invoke(["check", *url_args(fleet, "good"), "--model", MODELS[0]])
     assert result.exit_code == 0, result.output
-    assert "1 target, 5 checks: 5 ok" in result.stdout
+    assert "1 target, 6 checks: 6 ok" in result.stdout
 
 
 @integration
@@ -429,7 +453,7 @@ def test_unknown_suffix_writes_text(fleet: LocalFleet, tmp_path: Path) -> None:
 def test_format_to_stdout(fleet: LocalFleet) -> None:
     result = invoke(["check", *url_args(fleet, "good"), "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["summary"]["checks"] == 4
+    assert json.loads(result.stdout)["summary"]["checks"] == 5
 
 
 @integration

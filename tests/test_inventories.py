@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
+import pytest
+
+from ollama_fleet.checks.model import PublicAccess, Status
+from ollama_fleet.checks.runner import run_checks
+from ollama_fleet.checks.targets import targets_from_inventory
 from ollama_fleet.deploy import DeployOptions, make_plan, validate_hosts
 from ollama_fleet.hostvars import ROLES, markdown_table
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab.inventory import COMMITTED_HEADER, lab_inventory_text
 from ollama_fleet.lab.ports import DEFAULT_PORTS
 from ollama_fleet.lab.state import LabInfo
+from ollama_fleet.simulator import SimulatorConfig, create_app
+from ollama_fleet.testbed.servers import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +60,34 @@ def test_every_variable_in_the_production_example_is_documented() -> None:
     names -= {"gpu", "gateway", "monitor", "gpu_1"}  # group names
     undocumented = sorted(n for n in names if f"`{n}" not in text)
     assert not undocumented, undocumented
+
+
+def test_example_inventory_declares_which_hosts_are_open_on_purpose() -> None:
+    targets = targets_from_inventory(load_inventory(ROOT / "inventories" / "example.yml"))
+    assert {t.name: t.public_access for t in targets} == {
+        "gpu-1": PublicAccess.OPEN,
+        "gpu-2": PublicAccess.OPEN,
+        "gw-1": PublicAccess.CLOSED,
+    }
+    assert all(t.check_write_endpoints for t in targets)
+
+
+@pytest.mark.integration
+def test_the_hosts_self_check_passes_against_its_loopback_ollama(tmp_path: Path) -> None:
+    # the inventory the services role writes to /etc/ollama-fleet/checks.yml, run the way the
+    # timer runs it, against the simulator standing for the host's own Ollama on loopback
+    from ollama_fleet.deploys.services import self_check_inventory
+
+    with serve_in_thread(create_app(SimulatorConfig(tokens_per_second=0))) as port:
+        path = tmp_path / "checks.yml"
+        path.write_text(self_check_inventory(f"http://127.0.0.1:{port}", ["llama3.2:1b"]))
+        (target,) = targets_from_inventory(load_inventory(path))
+        run = asyncio.run(run_checks([target]))
+    assert target.public_access is PublicAccess.OPEN
+    assert target.check_write_endpoints is False  # they answer on loopback by design
+    assert {r.check: r.status for r in run.results} == {
+        "connectivity": Status.OK,
+        "models": Status.OK,
+        "chat": Status.OK,
+        "auth": Status.OK,
+    }

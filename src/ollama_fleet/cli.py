@@ -133,6 +133,14 @@ def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
     "command line) and expect requests without it to get 401.",
 )
 @click.option(
+    "--public-access",
+    type=click.Choice(["closed", "open"]),
+    default="closed",
+    show_default=True,
+    help="With --url: closed fails a URL that serves its models without a key (open_access); "
+    "open reports that instead, for a host open on purpose.",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(1, 1024),
     default=32,
@@ -170,6 +178,7 @@ def check(
     models: tuple[str, ...],
     ca_file: str | None,
     api_key_env: str | None,
+    public_access: str,
     concurrency: int,
     timeout: float,
     deadline: float,
@@ -188,7 +197,7 @@ def check(
     import os
 
     from ollama_fleet.checks import reports
-    from ollama_fleet.checks.model import CheckResult, Status
+    from ollama_fleet.checks.model import CheckResult, PublicAccess, Status
     from ollama_fleet.checks.runner import plan_checks, run_checks
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
@@ -205,7 +214,13 @@ def check(
     targets = list(targets_from_inventory(loaded)) if loaded else []
     seen = {t.name for t in targets}
     for url in dict.fromkeys(urls):
-        target = target_from_url(url, ca_file=ca_file, required_models=models, api_key=api_key)
+        target = target_from_url(
+            url,
+            ca_file=ca_file,
+            required_models=models,
+            api_key=api_key,
+            public_access=PublicAccess(public_access),
+        )
         if target.name in seen:
             raise ConfigError(f"--url {url}: target {target.name!r} is listed twice")
         seen.add(target.name)

@@ -1,7 +1,9 @@
 """Every failure class the issue lists, against real Caddy in front of the simulator.
 
 One fleet, one check run (as an operator would run it over an inventory); each case then
-asserts the status and class its check must report.
+asserts the status and class its check must report. None of the sites has a key but
+"keyed", so every case about something else declares `public_access: open`; the testbed's
+Caddy refuses Ollama's write endpoints with 403, as the deploy's does, except "writes-passed".
 """
 
 from __future__ import annotations
@@ -10,9 +12,19 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from ollama_fleet.checks.model import CheckResult, CheckRun, FailureClass, Status
+from ollama_fleet.checks.classify import WRITE_ENDPOINT_HINT
+from ollama_fleet.checks.model import (
+    CheckResult,
+    CheckRun,
+    FailureClass,
+    Status,
+    Target,
+    TlsPolicy,
+)
+from ollama_fleet.checks.probes.auth import WRITE_PROBES
 from ollama_fleet.checks.runner import run_checks
 from ollama_fleet.checks.settings import ProbeSettings
 from ollama_fleet.checks.targets import targets_from_inventory
@@ -26,35 +38,41 @@ pytestmark = pytest.mark.integration
 MODELS = ["llama3.2:1b"]
 KEY = "test-key-not-a-secret"
 CLOSED = free_port()  # nothing listens here
+OPEN = {"public_access": "open"}  # the case is about something else than keys
 
 SPECS = [
-    SiteSpec(name="healthy"),
-    SiteSpec(name="expired", cert="expired"),
-    SiteSpec(name="not-yet-valid", cert="not_yet_valid"),
-    SiteSpec(name="wrong-name", cert="wrong_name"),
-    SiteSpec(name="untrusted", cert="untrusted"),
-    SiteSpec(name="expiring", cert="expiring"),
-    SiteSpec(name="no-hsts", hsts=False),
+    SiteSpec(name="healthy", host_vars=OPEN),
+    SiteSpec(name="expired", cert="expired", host_vars=OPEN),
+    SiteSpec(name="not-yet-valid", cert="not_yet_valid", host_vars=OPEN),
+    SiteSpec(name="wrong-name", cert="wrong_name", host_vars=OPEN),
+    SiteSpec(name="untrusted", cert="untrusted", host_vars=OPEN),
+    SiteSpec(name="expiring", cert="expiring", host_vars=OPEN),
+    SiteSpec(name="no-hsts", hsts=False, host_vars=OPEN),
     SiteSpec(
         name="no-redirect",
         redirect=False,
-        host_vars={"http_url": f"http://localhost:{CLOSED}/"},
+        host_vars={**OPEN, "http_url": f"http://localhost:{CLOSED}/"},
     ),
-    SiteSpec(name="unauthorized", faults=Faults(status=401)),
-    SiteSpec(name="chat-404", faults=Faults(status=404, paths=("/api/chat",))),
-    SiteSpec(name="model-missing", host_vars={"required_models": ["llama3.1:70b"]}),
-    SiteSpec(name="digest-pinned", host_vars={"required_models": [
+    SiteSpec(name="unauthorized", faults=Faults(status=401), host_vars=OPEN),
+    SiteSpec(name="chat-404", faults=Faults(status=404, paths=("/api/chat",)), host_vars=OPEN),
+    SiteSpec(name="model-missing", host_vars={**OPEN, "required_models": ["llama3.1:70b"]}),
+    SiteSpec(name="digest-pinned", host_vars={**OPEN, "required_models": [
         {"name": "llama3.2:1b", "digest": "sha256:0000"}]}),
-    SiteSpec(name="too-many", faults=Faults(status=429)),
-    SiteSpec(name="busy", faults=Faults(status=503)),
-    SiteSpec(name="broken", faults=Faults(status=500, paths=("/api/chat",))),
-    SiteSpec(name="slow", faults=Faults(latency_ms=4000, paths=("/api/chat",))),
-    SiteSpec(name="malformed", faults=Faults(malformed=True, paths=("/api/tags",))),
-    SiteSpec(name="cut-stream", faults=Faults(cut_stream_after=1, paths=("/api/chat",))),
+    SiteSpec(name="too-many", faults=Faults(status=429), host_vars=OPEN),
+    SiteSpec(name="busy", faults=Faults(status=503), host_vars=OPEN),
+    SiteSpec(name="broken", faults=Faults(status=500, paths=("/api/chat",)), host_vars=OPEN),
+    SiteSpec(name="slow", faults=Faults(latency_ms=4000, paths=("/api/chat",)), host_vars=OPEN),
+    SiteSpec(name="malformed", faults=Faults(malformed=True, paths=("/api/tags",)),
+             host_vars=OPEN),
+    SiteSpec(name="cut-stream", faults=Faults(cut_stream_after=1, paths=("/api/chat",)),
+             host_vars=OPEN),
     SiteSpec(name="stream-error", faults=Faults(stream_error="CUDA error: out of memory",
-                                                paths=("/api/chat",))),
-    SiteSpec(name="open-gateway", host_vars={"auth_required": True}),
-    SiteSpec(name="keyed", api_key=KEY, host_vars={"auth_required": True, "api_key": KEY}),
+                                                paths=("/api/chat",)), host_vars=OPEN),
+    # the auth cases: who may generate without a key, and whether the write endpoints pass
+    SiteSpec(name="open-undeclared"),
+    SiteSpec(name="open-gateway", host_vars={"auth_required": True}),  # the deprecated spelling
+    SiteSpec(name="writes-passed", block_write_endpoints=False, host_vars=OPEN),
+    SiteSpec(name="keyed", api_key=KEY, host_vars={"api_key": KEY}),
 ]  # fmt: skip
 
 
@@ -81,7 +99,7 @@ def result(run: CheckRun, target: str, check: str) -> CheckResult:
 
 def test_healthy_host_passes_every_check(run: CheckRun) -> None:
     checks = {r.check: r for r in run.results if r.target == "healthy"}
-    assert set(checks) == {"connectivity", "tls", "models", "chat"}
+    assert set(checks) == {"connectivity", "tls", "models", "chat", "auth"}
     assert {c: r.status for c, r in checks.items()} == dict.fromkeys(checks, Status.OK)
     assert checks["connectivity"].details["version"]
     assert checks["tls"].details["alpn"] == "h2"
@@ -113,7 +131,9 @@ def test_healthy_host_passes_every_check(run: CheckRun) -> None:
         ("malformed", "models", Status.FAIL, FailureClass.BAD_RESPONSE),
         ("cut-stream", "chat", Status.FAIL, FailureClass.BAD_RESPONSE),
         ("stream-error", "chat", Status.FAIL, FailureClass.SERVER_ERROR),
-        ("open-gateway", "auth", Status.FAIL, FailureClass.AUTH),
+        ("open-undeclared", "auth", Status.FAIL, FailureClass.OPEN_ACCESS),
+        ("open-gateway", "auth", Status.FAIL, FailureClass.OPEN_ACCESS),
+        ("writes-passed", "auth", Status.FAIL, FailureClass.EXPOSED),
     ],
 )
 def test_each_case_gets_its_status_and_class(
@@ -137,14 +157,72 @@ def test_expiring_certificate_reports_days_left(run: CheckRun) -> None:
     assert "expires in" in tls.summary
 
 
+def refusals(status: int) -> list[str]:
+    return [f"{probe.label}: refused ({status})" for probe in WRITE_PROBES]
+
+
 def test_key_required_and_accepted(run: CheckRun) -> None:
     auth = result(run, "keyed", "auth")
     assert auth.status is Status.OK
     assert [f.message for f in auth.findings] == [
         "without a key: 401, as required",
         "with the key: 200",
+        *refusals(403),  # sent with the key: Caddy's write block answers, not the key check
     ]
+    assert auth.details["anonymous_status"] == 401
     assert result(run, "keyed", "models").status is Status.OK
+
+
+def test_open_access_as_declared_is_reported_not_failed(run: CheckRun) -> None:
+    auth = result(run, "healthy", "auth")
+    assert auth.status is Status.OK
+    assert auth.failure_class is None
+    assert (
+        auth.summary == "open access, as declared (public_access: open): GET /api/tags answers 200"
+    )
+    assert [f.message for f in auth.findings[1:]] == refusals(403)
+    assert auth.details == {
+        "public_access": "open",
+        "anonymous_status": 200,
+        "write_endpoints": dict.fromkeys([p.endpoint for p in WRITE_PROBES], 403),
+    }
+
+
+def test_open_access_undeclared_fails_but_still_probes_the_write_endpoints(run: CheckRun) -> None:
+    auth = result(run, "open-undeclared", "auth")
+    assert auth.summary.startswith("open access: GET /api/tags answers 200 without a key")
+    assert "public_access: open" in (auth.hint or "")
+    assert [f.message for f in auth.findings[1:]] == refusals(403)
+
+
+def test_write_endpoints_that_pass_the_proxy_are_exposed_each_by_name(
+    run: CheckRun, fleet: LocalFleet
+) -> None:
+    auth = result(run, "writes-passed", "auth")
+    assert auth.findings[0].status is Status.OK  # declared open: access alone is fine
+    exposed = auth.findings[1:]
+    assert [f.failure_class for f in exposed] == [FailureClass.EXPOSED] * len(WRITE_PROBES)
+    for probe, finding in zip(WRITE_PROBES, exposed, strict=True):
+        assert finding.message.startswith(f"{probe.label} is exposed: HTTP ")
+        assert finding.hint == WRITE_ENDPOINT_HINT
+    # what the simulator answered through Caddy: its own refusals of the empty names
+    assert auth.details["write_endpoints"] == {
+        "pull": 400, "push": 400, "delete": 400, "create": 400, "copy": 400, "blobs": 404,
+    }  # fmt: skip
+    assert exposed[0].message == (
+        "POST /api/pull is exposed: HTTP 400 (model is required), not a refusal"
+    )
+    assert exposed[4].message == (
+        'POST /api/copy is exposed: HTTP 400 (source "" is invalid), not a refusal'
+    )
+    assert exposed[5].message == ("HEAD /api/blobs/sha256:0…0 is exposed: HTTP 404, not a refusal")
+
+
+def test_the_write_probes_changed_nothing(run: CheckRun, fleet: LocalFleet) -> None:
+    # every site without faults shares one simulator: its models are still the ones it had
+    upstream = fleet.sites["writes-passed"].simulator_port
+    names = [m["name"] for m in httpx.get(f"http://127.0.0.1:{upstream}/api/tags").json()["models"]]
+    assert names == [m.name for m in fleet.simulator.models]
 
 
 def test_secrets_do_not_reach_results(run: CheckRun) -> None:
@@ -189,5 +267,28 @@ def test_refused_target(tmp_path: Path) -> None:
         "connectivity": (Status.FAIL, FailureClass.REFUSED),
         "tls": (Status.FAIL, FailureClass.REFUSED),
         "models": (Status.FAIL, FailureClass.REFUSED),
+        "auth": (Status.FAIL, FailureClass.REFUSED),
         "exposure": (Status.OK, None),
     }
+
+
+def test_a_closed_target_checked_without_its_key(fleet: LocalFleet) -> None:
+    # the operator gave no key: the 401 is what a closed endpoint owes, the models cannot be
+    # listed, and the write endpoints are still refused (by Caddy's key check this time)
+    keyed = fleet.sites["keyed"]
+    target = Target(
+        name="keyed-no-key",
+        url=keyed.url,
+        tls=TlsPolicy(ca_file=str(fleet.ca_file)),
+        closed_ports=(),
+    )
+    run = asyncio.run(run_checks([target], only=["connectivity", "models", "auth"]))
+    by_check = {r.check: r for r in run.results}
+    assert by_check["connectivity"].status is Status.OK
+    assert by_check["connectivity"].summary == "reachable; answers 401 without a key, as expected"
+    assert by_check["auth"].status is Status.OK
+    assert [f.message for f in by_check["auth"].findings] == [
+        "without a key: 401, as required",
+        *refusals(401),
+    ]
+    assert by_check["models"].failure_class is FailureClass.AUTH

@@ -144,7 +144,6 @@ def test_every_check_of_every_hostile_server_ends_in_a_finding(
             name=name,
             url=f"http://127.0.0.1:{port}",
             required_models=(RequiredModel(name="llama3.2:1b"),),
-            auth_required=True,
             closed_ports=(),
         )
         for name, port in hostile_ports.items()

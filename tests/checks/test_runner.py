@@ -13,6 +13,7 @@ from ollama_fleet.checks.model import (
     CheckResult,
     CheckRun,
     FailureClass,
+    PublicAccess,
     RequiredModel,
     Status,
     Target,
@@ -32,7 +33,12 @@ HTTPS = "https://gpu-1.example.net"
 
 
 def test_plan_for_a_plain_http_target() -> None:
-    assert plan_checks(Target(name="t", url=HTTP)) == ("connectivity", "models", "exposure")
+    assert plan_checks(Target(name="t", url=HTTP)) == (
+        "connectivity",
+        "models",
+        "auth",
+        "exposure",
+    )
 
 
 def test_plan_for_an_https_target_adds_tls() -> None:
@@ -40,6 +46,7 @@ def test_plan_for_an_https_target_adds_tls() -> None:
         "connectivity",
         "tls",
         "models",
+        "auth",
         "exposure",
     )
 
@@ -53,9 +60,17 @@ def test_chat_model_alone_adds_chat() -> None:
     assert "chat" in plan_checks(Target(name="t", url=HTTP, chat_model=MODEL))
 
 
-def test_auth_required_adds_auth() -> None:
-    assert "auth" in plan_checks(Target(name="t", url=HTTP, auth_required=True))
-    assert "auth" not in plan_checks(Target(name="t", url=HTTP, api_key="k"))
+@pytest.mark.parametrize(
+    "target",
+    [
+        Target(name="t", url=HTTP),
+        Target(name="t", url=HTTP, api_key="k"),
+        Target(name="t", url=HTTP, public_access=PublicAccess.OPEN),
+        Target(name="t", url=HTTP, public_access=PublicAccess.OPEN, check_write_endpoints=False),
+    ],
+)
+def test_auth_runs_on_every_target(target: Target) -> None:
+    assert "auth" in plan_checks(target)
 
 
 def test_everything_applies_in_the_fixed_order() -> None:
@@ -63,7 +78,6 @@ def test_everything_applies_in_the_fixed_order() -> None:
         name="t",
         url=HTTPS,
         required_models=(RequiredModel(name=MODEL),),
-        auth_required=True,
         api_key="k",
     )
     assert plan_checks(target) == CHECK_NAMES
@@ -84,7 +98,7 @@ def test_only_filters_and_keeps_the_run_order() -> None:
 
 
 def test_only_cannot_add_a_check_that_does_not_apply() -> None:
-    assert plan_checks(Target(name="t", url=HTTP), ["tls", "auth", "models"]) == ("models",)
+    assert plan_checks(Target(name="t", url=HTTP), ["tls", "chat", "models"]) == ("models",)
 
 
 def test_only_nothing_runs_nothing() -> None:
@@ -99,12 +113,18 @@ def simulator(faults: Faults | None = None) -> SimulatorConfig:
 
 
 def target(name: str, port: int, *, models: bool = True) -> Target:
-    """A plain-http target on 127.0.0.1 whose closed-port check looks at an unused port."""
+    """A plain-http target on 127.0.0.1 whose closed-port check looks at an unused port.
+
+    It is the simulator itself, with no proxy: like the host's self-check of its loopback
+    Ollama, it is declared open and its write endpoints (which answer there) are not probed.
+    """
     return Target(
         name=name,
         url=f"http://127.0.0.1:{port}",
         required_models=(RequiredModel(name=MODEL),) if models else (),
         closed_ports=(free_port(),),
+        public_access=PublicAccess.OPEN,
+        check_write_endpoints=False,
     )
 
 
@@ -149,7 +169,7 @@ def test_run_deadline_fails_the_slow_target_and_keeps_the_healthy_one(
         result = run(targets, settings=settings)
 
     plan = plan_checks(targets[0])
-    assert plan == ("connectivity", "models", "chat", "exposure")
+    assert plan == ("connectivity", "models", "chat", "auth", "exposure")
     assert [(r.target, r.check) for r in result.results] == [
         *(("slow", check) for check in plan),
         *(("healthy", check) for check in plan),
@@ -174,7 +194,7 @@ def test_check_timeout_fails_only_the_slow_check(healthy_ports: tuple[int, int, 
         result = run(targets, settings=settings)
 
     slow = {r.check: r for r in by_target(result, "slow-ps")}
-    assert set(slow) == {"connectivity", "models", "exposure"}
+    assert set(slow) == {"connectivity", "models", "auth", "exposure"}
     assert slow["models"].status is Status.FAIL
     assert slow["models"].failure_class is FailureClass.READ_TIMEOUT
     assert "not finished within 0.5 s" in slow["models"].summary
@@ -202,7 +222,7 @@ def test_progress_is_called_once_per_result(healthy_ports: tuple[int, int, int])
     targets = [target("a", healthy_ports[0]), target("b", healthy_ports[1], models=False)]
     result = run(targets, progress=seen.append)
 
-    assert len(seen) == len(result.results) == 7
+    assert len(seen) == len(result.results) == 9
     assert Counter((r.target, r.check) for r in seen) == Counter(
         (r.target, r.check) for r in result.results
     )
@@ -246,7 +266,7 @@ def test_a_target_that_cannot_start_fails_alone(healthy_ports: tuple[int, int, i
     )
     result = run([broken, target("up", healthy_ports[0])], settings=ProbeSettings(deadline_s=60))
     failed = by_target(result, "broken")
-    assert [r.check for r in failed] == ["connectivity", "tls", "models"]
+    assert [r.check for r in failed] == ["connectivity", "tls", "models", "auth"]
     for found in failed:
         assert found.failure_class is FailureClass.BAD_RESPONSE
         assert found.summary.startswith("check not run: FileNotFoundError")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ollama_fleet.checks.model import RequiredModel, Target, TlsPolicy
+from ollama_fleet.checks.model import PublicAccess, RequiredModel, Target, TlsPolicy
 from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.inventory import load_inventory
@@ -57,7 +57,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert target.open_ports == ()
     assert target.required_models == ()
     assert target.chat_model is None
-    assert target.auth_required is False
+    assert target.public_access is PublicAccess.CLOSED  # a key is required unless declared
+    assert target.check_write_endpoints is True
     assert target.api_key is None
     assert target.tls == TlsPolicy(warn_days=21, fail_days=3, ca_file=None, require_hsts=True)
 
@@ -111,20 +112,63 @@ def test_tls_and_auth_settings(tmp_path: Path) -> None:
         tls_fail_days=7,
         require_hsts=False,
         http_url="http://gpu-1.example.net/",
-        auth_required=True,
+        public_access="open",
+        check_write_endpoints=False,
         api_key="k-123",
     )
     assert target.tls.warn_days == 30
     assert target.tls.fail_days == 7
     assert target.tls.require_hsts is False
     assert target.tls.http_url == "http://gpu-1.example.net"
-    assert target.auth_required is True
+    assert target.public_access is PublicAccess.OPEN
+    assert target.check_write_endpoints is False
     assert target.api_key == "k-123"
+
+
+def test_public_access_error_says_what_is_allowed(tmp_path: Path) -> None:
+    message = host_error(tmp_path, "public_access", public_access="public")
+    assert message.endswith("public_access: expected 'closed' or 'open', got 'public'")
+
+
+def test_auth_required_true_is_the_deprecated_spelling_of_closed(tmp_path: Path) -> None:
+    assert one(tmp_path, auth_required=True).public_access is PublicAccess.CLOSED
+    assert one(tmp_path, auth_required=True, public_access="closed").public_access is (
+        PublicAccess.CLOSED
+    )
+
+
+def test_auth_required_false_no_longer_turns_the_check_off(tmp_path: Path) -> None:
+    message = host_error(tmp_path, "auth_required", auth_required=False)
+    assert "public_access: open" in message
+
+
+def test_auth_required_contradicting_public_access_is_an_error(tmp_path: Path) -> None:
+    message = host_error(tmp_path, "public_access", auth_required=True, public_access="open")
+    assert "auth_required" in message
+
+
+def test_public_access_from_group_vars(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            all:
+              children:
+                gpu:
+                  vars: {public_access: open}
+                  hosts:
+                    gpu-1: {public_url: https://gpu-1.example.net}
+                    gpu-2: {public_url: https://gpu-2.example.net, public_access: closed}
+            """
+        )
+    )
+    access = {t.name: t.public_access for t in targets_from_inventory(load_inventory(path))}
+    assert access == {"gpu-1": PublicAccess.OPEN, "gpu-2": PublicAccess.CLOSED}
 
 
 def test_api_key_is_not_in_the_repr(tmp_path: Path) -> None:
     secret = "sk-do-not-print-me"
-    target = one(tmp_path, api_key=secret, auth_required=True)
+    target = one(tmp_path, api_key=secret)
     assert secret not in repr(target)
     assert secret not in repr(target_from_url(URL, api_key=secret))
 
@@ -209,6 +253,11 @@ def test_public_url_from_group_vars(tmp_path: Path) -> None:
         ("tls_warn_days", 2.5),
         ("tls_fail_days", True),
         ("auth_required", "yes"),
+        ("public_access", "public"),
+        ("public_access", "Open "),
+        ("public_access", True),
+        ("public_access", ["open"]),
+        ("check_write_endpoints", "no"),
         ("require_hsts", 1),
         ("api_key", 12345),
         ("chat_model", ["a"]),
@@ -267,6 +316,8 @@ FIELDS: dict[str, Callable[[Target], object]] = {
     "open_ports": lambda t: t.open_ports,
     "tls_warn_days": lambda t: t.tls.warn_days,
     "tls_fail_days": lambda t: t.tls.fail_days,
+    "public_access": lambda t: t.public_access,
+    "check_write_endpoints": lambda t: t.check_write_endpoints,
 }
 
 
@@ -292,7 +343,8 @@ def test_target_from_url_defaults() -> None:
     assert target.url == "https://gpu-1.example.net:8443"
     assert target.closed_ports == (11434,)
     assert target.required_models == ()
-    assert target.auth_required is False
+    assert target.public_access is PublicAccess.CLOSED
+    assert target.check_write_endpoints is True
     assert target.tls == TlsPolicy()
 
 
@@ -302,10 +354,11 @@ def test_target_from_url_options(tmp_path: Path) -> None:
         ca_file="/etc/ca.pem",
         required_models=["llama3.2:1b", "qwen2.5:0.5b"],
         api_key="k",
+        public_access=PublicAccess.OPEN,
     )
     assert target.tls.ca_file == "/etc/ca.pem"
     assert [m.name for m in target.required_models] == ["llama3.2:1b", "qwen2.5:0.5b"]
-    assert target.auth_required is True
+    assert target.public_access is PublicAccess.OPEN
     assert target.api_key == "k"
 
 

@@ -23,6 +23,12 @@ HOST_HEADER_HINT = (
     "front must rewrite it (Caddy: `header_up Host localhost:11434`)"
 )
 
+WRITE_ENDPOINT_HINT = (
+    "Ollama has no auth: its write endpoints (pull, push, delete, create, copy, blobs) must not "
+    "pass the proxy. Refuse them with 403 in front of Ollama (the caddy role does, unless "
+    "caddy_open_admin_endpoints is set), and keep Ollama itself bound to 127.0.0.1"
+)
+
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()

@@ -35,6 +35,8 @@ class FailureClass(enum.StrEnum):
     TLS_UNTRUSTED = "tls_untrusted"
     TLS_PROTOCOL = "tls_protocol"
     AUTH = "auth"
+    OPEN_ACCESS = "open_access"
+    CPU_FALLBACK = "cpu_fallback"
     MODEL_MISSING = "model_missing"
     OVERLOAD = "overload"
     SERVER_ERROR = "server_error"
@@ -60,6 +62,12 @@ HINTS: Mapping[FailureClass, str] = {
     "check the proxy's TLS configuration",
     FailureClass.AUTH: "authentication is wrong: check the API key, or why the endpoint "
     "answers without one",
+    FailureClass.OPEN_ACCESS: "anyone who reaches this URL can use its models without a key: "
+    "put the gateway (or Caddy basicauth) in front of Ollama, or, if the host is open on "
+    "purpose, declare `public_access: open` for it (--public-access open with --url)",
+    FailureClass.CPU_FALLBACK: "the model answered from the CPU, not the GPU: check `nvidia-smi` "
+    "on the host, then `journalctl -u ollama` for the CUDA error (a driver awaiting its reboot, "
+    "a missing /dev/nvidia-uvm, or a model larger than the VRAM)",
     FailureClass.MODEL_MISSING: "a required model is not on the host: run the deploy "
     "(it pulls required_models) or `ollama pull NAME` on the host",
     FailureClass.OVERLOAD: "the server sheds load (429/503): raise OLLAMA_NUM_PARALLEL / "
@@ -168,6 +176,13 @@ class TlsPolicy:
     require_hsts: bool = True
 
 
+class PublicAccess(enum.StrEnum):
+    """Whether anyone may use a target without a key: `closed` (the default) or `open`."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
     """One endpoint to verify: a public URL plus what must be true of it."""
@@ -179,7 +194,14 @@ class Target:
     tls: TlsPolicy = field(default_factory=TlsPolicy)
     closed_ports: tuple[int, ...] = (11434,)
     open_ports: tuple[int, ...] = ()
-    auth_required: bool = False
+    # closed: a request without a key must be refused; open: it may generate, and the auth
+    # check reports that instead of failing
+    public_access: PublicAccess = PublicAccess.CLOSED
+    # the write endpoints (pull, push, delete, ...) must be refused; off only where the URL
+    # is Ollama itself on loopback (the host's self-check), where they answer by design
+    check_write_endpoints: bool = True
+    # a GPU node: after the chat, /api/ps must show the model in VRAM (else cpu_fallback)
+    expect_gpu: bool = False
     api_key: str | None = field(default=None, repr=False)
     # closed_ports are reached through a forwarder that accepts every connection (qemu's user
     # network, a load balancer): judge them by whether anything answers, not by the accept

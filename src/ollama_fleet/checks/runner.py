@@ -35,7 +35,7 @@ def plan_checks(target: Target, only: Iterable[str] | None = None) -> tuple[str,
         "tls": urlsplit(target.url).scheme == "https",
         "models": True,
         "chat": target.model_for_chat is not None,
-        "auth": target.auth_required,
+        "auth": True,  # who may use the endpoint without a key is every target's question
         "exposure": bool(target.closed_ports or target.open_ports),
     }
     return tuple(name for name in CHECK_NAMES if name in wanted and applies[name])

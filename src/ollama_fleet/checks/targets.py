@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ollama_fleet.checks.model import RequiredModel, Target, TlsPolicy
+from ollama_fleet.checks.model import PublicAccess, RequiredModel, Target, TlsPolicy
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.inventory import Inventory
 
@@ -37,6 +37,7 @@ def target_from_url(
     ca_file: str | None = None,
     required_models: Iterable[str] = (),
     api_key: str | None = None,
+    public_access: PublicAccess = PublicAccess.CLOSED,
 ) -> Target:
     """A target for an ad-hoc `--url`: the closed-port check covers Ollama's 11434."""
     clean = validate_url(url, where="--url")
@@ -46,7 +47,7 @@ def target_from_url(
         required_models=tuple(_required_models(list(required_models), where="--model")),
         tls=TlsPolicy(ca_file=ca_file),
         api_key=api_key,
-        auth_required=api_key is not None,
+        public_access=public_access,
     )
 
 
@@ -103,10 +104,38 @@ def _target(name: str, hostvars: Mapping[str, Any], path: Path) -> Target:
         tls=tls,
         closed_ports=_ports(typed("closed_ports", list, [ollama_port]), where("closed_ports")),
         open_ports=_ports(typed("open_ports", list, []), where("open_ports")),
-        auth_required=typed("auth_required", bool, False),
+        public_access=_public_access(
+            typed("public_access", str, None), typed("auth_required", bool, None), where
+        ),
+        check_write_endpoints=typed("check_write_endpoints", bool, True),
+        expect_gpu=typed("expect_gpu", bool, False),
         port_forwarder=typed("port_forwarder", bool, False),
         api_key=typed("api_key", str, None),
     )
+
+
+def _public_access(
+    value: str | None, auth_required: bool | None, where: Callable[[str], str]
+) -> PublicAccess:
+    """`public_access`, or the deprecated `auth_required: true` (which now is the default)."""
+    if auth_required is False:
+        # it used to turn the auth check off; now that check always runs
+        raise ConfigError(
+            f"{where('auth_required')}: false no longer turns the auth check off; remove it, "
+            "and write public_access: open if the host is open on purpose"
+        )
+    if value is None:
+        return PublicAccess.CLOSED
+    try:
+        access = PublicAccess(value)
+    except ValueError:
+        choices = " or ".join(repr(a.value) for a in PublicAccess)
+        raise ConfigError(f"{where('public_access')}: expected {choices}, got {value!r}") from None
+    if auth_required and access is PublicAccess.OPEN:
+        raise ConfigError(
+            f"{where('public_access')}: open contradicts auth_required: true (remove auth_required)"
+        )
+    return access
 
 
 def _port(value: Any, where: str) -> int:

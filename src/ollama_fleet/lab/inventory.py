@@ -67,6 +67,9 @@ def lab_host_vars(info: LabInfo, *, base: str | None = None) -> dict[str, Any]:
         "open_ports": [info.https_port, info.ssh_port],
         "closed_ports": [info.ollama_port],
         "port_forwarder": True,  # qemu accepts on every forward; closed = nothing answers
+        # no API keys in the lab: anyone on this machine may generate (the write endpoints
+        # stay refused by Caddy, and the auth check still proves that)
+        "public_access": "open",
     }
 
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ollama_fleet.simulator import chat, control, models, openai_compat
+from ollama_fleet.simulator import chat, control, models, openai_compat, write_endpoints
 from ollama_fleet.simulator.config import SimulatorConfig
 from ollama_fleet.simulator.middleware import FaultInjector, HostCheck, SimulatorHeader
 from ollama_fleet.simulator.state import SimulatorState
@@ -50,6 +50,7 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         Route("/", _root, methods=["GET"]),
         Route("/api/version", _version, methods=["GET"]),
         *models.routes(state),
+        *write_endpoints.routes(state),
         *chat.routes(state),
         *openai_compat.routes(state),
         *control.routes(state),

@@ -165,6 +165,8 @@ class SimulatorConfig:
     pullable: tuple[str, ...] = DEFAULT_PULLABLE
     # where pulled models are remembered across restarts (OLLAMA_MODELS); None: memory only
     models_dir: Path | None = None
+    # False plays a host whose Ollama runs models on the CPU: /api/ps says size_vram 0
+    gpu: bool = True
 
     def __post_init__(self) -> None:
         if self.tokens_per_second < 0:

@@ -99,7 +99,8 @@ def routes(state: SimulatorState) -> list[Route]:
     async def ps(request: Request) -> Response:
         running = [
             tag_entry(item)
-            | {"expires_at": rfc3339(expires), "size_vram": item.model.size,
+            | {"expires_at": rfc3339(expires),
+               "size_vram": item.model.size if state.config.gpu else 0,
                "context_length": CONTEXT_LENGTH}
             for item, expires in state.running()
         ]  # fmt: skip

@@ -81,6 +81,10 @@ def stored_models(models_dir: Path | None) -> list[tuple[SimModel, datetime]]:
     return found
 
 
+def _blob_key(digest: str) -> str:
+    return "sha256:" + digest[len("sha256:") :].lower()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Installed:
     """A model present on the simulated server, with when it arrived."""
@@ -103,6 +107,7 @@ class SimulatorState:
             self._models[model.name] = Installed(model=model, modified_at=stamp)
         self._expires: dict[str, datetime] = {}
         self._ids = itertools.count(1)
+        self._blobs: set[str] = set()  # digests uploaded to /api/blobs (only their digests)
 
     def next_id(self) -> int:
         """A fresh number for response ids (chatcmpl-N)."""
@@ -141,6 +146,14 @@ class SimulatorState:
         if self.config.models_dir is not None and full in self._models:
             manifest_path(self.config.models_dir, full).unlink(missing_ok=True)
         return self._models.pop(full, None) is not None
+
+    def has_blob(self, digest: str) -> bool:
+        """True when a blob with this digest ("sha256:<hex>" or "sha256-<hex>") was uploaded."""
+        return _blob_key(digest) in self._blobs
+
+    def add_blob(self, digest: str) -> None:
+        """Remember an uploaded blob by its digest (the simulator keeps no content)."""
+        self._blobs.add(_blob_key(digest))
 
     def use(self, model: SimModel, keep_alive_s: float) -> bool:
         """Mark `model` loaded for `keep_alive_s` (0 unloads); True if it had to be loaded."""

@@ -18,6 +18,10 @@ from ollama_fleet.testbed.certs import CertFiles
 
 START_TIMEOUT_S = 20.0
 OLLAMA_HOST_HEADER = "localhost:11434"
+# Ollama's endpoints that change the server; the deploy's Caddy refuses them from outside.
+OLLAMA_WRITE_PATHS = ("/api/pull", "/api/push", "/api/delete", "/api/create", "/api/copy",
+                      "/api/blobs")  # fmt: skip
+WRITE_REFUSAL = '{"error":"forbidden: this endpoint changes the server (testbed Caddy)"}'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,7 +29,9 @@ class Site:
     """One TLS site: https://localhost:https_port proxying to 127.0.0.1:upstream_port.
 
     `http_port`, when set, serves a 308 redirect to the HTTPS site; `hsts` adds the header;
-    `api_key`, when set, makes Caddy answer 401 to requests without `Bearer <api_key>`.
+    `api_key`, when set, makes Caddy answer 401 to requests without `Bearer <api_key>`;
+    `block_write_endpoints` answers Ollama's write endpoints 403 with a JSON error, as the
+    deploy's Caddy does (off: they pass to the upstream, an exposed host).
     """
 
     https_port: int
@@ -35,6 +41,7 @@ class Site:
     hsts: bool = True
     host_name: str = "localhost"
     api_key: str | None = field(default=None, repr=False)
+    block_write_endpoints: bool = True
 
 
 def caddy_binary() -> str:
@@ -68,6 +75,13 @@ def render_caddyfile(sites: Iterable[Site], *, storage_dir: Path) -> str:
             lines += [
                 f'\t@anonymous not header Authorization "Bearer {site.api_key}"',
                 "\trespond @anonymous 401",
+            ]
+        if site.block_write_endpoints:
+            paths = " ".join(f"{path}{tail}" for path in OLLAMA_WRITE_PATHS for tail in ("", "/*"))
+            lines += [
+                f"\t@write path {paths}",
+                "\theader @write Content-Type application/json",
+                f"\trespond @write `{WRITE_REFUSAL}` 403",
             ]
         lines += [
             f"\treverse_proxy 127.0.0.1:{site.upstream_port} {{",

@@ -39,7 +39,11 @@ CERT_KINDS: Mapping[str, Mapping[str, Any]] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SiteSpec:
-    """One simulated host: its certificate kind, faults, models and proxy behaviour."""
+    """One simulated host: its certificate kind, faults, models and proxy behaviour.
+
+    `block_write_endpoints` (the default, as the deploy's Caddy) answers Ollama's write
+    endpoints 403; False passes them to the simulator, as an exposed host would.
+    """
 
     name: str
     cert: str = "valid"
@@ -47,6 +51,7 @@ class SiteSpec:
     redirect: bool = True
     hsts: bool = True
     api_key: str | None = field(default=None, repr=False)
+    block_write_endpoints: bool = True
     host_vars: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -149,6 +154,7 @@ class LocalFleet:
                     http_port=site.http_port,
                     hsts=spec.hsts,
                     api_key=spec.api_key,
+                    block_write_endpoints=spec.block_write_endpoints,
                 )
             )
         caddyfile = self.workdir / "Caddyfile"

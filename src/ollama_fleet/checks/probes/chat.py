@@ -12,7 +12,7 @@ from ollama_fleet.checks.classify import (
     classify_stream_error,
 )
 from ollama_fleet.checks.http import json_body
-from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, Status, fail, ok
+from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, Status, fail, ok, warn
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
 
 ACTION = "POST /api/chat"
@@ -108,6 +108,48 @@ async def _streamed(ctx: ProbeContext, model: str, details: dict[str, Any]) -> F
     return ok(f"{model} streams: {ttft}{speed}")
 
 
+def placement(models: Any, model: str, details: dict[str, Any]) -> Finding:
+    """Where /api/ps says `model` runs: all in VRAM (ok), partly (warn), CPU or gone (fail).
+
+    The bytes in VRAM go into `details` as size_vram.
+    """
+    wanted = {model, model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"}
+    entries = models.get("models") if isinstance(models, dict) else None
+    if not isinstance(entries, list):
+        return fail(FailureClass.BAD_RESPONSE, "GET /api/ps: no model list in the answer")
+    entry = next((e for e in entries if isinstance(e, dict) and
+                  (e.get("name") in wanted or e.get("model") in wanted)), None)  # fmt: skip
+    if entry is None:
+        return fail(FailureClass.CPU_FALLBACK,
+                    f"{model} is not loaded right after the chat (GET /api/ps), so where it ran "
+                    "cannot be told: is OLLAMA_KEEP_ALIVE 0?")  # fmt: skip
+    size, vram = entry.get("size"), entry.get("size_vram")
+    details["size_vram"] = vram
+    if not isinstance(size, int) or not isinstance(vram, int) or size <= 0:
+        return fail(FailureClass.BAD_RESPONSE, f"GET /api/ps: no size/size_vram for {model}")
+    if vram <= 0:
+        return fail(FailureClass.CPU_FALLBACK, f"{model} runs on the CPU (size_vram 0 in /api/ps)")
+    share = vram / size
+    if share < 1:
+        return warn(FailureClass.CPU_FALLBACK,
+                    f"{model} is only {share:.0%} in VRAM: the rest runs on the CPU")  # fmt: skip
+    return ok(f"{model} runs on the GPU ({vram / 2**20:.0f} MiB in VRAM)")
+
+
+async def _on_gpu(ctx: ProbeContext, model: str, details: dict[str, Any]) -> Finding:
+    try:
+        response = await ctx.get("/api/ps")
+    except Exception as exc:
+        return classify_exception(exc, action="GET /api/ps")
+    if response.status_code != 200:
+        return classify_status(response.status_code, response.content, action="GET /api/ps")
+    try:
+        data = json_body(response)
+    except ValueError as exc:
+        return classify_exception(exc, action="GET /api/ps")
+    return placement(data, model, details)
+
+
 async def probe_chat(ctx: ProbeContext) -> CheckResult:
     watch = Stopwatch(ctx, "chat")
     model = ctx.target.model_for_chat
@@ -118,4 +160,7 @@ async def probe_chat(ctx: ProbeContext) -> CheckResult:
     if plain.status is not Status.OK:
         return watch.result([plain], details)  # a streamed try would only say the same
     streamed = await _streamed(ctx, model, details)
-    return watch.result([streamed, plain], details)
+    findings = [streamed, plain]
+    if ctx.target.expect_gpu:  # right after the chat, while the model is still loaded
+        findings.append(await _on_gpu(ctx, model, details))
+    return watch.result(findings, details)

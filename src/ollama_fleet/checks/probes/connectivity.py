@@ -6,7 +6,14 @@ import time
 
 from ollama_fleet.checks.classify import classify_exception, classify_status
 from ollama_fleet.checks.http import Timings, json_body
-from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, fail, ok
+from ollama_fleet.checks.model import (
+    CheckResult,
+    FailureClass,
+    Finding,
+    PublicAccess,
+    fail,
+    ok,
+)
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
 
 
@@ -21,7 +28,9 @@ async def probe_connectivity(ctx: ProbeContext) -> CheckResult:
         return watch.result([classify_exception(exc, action="GET /api/version")])
     details["timings"] = timings.summary((time.perf_counter() - timings.start) * 1000)
     details["http_version"] = response.http_version
-    if response.status_code == 401 and ctx.target.auth_required and not ctx.target.api_key:
+    closed = ctx.target.public_access is PublicAccess.CLOSED
+    if response.status_code == 401 and closed and not ctx.target.api_key:
+        # a key is required and none was given: the 401 is the answer this target owes
         findings.append(ok("reachable; answers 401 without a key, as expected"))
         return watch.result(findings, details)
     if response.status_code != 200:
