@@ -107,7 +107,10 @@ def main() -> int:
             simulators_in_processes=True,
         ) as fleet:
             inventory = fleet.write_inventory(
-                Path(tmp) / "bench.yml", required_models=[MODEL], closed_ports=[closed_port]
+                Path(tmp) / "bench.yml",
+                required_models=[MODEL],
+                closed_ports=[closed_port],
+                public_access="open",  # no keys in front of the simulators: open on purpose
             )
             run_ours(inventory)  # warm-up: imports, caches, Caddy's first handshakes
             rounds = [run_ours(inventory) for _ in range(args.rounds)]

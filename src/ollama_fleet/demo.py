@@ -34,7 +34,10 @@ def run_demo(*, workdir: Path, echo: Callable[[str], None]) -> Path:
     echo("cannot be downloaded here) behind a real Caddy with TLS on 127.0.0.1 ...")
     with LocalFleet(workdir, DEMO_SITES) as fleet:
         inventory_path = fleet.write_inventory(
-            workdir / "inventory.yml", required_models=REQUIRED_MODELS
+            # the demo's sites have no API keys: open on purpose, writes refused by Caddy
+            workdir / "inventory.yml",
+            required_models=REQUIRED_MODELS,
+            public_access="open",
         )
         for name, site in fleet.sites.items():
             echo(f"  {name}: {site.url} -> simulator on 127.0.0.1:{site.simulator_port}")
