@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ollama_fleet.checks.model import PublicAccess
 from ollama_fleet.checks.targets import targets_from_inventory
 from ollama_fleet.deploy import validate_hosts
 from ollama_fleet.inventory import load_inventory
@@ -42,6 +43,10 @@ def test_inventory_deploys_the_simulator_with_the_labs_certificate(info: LabInfo
     assert target.url == "https://localhost:40443"
     assert target.closed_ports == (41434,)
     assert target.open_ports == (40443, 40022)
+    # no API keys in the lab: generation is open by declaration; the write endpoints are
+    # still probed, and the lab's Caddy must refuse them
+    assert target.public_access is PublicAccess.OPEN
+    assert target.check_write_endpoints is True
 
 
 def test_certificate_is_made_once_and_kept(info: LabInfo) -> None:
