@@ -201,6 +201,7 @@ def check(
     from ollama_fleet.checks.runner import plan_checks, run_checks
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
+    from ollama_fleet.redact import redactor
 
     if inventory is None and not urls:
         raise click.UsageError("give an INVENTORY, or at least one --url")
@@ -212,6 +213,8 @@ def check(
             raise ConfigError(f"--api-key-env: environment variable {api_key_env} is not set")
     loaded = _VaultPassword(vault_password_file).load(inventory) if inventory else None
     targets = list(targets_from_inventory(loaded)) if loaded else []
+    # a vault value (a key, a webhook URL) never reaches a report, whatever a server echoes
+    redact = redactor(loaded.secrets if loaded else ())
     seen = {t.name for t in targets}
     for url in dict.fromkeys(urls):
         target = target_from_url(
@@ -252,11 +255,11 @@ def check(
         progress_out.write("\r" + " " * 79 + "\r")
     color = sys.stdout.isatty()
     if output is not None:
-        write_atomically(output, reports.render(run, fmt))
-        click.echo(reports.render(run, "text", color=color), nl=False)
+        write_atomically(output, redact(reports.render(run, fmt)))
+        click.echo(redact(reports.render(run, "text", color=color)), nl=False)
         click.echo(f"{fmt} report written to {output}")
     else:
-        click.echo(reports.render(run, fmt, color=color and fmt == "text"), nl=False)
+        click.echo(redact(reports.render(run, fmt, color=color and fmt == "text")), nl=False)
     failed = run.status is Status.FAIL or (strict and run.status is Status.WARN)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
