@@ -202,7 +202,7 @@ def test_pushed_artifact_is_hashed_on_the_controller(tmp_path: Path) -> None:
     assert entry["name"] == "gpu-1"
     assert entry["data"]["fleet_prepared"]["ollama"] == {
         "source": "artifact", "version": "0.12.0", "sha256": digest,
-        "filename": artifact.name, "path": str(artifact), "url": "",
+        "filename": artifact.name, "path": str(artifact), "url": "", "arches": {},
     }  # fmt: skip
 
 

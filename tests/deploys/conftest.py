@@ -1,16 +1,17 @@
-"""Deploys driven the real way, against pyinfra's @fake connector instead of SSH hosts.
+"""Deploys driven the real way, against strict fake hosts instead of SSH hosts.
 
-A test writes an inventory of `@fake/NAME` hosts whose `fake_responses` say what the host's
-commands print, plans it with the real controller (ollama_fleet.deploy.make_plan) and runs the
-real child process (`python -m ollama_fleet.deploys.runner`), then reads the events a user would
-see: in dry mode one "plan" event {host, op, change} per operation, in a real run (whose commands
-only ever reach the fake connector) one "op" event per operation, and "prepare_error" for a
-refused host. One runner costs a second or two, so each test module deploys all its hosts at once.
+A test writes an inventory of `@strictfake/NAME` hosts, plans it with the real controller
+(ollama_fleet.deploy.make_plan) and runs the real child process (`python -m
+ollama_fleet.deploys.runner`), then reads the events a user would see: in dry mode one "plan"
+event {host, op, change} per operation, in a real run (whose commands only ever reach the fake
+connector) one "op" event per operation, and "prepare_error" for a refused host. One runner
+costs a second or two, so each test module deploys all its hosts at once.
 
-The fake connector matches a SUBSTRING of each command, first match in insertion order, and
-answers anything unmatched with success and no output. pyinfra wraps fact commands in
-`if command -v TOOL ...`, so the catch-all `command -v` answer must come after every specific
-one (`host()` puts it last), and the inventory is written without sorting its keys.
+The `@strictfake` connector (strict_fake/strict_fake.py) answers a command only from the host's
+`fake_answers`, which host() writes: the test's own answers, then those of a bare host of its OS
+(facts/<os>/, captured from real hosts) and "no such file" for other paths (answers.py). Any
+other command fails, and deploy_fakes fails the test listing each command that had no answer:
+register an answer for it (answers.py has helpers), or fix the command line.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from __future__ import annotations
 import gc
 import hashlib
 import io
+import json
+import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,77 +43,69 @@ from ollama_fleet.deploy import (
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.vault import VAULT_TAG, VaultPassword
 
-Responses = dict[str, Any]
+from .answers import (
+    DEFAULT_MODELS_DIR,
+    NVIDIA_PCI,
+    Answers,
+    absent,
+    apt_fresh,
+    bare_host,
+    deb_file,
+    dpkg_installed,
+    fake_answers,
+    file_with,
+    nvidia_gpu,
+)
+from .captured import kernel
+from .strict_fake.strict_fake import REPORT_ENV
 
-# What pyinfra asks every host while connecting; anything else unmatched prints nothing.
-CONNECT_RESPONSES: Responses = {"uname -s": ["Linux"], "command -v": ["/usr/bin/found"]}
-# lspci's line is prefixed "pci " by the fact's own sed, which the fake connector does not run.
-NVIDIA_PCI = "pci 01:00.0 0302: 10de:2330 (rev a1)"
-KERNEL = "6.8.0-45-generic"
-APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+STRICT_FAKE_DIR = Path(__file__).parent / "strict_fake"
+PREFIX = "@strictfake/"
 
-OS_RELEASE = {
-    "ubuntu2404": ["ID=ubuntu", 'VERSION_ID="24.04"', "VERSION_CODENAME=noble"],
-    "ubuntu2204": ["ID=ubuntu", 'VERSION_ID="22.04"', "VERSION_CODENAME=jammy"],
-    "debian12": ["ID=debian", 'VERSION_ID="12"', "VERSION_CODENAME=bookworm"],
-    "centos9": ["ID=centos", 'VERSION_ID="9"'],
+
+def host(*answers: Answers, distro: str = "debian12", **data: Any) -> dict[str, Any]:
+    """A strict fake host's inventory entry: its variables `data`, and what it answers:
+    `answers` first, then a bare `distro` host's facts, then "no such file" elsewhere."""
+    merged: Answers = {}
+    for more in answers:
+        merged.update(more)
+    models_dir = str(data.get("ollama_models_dir", DEFAULT_MODELS_DIR))
+    for more in (bare_host(distro, models_dir=models_dir), absent()):
+        for key, value in more.items():
+            merged.setdefault(key, value)
+    return {**data, "fake_answers": fake_answers(merged)}
+
+
+def gpu_host(
+    distro: str,
+    *answers: Answers,
+    installed: Iterable[str] = (),
+    driver: str | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    """A host of `distro` with one NVIDIA GPU, nvidia-smi reporting `driver`, `installed`
+    packages on top of the bare host's, and more `answers`."""
+    packages = list(installed)
+    return host(
+        *answers,
+        *([dpkg_installed(distro, *packages)] if packages else []),
+        nvidia_gpu(driver, devices=[NVIDIA_PCI]),
+        distro=distro,
+        **data,
+    )
+
+
+HEADERS_METAPACKAGE = {
+    "debian12": "linux-headers-amd64",
+    "ubuntu2404": "linux-headers-generic",
+    "ubuntu2204": "linux-headers-generic",
 }
 
 
-def host(responses: Mapping[str, Any] | None = None, /, **data: Any) -> dict[str, Any]:
-    """A fake host's inventory entry: its variables and its commands' answers."""
-    return {**data, "fake_responses": {**(responses or {}), **CONNECT_RESPONSES}}
-
-
-def gpu_host(distro: str, *answers: Responses, driver: str | None = None) -> Responses:
-    """Answers of a host with one NVIDIA GPU on `distro`, nvidia-smi reporting `driver`, and
-    more `answers` (facts the roles read beyond these)."""
-    found: Responses = {
-        "lspci -n -d 10de:": [NVIDIA_PCI] + ([f"driver {driver}"] if driver else []),
-        "cat /etc/os-release": OS_RELEASE[distro],
-        "uname -r": [KERNEL],
-    }
-    for more in answers:
-        found.update(more)
-    return found
-
-
-def stat_line(path: str, *, mode: str = "-rw-r--r--", mtime: int = 0) -> list[str]:
-    """What pyinfra's File fact reads from `stat` for an existing file owned by root."""
-    return [
-        f"user=root group=root mode={mode} atime={mtime} mtime={mtime} ctime={mtime} "
-        f"size=64 '{path}'"
-    ]
-
-
-def file_with(path: str, content: str) -> Responses:
-    """Answers saying `path` exists, owned by root, mode 644, holding `content`."""
-    digest = hashlib.sha256(content.encode()).hexdigest()
-    return {f"sha256sum {path} ": [f"{digest}  {path}"], f"test -L {path} ": stat_line(path)}
-
-
-def apt_fresh() -> Responses:
-    """Answers saying `apt-get update` ran a moment ago (so cache_time skips it)."""
-    now = datetime.now(UTC)
-    return {
-        f"test -L {APT_STAMP} ": stat_line(APT_STAMP, mtime=int(now.timestamp())),
-        "date +": [now.strftime("%Y-%m-%dT%H:%M:%S%z")],
-    }
-
-
-def dpkg_installed(*packages: str) -> Responses:
-    """`dpkg -l` listing `packages` as installed, each at version 1.0."""
-    return {"dpkg -l": [f"ii  {name}  1.0  amd64  installed" for name in packages]}
-
-
-def deb_file(path: str, package: str) -> Responses:
-    """The package file at `path` (our cache) is already there and holds `package` 1.0."""
-    folder = path.rsplit("/", 1)[0]
-    return {
-        f"test -L {folder} ": stat_line(folder, mode="drwx------"),
-        f"test -L {path} ": stat_line(path),
-        f"dpkg -I {path}": [f"Package: {package}", "Version: 1.0"],
-    }
+def headers(distro: str) -> tuple[str, str, str]:
+    """What the gpu role installs to build the driver: DKMS, the running kernel's headers and
+    the metapackage that follows kernel updates."""
+    return ("dkms", f"linux-headers-{kernel(distro)}", HEADERS_METAPACKAGE[distro])
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,53 +134,90 @@ class Deployed:
     spec: dict[str, Any]
 
     def plans(self, name: str) -> dict[str, bool]:
-        """Dry run: {operation: would change} for `@fake/name`, in plan order."""
+        """Dry run: {operation: would change} for host `name`, in plan order."""
         return {
             str(e["op"]): bool(e["change"])
             for e in self.events
-            if e.get("event") == "plan" and e.get("host") == f"@fake/{name}"
+            if e.get("event") == "plan" and e.get("host") == PREFIX + name
         }
 
     def changes(self, name: str) -> list[str]:
-        """Dry run: the operations that would change something on `@fake/name`."""
+        """Dry run: the operations that would change something on host `name`."""
         return [op for op, change in self.plans(name).items() if change]
 
     def ops(self, name: str) -> list[dict[str, Any]]:
-        """Real run: the "op" events of `@fake/name`, in order."""
-        return [
-            e for e in self.events if e.get("event") == "op" and e.get("host") == f"@fake/{name}"
-        ]
+        """Real run: the "op" events of host `name`, in order."""
+        return [e for e in self.events if e.get("event") == "op" and e.get("host") == PREFIX + name]
 
     def outcome(self, name: str) -> HostOutcome:
-        return next(h for h in self.result.hosts if h.name == f"@fake/{name}")
+        return next(h for h in self.result.hosts if h.name == PREFIX + name)
 
     def refusal(self, name: str) -> str | None:
         found = [
             str(e["error"])
             for e in self.events
-            if e.get("event") == "prepare_error" and e.get("host") == f"@fake/{name}"
+            if e.get("event") == "prepare_error" and e.get("host") == PREFIX + name
         ]
         return found[0] if found else None
 
 
 def write_inventory(folder: Path, hosts: Mapping[str, Mapping[str, Any]], **common: Any) -> Path:
-    """An inventory of `@fake/NAME` hosts (keys kept in order: first fake match wins)."""
+    """An inventory of `@strictfake/NAME` hosts (their answers kept in order)."""
     folder.mkdir(parents=True, exist_ok=True)
     document = {
         "all": {
             "vars": {
-                "fake_delay": 0,
-                "fake_delay_jitter": 0,  # else each command sleeps up to 0.4 s
-                "caddy_site_names": ["llm.example.test"],  # "@fake/x" is no host name
+                "caddy_site_names": ["llm.example.test"],  # "@strictfake/x" is no host name
                 **common,
             },
-            "hosts": {f"@fake/{name}": dict(data) for name, data in hosts.items()},
+            "hosts": {PREFIX + name: dict(data) for name, data in hosts.items()},
         }
     }
     path = folder / "inventory.yml"
     text = yaml.dump(document, Dumper=_InventoryDumper, sort_keys=False, allow_unicode=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def unanswered(report: Path) -> list[str]:
+    """The strict fake's refusals written to `report`: "[host] problem command", once each."""
+    if not report.is_file():
+        return []
+    lines = report.read_text(encoding="utf-8").splitlines()
+    found = [json.loads(line) for line in lines if line.strip()]
+    return list(dict.fromkeys(f"[{e['host']}] {e['problem']}{e['command']}" for e in found))
+
+
+@contextmanager
+def strict_fakes(report: Path) -> Iterator[None]:
+    """The deploy's child process finds the `@strictfake` connector and reports to `report`."""
+    path = os.pathsep.join(filter(None, [str(STRICT_FAKE_DIR), os.environ.get("PYTHONPATH")]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", path)
+        patch.setenv(REPORT_ENV, str(report))
+        yield
+
+
+def run_strict(
+    spec: Mapping[str, Any],
+    report: Path,
+    *,
+    on_event: Callable[[dict[str, Any]], None],
+    log: io.StringIO,
+    secrets: Iterable[str] = (),
+) -> DeployResult:
+    """run_runner against strict fake hosts; a command without an answer fails the test."""
+    report.unlink(missing_ok=True)
+    with strict_fakes(report):
+        result = run_runner(spec, on_event=on_event, log=log, secrets=secrets)
+    missing = unanswered(report)
+    if missing:
+        pytest.fail(
+            f"{len(missing)} command(s) had no answer from the strict fake hosts; register "
+            "one (tests/deploys/answers.py) or fix the command line:\n" + "\n".join(missing),
+            pytrace=False,
+        )
+    return result
 
 
 def deploy_fakes(
@@ -218,12 +249,15 @@ def deploy_fakes(
     with warnings.catch_warnings():
         # run_runner leaves its pipes to the garbage collector (test_runner.py shows it)
         warnings.simplefilter("ignore", ResourceWarning)
-        result = run_runner(spec, on_event=events.append, log=log, secrets=controller_secrets)
+        result = run_strict(
+            spec, folder / "strict-fake-report.jsonl", on_event=events.append, log=log,
+            secrets=controller_secrets,
+        )  # fmt: skip
         gc.collect()
     return Deployed(events=events, log=log.getvalue(), result=result, spec=spec)
 
 
-def gpu_up_to_date() -> Responses:
+def gpu_up_to_date(**data: Any) -> dict[str, Any]:
     """A Ubuntu 24.04 GPU host that already has everything the gpu role would install."""
     from ollama_fleet.deploys.gpu import BLACKLIST, KEYRING_DEB, MODULES
 
@@ -231,10 +265,16 @@ def gpu_up_to_date() -> Responses:
         "ubuntu2404",
         file_with("/etc/modprobe.d/blacklist-nouveau.conf", BLACKLIST),
         file_with("/etc/modules-load.d/nvidia.conf", MODULES),
-        deb_file(KEYRING_DEB, "cuda-keyring"),
-        dpkg_installed("cuda-keyring", "dkms", f"linux-headers-{KERNEL}", "cuda-drivers-580"),
+        deb_file(KEYRING_DEB, "cuda-keyring", "1.1-1"),
         apt_fresh(),
+        installed=[
+            "cuda-keyring",
+            *headers("ubuntu2404"),
+            "nvidia-driver-pinning-580",
+            "nvidia-open",
+        ],  # fmt: skip
         driver="580.65.06",
+        **data,
     )
 
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from ollama_fleet.deploys.firewall import unsafe_ssh
+from ollama_fleet.deploys.firewall import DEBIAN_CONF, OLD_MARKER, unsafe_ssh
 
+from .answers import grep_finds, sshd_ports
 from .conftest import Deployed, deploy_fakes, host
 
 RULESET_OP = "firewall: ruleset (checked by nft -c, applied atomically)"
 # Hosts this role firewalled before it kept to its own table: /etc/nftables.conf is ours.
-OLD_RULESET = {
-    "(the firewall role)' /etc/nftables.conf": [
+OLD_RULESET = grep_finds(
+    DEBIAN_CONF,
+    OLD_MARKER,
+    [
         "# Managed by ollama-fleet (the firewall role): changes here are overwritten on the next "
         "deploy."
-    ]
-}
+    ],
+)
 MIGRATION_OPS = [
     "firewall: Debian's own /etc/nftables.conf back",
     "firewall: the old table inet filter removed",
@@ -41,12 +44,12 @@ def test_ssh_port_that_sshd_does_not_use_is_unsafe_naming_both() -> None:
 # -- dry deploys on fake hosts -------------------------------------------------------------------
 
 HOSTS = {
-    "moved-ssh": host({"sshd -T": ["port 2222"]}),
-    "moved-ssh-declared": host({"sshd -T": ["port 2222"]}, sshd_port=2222),
-    "two-ports": host({"sshd -T": ["port 22", "port 2222"]}),
-    "sshd-unreadable": host(),
-    "off": host({"sshd -T": ["port 2222"]}, firewall_enabled=False),
-    "deployed-before": host({"sshd -T": ["port 22"], **OLD_RULESET}),
+    "moved-ssh": host(sshd_ports(2222)),
+    "moved-ssh-declared": host(sshd_ports(2222), sshd_port=2222),
+    "two-ports": host(sshd_ports(22, 2222)),
+    "sshd-unreadable": host(sshd_ports()),
+    "off": host(sshd_ports(2222), firewall_enabled=False),
+    "deployed-before": host(sshd_ports(22), OLD_RULESET),
 }
 
 
@@ -92,4 +95,4 @@ class TestDryDeploy:
         assert firewall_run.plans("off") == {}
 
     def test_only_the_refused_host_fails(self, firewall_run: Deployed) -> None:
-        assert [h.name for h in firewall_run.result.failed] == ["@fake/moved-ssh"]
+        assert [h.name for h in firewall_run.result.failed] == ["@strictfake/moved-ssh"]

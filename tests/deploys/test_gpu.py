@@ -11,22 +11,16 @@ from ollama_fleet.deploys.gpu import (
     supported_distro,
 )
 
-from .conftest import (
-    KERNEL,
-    Deployed,
-    apt_fresh,
-    deploy_fakes,
-    dpkg_installed,
-    gpu_host,
-    gpu_up_to_date,
-    host,
-)
+from .answers import apt_fresh
+from .conftest import Deployed, deploy_fakes, gpu_host, gpu_up_to_date, headers, host
 
 KEYRING_OP = "gpu: NVIDIA CUDA repository keyring"
 MARKER_OP = "gpu: driver changed, REBOOT NEEDED (gpu_allow_reboot is false)"
 REBOOT_OP = "gpu: reboot for the new driver"
 VERIFY_OP = "gpu: verify the driver with nvidia-smi"
-HEADERS = ("dkms", f"linux-headers-{KERNEL}")
+VENDOR_580 = ("nvidia-driver-pinning-580", "nvidia-open")
+KERNEL = "6.8.0-45-generic"
+HEADERS = ("dkms", f"linux-headers-{KERNEL}", "linux-headers-generic")
 
 # -- pure: the driver a host gets ----------------------------------------------------------------
 
@@ -50,32 +44,49 @@ def test_supported_distro_names_the_cuda_repository(
 
 
 @pytest.mark.parametrize("distro", ["ubuntu2404", "ubuntu2204", "debian12"])
-def test_vendor_driver_comes_from_the_distros_cuda_repository(distro: str) -> None:
-    plan = driver_plan(distro, "570", "vendor", KERNEL)
+@pytest.mark.parametrize(
+    ("branch", "driver", "open_modules"),
+    [
+        ("550", ("cuda-drivers-550",), False),
+        ("570", ("nvidia-open-570",), True),  # open kernel modules by default from 560
+        ("580", ("nvidia-driver-pinning-580", "nvidia-open"), True),  # pinned from 580
+    ],
+)
+def test_vendor_driver_comes_from_the_distros_cuda_repository(
+    distro: str, branch: str, driver: tuple[str, ...], open_modules: bool
+) -> None:
+    plan = driver_plan(distro, branch, "vendor", KERNEL)
 
     assert plan.distro == distro
-    assert plan.packages == (*HEADERS, "cuda-drivers-570")
+    assert plan.packages == (*HEADERS, *driver)
+    assert plan.open_modules is open_modules
     assert plan.keyring_deb == (
         f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/x86_64/"
         "cuda-keyring_1.1-1_all.deb"
     )
-    assert plan.keyring_deb.startswith(CUDA_REPO.format(distro=distro))
+    assert plan.keyring_deb.startswith(CUDA_REPO.format(distro=distro, arch="x86_64"))
 
 
 @pytest.mark.parametrize("distro", ["ubuntu2404", "ubuntu2204"])
 def test_ubuntu_distro_driver_is_the_headless_server_branch(distro: str) -> None:
     plan = driver_plan(distro, "580", "distro", KERNEL)
 
-    assert plan.packages == (*HEADERS, "nvidia-headless-580-server", "nvidia-utils-580-server")
+    assert plan.packages == (
+        *HEADERS, "nvidia-headless-580-server-open", "nvidia-utils-580-server"
+    )  # fmt: skip
     assert plan.keyring_deb is None
 
 
 def test_debian_distro_driver_follows_the_release_not_the_branch() -> None:
-    plan = driver_plan("debian12", "580", "distro", KERNEL)
+    plan = driver_plan("debian12", "580", "distro", "6.1.0-50-amd64")
 
-    assert plan.packages == (*HEADERS, "nvidia-driver", "firmware-misc-nonfree")
+    assert plan.packages == (
+        "dkms", "linux-headers-6.1.0-50-amd64", "linux-headers-amd64", "nvidia-driver",
+        "firmware-misc-nonfree",
+    )  # fmt: skip
     assert not any("580" in package for package in plan.packages)
     assert plan.keyring_deb is None
+    assert plan.nonfree_components
 
 
 @pytest.mark.parametrize(
@@ -97,41 +108,47 @@ def test_driver_matches_only_the_configured_branch(
 # -- dry deploys on fake hosts -------------------------------------------------------------------
 
 HOSTS = {
-    "u2404": host(gpu_host("ubuntu2404")),
-    "u2204": host(gpu_host("ubuntu2204"), nvidia_container_toolkit=True),
-    "d12": host(gpu_host("debian12"), nvidia_driver_branch="570", gpu_allow_reboot=True),
-    "u2204-distro": host(gpu_host("ubuntu2204"), nvidia_driver_source="distro"),
+    "u2404": gpu_host("ubuntu2404"),
+    "u2204": gpu_host("ubuntu2204", nvidia_container_toolkit=True),
+    "d12": gpu_host("debian12", nvidia_driver_branch="570", gpu_allow_reboot=True),
+    "u2204-distro": gpu_host("ubuntu2204", nvidia_driver_source="distro"),
     # the driver operation installs exactly what is missing: these hosts have all of it...
-    "u2404-has-vendor": host(
-        gpu_host("ubuntu2404", dpkg_installed(*HEADERS, "cuda-drivers-580"), apt_fresh())
+    "u2404-has-vendor": gpu_host(
+        "ubuntu2404", apt_fresh(), installed=[*headers("ubuntu2404"), *VENDOR_580]
     ),
-    "u2204-has-distro": host(
-        gpu_host(
-            "ubuntu2204",
-            dpkg_installed(*HEADERS, "nvidia-headless-580-server", "nvidia-utils-580-server"),
-            apt_fresh(),
-        ),
+    "u2204-has-distro": gpu_host(
+        "ubuntu2204",
+        apt_fresh(),
+        installed=[
+            *headers("ubuntu2204"),
+            "nvidia-headless-580-server-open",
+            "nvidia-utils-580-server",
+        ],  # fmt: skip
         nvidia_driver_source="distro",
     ),
-    "d12-has-distro": host(
-        gpu_host(
-            "debian12",
-            dpkg_installed(*HEADERS, "nvidia-driver", "firmware-misc-nonfree"),
-            apt_fresh(),
-        ),
+    "d12-has-distro": gpu_host(
+        "debian12",
+        apt_fresh(),
+        installed=[*headers("debian12"), "nvidia-driver", "firmware-misc-nonfree"],
         nvidia_driver_source="distro",
     ),
     # ...and this one has the vendor's driver, which is not what the distro source installs
-    "u2204-distro-has-vendor": host(
-        gpu_host("ubuntu2204", dpkg_installed(*HEADERS, "cuda-drivers-580"), apt_fresh()),
+    "u2204-distro-has-vendor": gpu_host(
+        "ubuntu2204",
+        apt_fresh(),
+        installed=[*headers("ubuntu2204"), *VENDOR_580],
         nvidia_driver_source="distro",
     ),
-    "nogpu": host({"cat /etc/os-release": ["ID=debian", 'VERSION_ID="12"']}),
-    "gpu-off": host(gpu_host("ubuntu2404"), gpu_enabled=False),
-    "centos": host(gpu_host("centos9")),
-    "current": host(gpu_up_to_date()),
-    "current-reboot": host(gpu_up_to_date(), gpu_allow_reboot=True),
+    "nogpu": host(),  # the lab's bare Debian 12: no lspci, no nvidia-smi
+    "gpu-off": gpu_host("ubuntu2404", gpu_enabled=False),
+    "centos": gpu_host("centos9"),
+    "current": gpu_up_to_date(),
+    "current-reboot": gpu_up_to_date(gpu_allow_reboot=True),
 }
+
+
+def driver_op(branch: str, distro: str, modules: str = "open") -> str:
+    return f"gpu: NVIDIA driver {branch} ({distro}, {modules} kernel modules)"
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +171,7 @@ class TestDryDeploy:
     ) -> None:
         changes = gpu_run.changes(name)
 
-        assert f"gpu: NVIDIA driver {branch} ({distro})" in changes
+        assert driver_op(branch, distro) in changes
         assert KEYRING_OP in changes
         assert "gpu: blacklist nouveau" in changes
         assert gpu_run.outcome(name).error is None
@@ -162,15 +179,15 @@ class TestDryDeploy:
     def test_distro_source_plans_no_cuda_repository(self, gpu_run: Deployed) -> None:
         changes = gpu_run.changes("u2204-distro")
 
-        assert "gpu: NVIDIA driver 580 (ubuntu2204)" in changes
+        assert driver_op("580", "ubuntu2204") in changes
         assert KEYRING_OP not in gpu_run.plans("u2204-distro")
 
     @pytest.mark.parametrize(
         ("name", "op"),
         [
-            ("u2404-has-vendor", "gpu: NVIDIA driver 580 (ubuntu2404)"),
-            ("u2204-has-distro", "gpu: NVIDIA driver 580 (ubuntu2204)"),
-            ("d12-has-distro", "gpu: NVIDIA driver 580 (debian12)"),
+            ("u2404-has-vendor", driver_op("580", "ubuntu2404")),
+            ("u2204-has-distro", driver_op("580", "ubuntu2204")),
+            ("d12-has-distro", driver_op("580", "debian12", "proprietary")),
         ],
     )
     def test_driver_is_left_alone_when_its_packages_are_installed(
@@ -179,7 +196,7 @@ class TestDryDeploy:
         assert gpu_run.plans(name)[op] is False
 
     def test_distro_source_does_not_accept_the_vendor_driver(self, gpu_run: Deployed) -> None:
-        assert gpu_run.plans("u2204-distro-has-vendor")["gpu: NVIDIA driver 580 (ubuntu2204)"]
+        assert gpu_run.plans("u2204-distro-has-vendor")[driver_op("580", "ubuntu2204")]
 
     def test_reboot_allowed_plans_reboot_and_nvidia_smi_check(self, gpu_run: Deployed) -> None:
         changes = gpu_run.changes("d12")
@@ -200,22 +217,25 @@ class TestDryDeploy:
         assert VERIFY_OP not in plans
 
     def test_container_toolkit_is_planned_only_when_asked(self, gpu_run: Deployed) -> None:
-        toolkit = [op for op in gpu_run.changes("u2204") if "container toolkit" in op]
+        toolkit = [op for op in gpu_run.changes("u2204") if "toolkit" in op]
 
         assert toolkit == [
+            "gpu: gnupg for the toolkit's key",  # apt.key needs gpg; this host's dpkg lacks it
             "gpu: container toolkit key",
             "gpu: container toolkit repository",
+            "gpu: apt-get update for the toolkit's source",
             "gpu: container toolkit",
         ]
-        assert not [op for op in gpu_run.plans("u2404") if "container toolkit" in op]
+        assert not [op for op in gpu_run.plans("u2404") if "toolkit" in op]
 
     def test_host_without_gpu_is_skipped_with_a_message(self, gpu_run: Deployed) -> None:
         assert gpu_run.plans("nogpu") == {}
         assert gpu_run.outcome("nogpu").error is None
-        assert "[@fake/nogpu] gpu: no NVIDIA GPU (lspci vendor 10de, nvidia-smi): skipped" in (
-            gpu_run.log
+        assert (
+            "[@strictfake/nogpu] gpu: no NVIDIA GPU (lspci vendor 10de, nvidia-smi): skipped"
+            in gpu_run.log
         )
-        assert "@fake/u2404] gpu: no NVIDIA GPU" not in gpu_run.log
+        assert "@strictfake/u2404] gpu: no NVIDIA GPU" not in gpu_run.log
 
     def test_gpu_enabled_false_skips_a_host_with_a_gpu(self, gpu_run: Deployed) -> None:
         assert gpu_run.plans("gpu-off") == {}
@@ -230,7 +250,7 @@ class TestDryDeploy:
         assert "gpu_enabled: false" in refusal
         assert gpu_run.outcome("centos").error == refusal
         assert gpu_run.plans("centos") == {}
-        assert [h.name for h in gpu_run.result.failed] == ["@fake/centos"]
+        assert [h.name for h in gpu_run.result.failed] == ["@strictfake/centos"]
         assert gpu_run.changes("u2404")
 
     def test_up_to_date_host_facts_say_nothing_to_install(self, gpu_run: Deployed) -> None:
@@ -239,7 +259,7 @@ class TestDryDeploy:
         assert plans["gpu: blacklist nouveau"] is False
         assert plans["gpu: load nvidia and nvidia_uvm at boot"] is False
         assert plans[KEYRING_OP] is False
-        assert plans["gpu: NVIDIA driver 580 (ubuntu2404)"] is False
+        assert plans[driver_op("580", "ubuntu2404")] is False
 
     @pytest.mark.parametrize("name", ["current", "current-reboot"])
     def test_up_to_date_host_plans_no_gpu_change(self, gpu_run: Deployed, name: str) -> None:

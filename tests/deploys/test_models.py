@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ollama_fleet.deploys.models import full_name, plan_models, required_names
 
-from .conftest import Deployed, Responses, deploy_fakes, host
+from .answers import ollama_tags
+from .conftest import Deployed, deploy_fakes, host
 
 # -- pure: names and the plan --------------------------------------------------------------------
 
@@ -55,22 +54,17 @@ def test_plan_without_an_answer_pulls_everything_and_deletes_nothing() -> None:
 # -- dry deploys on fake hosts -------------------------------------------------------------------
 
 
-def tags(*names: str) -> Responses:
-    """/api/tags answering with `names` (the curl of the OllamaModels fact)."""
-    models = [{"name": name, "model": name, "size": 1} for name in names]
-    return {"/api/tags": [json.dumps({"models": models})]}
-
-
 HOSTS = {
-    "has-all": host(tags("llama3.2:1b", "qwen3:latest"), required_models=["llama3.2:1b", "qwen3"]),
-    "missing-one": host(tags("llama3.2:1b"), required_models=["llama3.2:1b", "qwen3:8b"]),
+    "has-all": host(
+        ollama_tags("llama3.2:1b", "qwen3:latest"), required_models=["llama3.2:1b", "qwen3"]
+    ),
+    "missing-one": host(ollama_tags("llama3.2:1b"), required_models=["llama3.2:1b", "qwen3:8b"]),
     "prune": host(
-        tags("llama3.2:1b", "old:7b"), required_models=["llama3.2:1b"], models_prune=True
+        ollama_tags("llama3.2:1b", "old:7b"), required_models=["llama3.2:1b"], models_prune=True
     ),
-    "keep": host(tags("llama3.2:1b", "old:7b"), required_models=["llama3.2:1b"]),
-    "not-answering": host(
-        {"/api/tags": ["unreachable"]}, required_models=["llama3.2:1b", "qwen3:8b"]
-    ),
+    "keep": host(ollama_tags("llama3.2:1b", "old:7b"), required_models=["llama3.2:1b"]),
+    # a bare host: nothing answers on 127.0.0.1:11434, the fact's curl says "unreachable"
+    "not-answering": host(required_models=["llama3.2:1b", "qwen3:8b"]),
 }
 
 

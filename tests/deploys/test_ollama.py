@@ -14,6 +14,7 @@ import pytest
 
 from ollama_fleet.deploys.ollama import RELEASE_MARKER, install_script, untraversable
 
+from .answers import marker, path_modes
 from .conftest import Deployed, deploy_fakes, host, release_line
 
 # -- the install script, run with sh against a temporary tree -----------------------------------
@@ -141,21 +142,16 @@ def ollama_run(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     current = release_line(pushed, VERSION)
     artifact = {"ollama_artifact": "artifacts/ollama-linux-amd64.tgz"}
     hosts = {
-        "current": host({f"cat {RELEASE_MARKER}": [current]}, **artifact),
-        "older": host({f"cat {RELEASE_MARKER}": [current.replace(VERSION, "0.11.0")]}, **artifact),
-        "other-build": host(
-            {f"cat {RELEASE_MARKER}": [f"{VERSION} sha256:{'e' * 64}"]}, **artifact
-        ),
+        "current": host(marker(RELEASE_MARKER, current), **artifact),
+        "older": host(marker(RELEASE_MARKER, current.replace(VERSION, "0.11.0")), **artifact),
+        "other-build": host(marker(RELEASE_MARKER, f"{VERSION} sha256:{'e' * 64}"), **artifact),
         "fresh": host(**artifact),
         "download": host(ollama_sha256="d" * 64),
         "models-blocked": host(
-            {
-                'p="/srv/private/models"': [
-                    "755 /srv/private/models",
-                    "700 /srv/private",
-                    "755 /srv",
-                ]
-            },
+            path_modes(
+                "/srv/private/models",
+                {"/srv/private/models": "755", "/srv/private": "700", "/srv": "755"},
+            ),
             ollama_models_dir="/srv/private/models",
             **artifact,
         ),
@@ -202,4 +198,4 @@ class TestDryDeploy:
         assert "ollama_models_dir: /srv/private cannot be entered by the ollama user" in refusal
         assert "chmod o+x" in refusal
         assert ollama_run.plans("models-blocked") == {}
-        assert [h.name for h in ollama_run.result.failed] == ["@fake/models-blocked"]
+        assert [h.name for h in ollama_run.result.failed] == ["@strictfake/models-blocked"]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from ollama_fleet.errors import ConfigError
+
+from .answers import marker
 from .conftest import Deployed, deploy_fakes, host, stub_wheel
 
 GATEWAY_OP = "services: gateway config (API keys hashed)"
@@ -19,9 +24,8 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
             "default": host(),
             "explicit": host(ollama_host="127.0.0.1:11434"),
             "wheel-current": host(
-                {f"cat {VENV}/.ollama-fleet-bundle": [installed]}, ollama_host="127.0.0.1:11434"
+                marker(f"{VENV}/.ollama-fleet-bundle", installed), ollama_host="127.0.0.1:11434"
             ),
-            "monitor": host(monitor_enabled=True),
             "off": host(services_enabled=False),
         }
         return deploy_fakes(folder, hosts, roles=["services"])
@@ -47,15 +51,14 @@ class TestDryDeploy:
         assert services_run.refusal("default") is None
         assert GATEWAY_OP in services_run.changes("default")
 
-    def test_monitor_enabled_is_refused_until_the_monitor_exists(
-        self, services_run: Deployed
-    ) -> None:
-        refusal = services_run.refusal("monitor")
-
-        assert refusal is not None
-        assert "monitor_enabled: the monitor service is not part of this release yet" in refusal
-        assert services_run.plans("monitor") == {}
-
     def test_services_enabled_false_touches_nothing(self, services_run: Deployed) -> None:
         assert services_run.refusal("off") is None
         assert services_run.plans("off") == {}
+
+
+def test_monitor_enabled_is_refused_before_any_host_is_touched(tmp_path: Path) -> None:
+    with stub_wheel(tmp_path), pytest.raises(ConfigError) as refused:
+        deploy_fakes(tmp_path, {"monitor": host(monitor_enabled=True)}, roles=["services"])
+
+    message = str(refused.value)
+    assert "host @strictfake/monitor: monitor_enabled: the monitor service is not part" in message
