@@ -100,6 +100,9 @@ def want() -> Want | None:
 def caddy() -> None:
     v = role_vars("caddy")
     if source(v["caddy_source"], host.get_fact(OsRelease)) == "caddy-repo":
+        # apt.key dearmors with gpg, which a minimal Debian 12 lacks
+        apt.packages(name="caddy: gnupg for the repository key", packages=["gnupg"],
+                     update=True, cache_time=3600)  # fmt: skip
         key = apt.key(name="caddy: repository key", src=CADDY_KEY, dest=CADDY_KEYRING)
         repository = apt.sources_file(
             name="caddy: Caddy's apt repository", filename="caddy-stable", uris=CADDY_REPO,

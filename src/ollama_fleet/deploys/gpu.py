@@ -261,6 +261,9 @@ def gpu() -> None:
             _if=changed,
         )
     if v["nvidia_container_toolkit"]:
+        # apt.key dearmors with gpg, which a minimal Debian 12 lacks
+        apt.packages(name="gpu: gnupg for the toolkit's key", packages=["gnupg"], update=True,
+                     cache_time=3600)  # fmt: skip
         key = apt.key(name="gpu: container toolkit key", src=TOOLKIT_KEY, dest=TOOLKIT_KEYRING)
         source = checked_file(
             name="gpu: container toolkit repository", content=TOOLKIT_SOURCE, dest=TOOLKIT_LIST
