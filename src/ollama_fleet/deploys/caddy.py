@@ -115,7 +115,7 @@ def caddy() -> None:
     files.directory(name="caddy: unit drop-in directory", path=DROPIN_DIR, mode="755")
     dropin = checked_file(name="caddy: admin socket directory (unit drop-in)",
                           content=DROPIN_TEXT, dest=DROPIN)  # fmt: skip
-    systemd.daemon_reload(name="caddy: reload systemd for the drop-in", _if=dropin.did_change)
+    systemd.daemon_reload(name="caddy: reload systemd for the drop-in", _if=any_changed(dropin))
     tls_changes = []
     if v["caddy_tls"] == "files":
         files.directory(name="caddy: tls directory", path=TLS_DIR, group="caddy", mode="750")
