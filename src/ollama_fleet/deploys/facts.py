@@ -1,6 +1,7 @@
 """Facts the roles read from a host: small shell commands whose output is parsed here.
 
-Each fact's `process` is pure, so tests can feed it canned output (the @fake connector does).
+Each fact's `process` is pure, so tests can feed it canned output (the @strictfake connector
+of tests/deploys does, from outputs captured on real hosts).
 """
 
 from __future__ import annotations
