@@ -101,3 +101,25 @@ def test_a_misspelt_variable_suggests_the_right_name() -> None:
     assert "did you mean 'caddy_open_admin_endpoints'" in refusal(
         {"caddy_open_admin_endpoint": True}
     )
+
+
+@pytest.mark.parametrize("path", ["/", "/usr", "/etc/", "/var/lib", "/home", "/tmp"])
+@pytest.mark.parametrize("name", ["ollama_models_dir", "fleet_venv"])
+def test_a_system_directory_is_never_handed_to_a_service(name: str, path: str) -> None:
+    assert "is a system directory" in refusal({name: path})
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1:11434", "http://127.0.0.1:11434", ":11434", "[::1]:11434",
+              "0.0.0.0:11434", "gpu-1.internal:11434"],
+)  # fmt: skip
+def test_ollama_host_takes_the_shapes_ollama_does(value: str) -> None:
+    hostvars.validate({"ollama_host": value}, where="inv.yml")
+
+
+@pytest.mark.parametrize(
+    "model", ["llama3.2:1b", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+              "registry.example.com:5000/team/model:v1", "qwen2.5", "library/mistral:7b"],
+)  # fmt: skip
+def test_real_model_names_pass(model: str) -> None:
+    hostvars.validate({"required_models": [model]}, where="inv.yml")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
 
-from ollama_fleet.redact import MIN_SECRET_LENGTH, REDACTED, redact_strings, redactor
+from ollama_fleet.redact import (
+    MIN_SECRET_LENGTH,
+    REDACTED,
+    escaped_forms,
+    redact_strings,
+    redactor,
+)
 
 
 def test_whole_values_are_replaced_longest_first_in_one_pass() -> None:
@@ -38,3 +45,14 @@ def test_json_escapes_cannot_hide_a_secret() -> None:
 def test_no_secrets_leaves_text_alone() -> None:
     assert redactor([])("anything ***") == "anything ***"
     assert redactor([""])("") == ""
+
+
+def test_a_rendered_report_is_redacted_in_the_escaped_spelling_too() -> None:
+    secret = 'https://hooks.example/T0?a=1&b="x"'
+    redact = redactor(escaped_forms([secret]))
+    html_text = f"<td>{html.escape(secret)}</td>"
+    json_text = json.dumps({"url": secret})
+    assert secret not in redact(html_text) and html.escape(secret) not in redact(html_text)
+    assert REDACTED in redact(html_text)
+    assert json.dumps(secret)[1:-1] not in redact(json_text)
+    assert REDACTED in redact(json_text)

@@ -201,7 +201,7 @@ def check(
     from ollama_fleet.checks.runner import plan_checks, run_checks
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
-    from ollama_fleet.redact import redactor
+    from ollama_fleet.redact import escaped_forms, redactor
 
     if inventory is None and not urls:
         raise click.UsageError("give an INVENTORY, or at least one --url")
@@ -214,7 +214,7 @@ def check(
     loaded = _VaultPassword(vault_password_file).load(inventory) if inventory else None
     targets = list(targets_from_inventory(loaded)) if loaded else []
     # a vault value (a key, a webhook URL) never reaches a report, whatever a server echoes
-    redact = redactor(loaded.secrets if loaded else ())
+    redact = redactor(escaped_forms(loaded.secrets if loaded else ()))
     seen = {t.name for t in targets}
     for url in dict.fromkeys(urls):
         target = target_from_url(

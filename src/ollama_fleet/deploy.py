@@ -28,7 +28,7 @@ from ollama_fleet import hostvars
 from ollama_fleet.errors import ConfigError, FleetError
 from ollama_fleet.inventory import Host, Inventory
 from ollama_fleet.lab.image import default_cache_dir
-from ollama_fleet.redact import redact_strings, redactor
+from ollama_fleet.redact import escaped_forms, redact_strings, redactor
 from ollama_fleet.vault import NEW_PASSWORD_ENV, PASSWORD_ENV
 
 PREPARED_KEY = "fleet_prepared"  # the runner reads it back (ollama_fleet.deploys.common)
@@ -623,6 +623,7 @@ def check_hosts(plan: Plan, names: Sequence[str], report: Path) -> Any:
     run = asyncio.run(run_checks(targets))
     report.parent.mkdir(parents=True, exist_ok=True)
     temporary = report.with_name(f".{report.name}.tmp")
-    temporary.write_text(redactor(plan.secrets)(render_html(run)), encoding="utf-8")
+    redact = redactor(escaped_forms(plan.secrets))
+    temporary.write_text(redact(render_html(run)), encoding="utf-8")
     temporary.replace(report)
     return run

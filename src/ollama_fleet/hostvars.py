@@ -101,7 +101,8 @@ def _version(value: Any) -> str | None:
 def _host_port(value: Any) -> str | None:
     """HOST:PORT with HOST a name, an IPv4 address, [IPv6] or empty (every address)."""
     match = isinstance(value, str) and re.fullmatch(
-        r"(|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})", value
+        r"(?:http://)?(|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})",
+        value,
     )
     if not match or _port(int(match.group(3))):
         return f"{value!r} is not HOST:PORT (a name, an IPv4 address or [IPv6], then a port)"
@@ -116,12 +117,20 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(:[0-9]+)?(/[A-Za-z0-9][A-Z
                          r"(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?")  # fmt: skip
 
 
+# Handed to a service user (chown) or made a venv: never one of these themselves.
+_SYSTEM_DIRS = frozenset({"", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt",
+                          "/proc", "/root", "/run", "/sbin", "/sys", "/tmp", "/usr",
+                          "/usr/local", "/usr/share", "/var", "/var/lib"})  # fmt: skip
+
+
 def _host_path(value: Any) -> str | None:
     """An absolute path on the host of letters, digits and . _ + @ / - only, and no `..`."""
     if not isinstance(value, str) or not _PLAIN_PATH.fullmatch(value):
         return f"{value!r} is not an absolute path of letters, digits and . _ + @ / - only"
     if ".." in value.split("/"):
         return f"{value!r} has a `..` component"
+    if value.rstrip("/") in _SYSTEM_DIRS:
+        return f"{value!r} is a system directory; give a folder of its own, e.g. /data/ollama"
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,6 +32,21 @@ def redactor(secrets: Iterable[str]) -> Redact:
         return pattern.sub(REDACTED, text)
 
     return redact
+
+
+def escaped_forms(secrets: Iterable[str]) -> set[str]:
+    """Each secret as a rendered report may spell it: as is, HTML/XML-escaped, JSON-escaped.
+
+    For text that is redacted after rendering (a report file), where `&` became `&amp;` or
+    a quote `\\"`, so the plain value alone would no longer be found.
+    """
+    forms = set()
+    for secret in secrets:
+        forms |= {
+            secret, html.escape(secret, quote=True), html.escape(secret, quote=False),
+            json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+        }  # fmt: skip
+    return forms
 
 
 def redact_strings(value: Any, redact: Redact) -> Any:

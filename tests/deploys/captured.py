@@ -26,6 +26,7 @@ from pyinfra.facts.server import Groups, LinuxDistribution, TmpDir, Users
 
 from ollama_fleet.deploys.converge import snapshot_script
 from ollama_fleet.deploys.facts import AptSourceUris, PythonVersion, SecureBoot, SshdPorts
+from ollama_fleet.deploys.gpu import NONFREE_SOURCES
 
 FACTS = Path(__file__).parent / "facts"
 # paths whose File fact (stat) a bare host answers from stat.txt; any other is missing
@@ -78,7 +79,7 @@ def captured_commands() -> dict[str, str]:
         "linux-distribution": fact_command(LinuxDistribution),
         "dpkg-l": fact_command(DebPackages),
         "dpkg-print-architecture": fact_command(DebArch),
-        "apt-sources": fact_command(AptSourceUris),
+        "apt-sources": fact_command(AptSourceUris, skip=NONFREE_SOURCES),
         "secure-boot": fact_command(SecureBoot),
         "sshd-T-port": fact_command(SshdPorts),
         "python3-version": fact_command(PythonVersion),

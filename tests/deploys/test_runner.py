@@ -73,6 +73,10 @@ def gpu_role_commands(driver_install: dict[str, Any]) -> Answers:
         "apt-get update": answer(APT_UPDATE_OUTPUT, after=[keyring]),
         f"touch {APT_STAMP}": answer(after=["apt-get update"]),
         apt_install(*DRIVER): {**answer(after=[keyring, "apt-get update"]), **driver_install},
+        # the role's first apt step (curl, CA certificates, gnupg) refreshes a stale cache
+        # before the keyring exists: an update then reads no NVIDIA repository yet
+        regex("apt-get update"): answer(APT_UPDATE_OUTPUT),
+        **succeeds(apt_install("ca-certificates", "curl", "gnupg")),
         f"mkdir -p {STATE_DIR} && cat /proc/sys/kernel/random/boot_id > {REBOOT_MARKER}": answer(
             after=[apt_install(*DRIVER)]
         ),

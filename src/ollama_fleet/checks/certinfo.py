@@ -92,11 +92,12 @@ def thresholds(facts: CertFacts, policy: TlsPolicy) -> tuple[float, float]:
     Short-lived certificates are renewed early in their life, not 30 days before the end:
     Caddy's `tls internal` leaves last 12 hours and are renewed with a third of their life
     left, ACME's short-lived profile lasts 6 days. A fixed 21/3 days would fail every one of
-    them, so both thresholds shrink by one factor until warning starts with a third of the
-    lifetime left.
+    them, so both thresholds shrink by one factor until warning starts with a quarter of the
+    lifetime left: after Caddy's renewal point (a third), so a check that runs while Caddy
+    renews never warns, and long before the end.
     """
     lifetime = (facts.not_after - facts.not_before).total_seconds() / 86400
-    factor = min(1.0, lifetime / 3 / policy.warn_days) if policy.warn_days > 0 else 1.0
+    factor = min(1.0, lifetime / 4 / policy.warn_days) if policy.warn_days > 0 else 1.0
     return policy.warn_days * factor, policy.fail_days * factor
 
 

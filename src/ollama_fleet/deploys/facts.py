@@ -7,6 +7,7 @@ of tests/deploys does, from outputs captured on real hosts).
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
@@ -36,7 +37,9 @@ class NvidiaGpu(FactBase[dict[str, Any]]):
 
     def command(self) -> str:
         return (
-            "(lspci -n -d 10de: 2>/dev/null || true) | sed 's/^/pci /'; "
+            # sysfs where lspci (pciutils) is not installed, as on a minimal Debian
+            "(lspci -n -d 10de: 2>/dev/null || grep -l 0x10de /sys/bus/pci/devices/*/vendor "
+            "2>/dev/null | sed 's|/vendor$| 10de (sysfs)|' || true) | sed 's/^/pci /'; "
             "(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null || true)"
             " | sed 's/^/driver /'"
         )
@@ -154,7 +157,13 @@ class SecureBoot(FactBase[bool | None]):
     def command(self) -> str:
         return (
             "if command -v mokutil >/dev/null; then mokutil --sb-state 2>&1 || true; "
-            "elif [ -d /sys/firmware/efi ]; then echo 'efi, no mokutil'; "
+            # without mokutil: the SecureBoot EFI variable's last byte (1: on)
+            "elif [ -d /sys/firmware/efi ]; then "
+            "v=$(od -An -t u1 /sys/firmware/efi/efivars/SecureBoot-* 2>/dev/null | "
+            "awk '{print $NF}'); "
+            "if [ \"$v\" = 1 ]; then echo 'SecureBoot enabled'; "
+            "elif [ \"$v\" = 0 ]; then echo 'SecureBoot disabled'; "
+            "else echo 'efi, no mokutil'; fi; "
             "else echo 'not supported: no EFI'; fi"
         )
 
@@ -184,26 +193,34 @@ class PendingReboot(FactBase[tuple[str | None, str]]):
         return values.get("marker") or None, values.get("boot", "")
 
 
-class AptSourceUris(FactBase[list[tuple[str, str]]]):
-    """(URI, suite) of every `deb` source the host's apt uses (one-line and deb822 files)."""
+AptSource = tuple[str, str, str | None]  # URI, suite, its signed-by keyring (None: apt's own)
 
-    def command(self) -> str:
+
+class AptSourceUris(FactBase[list[AptSource]]):
+    """(URI, suite, signed-by) of every `deb` source the host's apt uses (one-line and deb822
+    files), leaving out `skip` (the file ollama-fleet itself writes from these)."""
+
+    def command(self, skip: str = "") -> str:
         return (
-            "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
-            "/etc/apt/sources.list.d/*.sources 2>/dev/null || true"
+            "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+            "/etc/apt/sources.list.d/*.sources; do "
+            f'[ -f "$f" ] && [ "$f" != {shlex.quote(skip)} ] && cat "$f" && echo; done; true'
         )
 
-    def default(self) -> list[tuple[str, str]]:
+    def default(self) -> list[AptSource]:
         return []
 
-    def process(self, output: list[str]) -> list[tuple[str, str]]:
-        found: list[tuple[str, str]] = []
+    def process(self, output: list[str]) -> list[AptSource]:
+        found: list[AptSource] = []
         stanza: dict[str, str] = {}
 
         def close() -> None:
             if "deb" in stanza.get("types", "").split():
+                signed_by = stanza.get("signed-by") or None
                 for uri in stanza.get("uris", "").split():
-                    found.extend((uri, suite) for suite in stanza.get("suites", "").split())
+                    found.extend(
+                        (uri, suite, signed_by) for suite in stanza.get("suites", "").split()
+                    )
             stanza.clear()
 
         for raw in [*output, ""]:
@@ -215,9 +232,13 @@ class AptSourceUris(FactBase[list[tuple[str, str]]]):
                 continue
             words = line.split()
             if words[0] == "deb":
-                words = [w for w in words[1:] if not w.startswith("[") and not w.endswith("]")]
+                options, _, rest = (
+                    line[3:].strip().partition("]") if "[" in line else ("", "", line[3:])
+                )
+                signed = re.search(r"signed-by=(\S+)", options)
+                words = rest.split()
                 if len(words) >= 2:
-                    found.append((words[0], words[1]))
+                    found.append((words[0], words[1], signed.group(1) if signed else None))
             elif ":" in words[0]:
                 key, _, value = line.partition(":")
                 stanza[key.strip().lower()] = value.strip()

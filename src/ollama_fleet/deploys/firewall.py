@@ -101,3 +101,7 @@ def firewall() -> None:
             name="firewall: the old table inet filter removed",
             commands=["nft 'add table inet filter; delete table inet filter'"],
         )
+        # the old role enabled it; its stop (`nft flush ruleset`, also run on every package
+        # upgrade) would still wipe Docker's and libvirt's tables
+        systemd.service(name="firewall: Debian's nftables.service no longer enabled",
+                        service="nftables.service", enabled=False)  # fmt: skip

@@ -40,7 +40,6 @@ TOOLKIT_KEYRING = "/etc/apt/keyrings/nvidia-container-toolkit.gpg"
 TOOLKIT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
 TOOLKIT_SOURCE = f"# Managed by ollama-fleet (the gpu role)\ndeb [signed-by={TOOLKIT_KEYRING}] {TOOLKIT_REPO} /\n"  # noqa: E501
 NONFREE_SOURCES = "/etc/apt/sources.list.d/ollama-fleet-nonfree.sources"
-DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 REBOOT_MARKER = f"{STATE_DIR}/reboot-required"
 BLACKLIST = "# written by ollama-fleet: the NVIDIA driver replaces nouveau\nblacklist nouveau\noptions nouveau modeset=0\n"  # noqa: E501
 # NVIDIA made the open kernel modules the default (and the only choice for Blackwell) at 560.
@@ -116,28 +115,30 @@ def driver_plan(
     return DriverPlan(distro, packages, None, modules == "open", nonfree_components=True)
 
 
-def nonfree_sources(uris: list[tuple[str, str]], codename: str) -> str:
+def nonfree_sources(uris: list[tuple[str, str, str | None]], codename: str) -> str:
     """A deb822 file adding contrib, non-free and non-free-firmware to the host's own mirrors.
 
-    `uris` are the (URI, suite) pairs the host already uses for its release, so no new mirror
-    is introduced (a host may only reach its own).
+    `uris` are the (URI, suite, signed-by) the host already uses for its release, so no new
+    mirror is introduced (a host may only reach its own), and each keeps its keyring: apt
+    refuses two entries of one URI and suite whose Signed-By differ.
     """
-    chosen = [(uri, suite) for uri, suite in uris if suite.startswith(codename)]
+    chosen = [(uri, suite, key) for uri, suite, key in uris if suite.startswith(codename)]
     if not chosen:
         raise DeployError(
             f"{host.name}: gpu: no apt source for Debian {codename} found on the host, so "
             "contrib non-free non-free-firmware cannot be added to it"
         )
     stanzas = []
-    by_uri: dict[str, list[str]] = {}
-    for uri, suite in chosen:
-        by_uri.setdefault(uri, [])
-        if suite not in by_uri[uri]:
-            by_uri[uri].append(suite)
-    for uri, suites in by_uri.items():
+    by_uri: dict[tuple[str, str | None], list[str]] = {}
+    for uri, suite, key in chosen:
+        suites = by_uri.setdefault((uri, key), [])
+        if suite not in suites:
+            suites.append(suite)
+    for (uri, key), suites in by_uri.items():
+        signed = f"Signed-By: {key}\n" if key else ""
         stanzas.append(
             f"Types: deb\nURIs: {uri}\nSuites: {' '.join(suites)}\n"
-            f"Components: contrib non-free non-free-firmware\nSigned-By: {DEBIAN_KEYRING}\n"
+            f"Components: contrib non-free non-free-firmware\n{signed}"
         )
     return "# Managed by ollama-fleet (the gpu role): the NVIDIA driver's components\n" + (
         "\n".join(stanzas)
@@ -202,6 +203,11 @@ def gpu() -> None:
         modules=v["nvidia_kernel_modules"], arch=arch,
     )  # fmt: skip
     pending = report_pending_reboot()
+    # the downloads below need them; a minimal Debian 12 has none (the ollama role's are later)
+    apt.packages(
+        name="gpu: curl, CA certificates and gnupg for the downloads",
+        packages=["ca-certificates", "curl", "gnupg"], update=True, cache_time=3600,
+    )  # fmt: skip
     blacklist = checked_file(
         name="gpu: blacklist nouveau",
         content=BLACKLIST,
@@ -226,18 +232,20 @@ def gpu() -> None:
         sources.append(
             checked_file(
                 name="gpu: Debian's contrib non-free non-free-firmware components",
-                content=nonfree_sources(host.get_fact(AptSourceUris), codename),
+                content=nonfree_sources(
+                    host.get_fact(AptSourceUris, skip=NONFREE_SOURCES), codename
+                ),
                 dest=NONFREE_SOURCES,
             )
         )
     if sources:
         apt.update(name="gpu: apt-get update for the new source", _if=any_changed(*sources))
+    # its own operation: an old cache refreshed is no driver change (and no reboot)
+    apt.update(name="gpu: apt-get update (cache older than an hour)", cache_time=3600)
     driver = apt.packages(
         name=f"gpu: NVIDIA driver {branch} ({distro}, "
         f"{'open' if plan.open_modules else 'proprietary'} kernel modules)",
         packages=list(plan.packages),
-        update=True,
-        cache_time=3600,
     )
     changed = any_changed(blacklist, driver)
     if driver_matches(found["driver"], branch):
@@ -261,9 +269,6 @@ def gpu() -> None:
             _if=changed,
         )
     if v["nvidia_container_toolkit"]:
-        # apt.key dearmors with gpg, which a minimal Debian 12 lacks
-        apt.packages(name="gpu: gnupg for the toolkit's key", packages=["gnupg"], update=True,
-                     cache_time=3600)  # fmt: skip
         key = apt.key(name="gpu: container toolkit key", src=TOOLKIT_KEY, dest=TOOLKIT_KEYRING)
         source = checked_file(
             name="gpu: container toolkit repository", content=TOOLKIT_SOURCE, dest=TOOLKIT_LIST

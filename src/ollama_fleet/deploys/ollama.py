@@ -104,6 +104,18 @@ def release_line(release: dict[str, Any]) -> str:
     return f"{release['version']} sha256:{release['sha256']}"
 
 
+def host_release() -> dict[str, Any]:
+    """The prepared release as this host installs it (its architecture's archive)."""
+    release = prepared("ollama")
+    if not release:
+        return {"version": "", "sha256": ""}
+    if release["source"] == "download" and not release.get("arches", {}).get(
+        host.get_fact(DpkgArchitecture)
+    ):
+        return {"version": "", "sha256": ""}  # the role itself refuses the host
+    return archive_for(release, host.get_fact(DpkgArchitecture))
+
+
 def want() -> Want:
     v = role_vars("ollama")
     models_dir = str(v["ollama_models_dir"])
@@ -112,7 +124,7 @@ def want() -> Want:
         users={"ollama": {"ollama", "render", "video"}},
         dirs={models_dir: DirWant(mode="755", user="ollama", group="ollama"),
               DROPIN_DIR: DirWant(mode="755")},
-        lines={RELEASE_MARKER: release_line(prepared("ollama") or {"version": "", "sha256": ""})},
+        lines={RELEASE_MARKER: release_line(host_release())},
     )  # fmt: skip
     result.file(UNIT, unit())
     result.file(DROPIN, render_ollama_dropin(v), mode=DROPIN_MODE)

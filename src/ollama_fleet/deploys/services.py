@@ -26,7 +26,7 @@ from ollama_fleet.deploys.common import (
     var,
 )
 from ollama_fleet.deploys.converge import DirWant, Want
-from ollama_fleet.deploys.facts import Marker, OsRelease, PythonVersion
+from ollama_fleet.deploys.facts import DpkgArchitecture, Marker, OsRelease, PythonVersion
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
 from ollama_fleet.render import (
@@ -37,6 +37,7 @@ from ollama_fleet.render import (
 )
 
 USER = "ollama-fleet"
+BUNDLE_ARCHES = ("amd64",)  # the controller's bundle holds x86_64 wheels (deploy.HOST_PLATFORMS)
 CONFIG_DIR = "/etc/ollama-fleet"
 UNIT_DIR = "/etc/systemd/system"
 
@@ -153,12 +154,18 @@ def services() -> None:
         raise DeployError(f"{host.name}: services: the controller prepared no bundle")
     requires = str(bundle.get("requires_python", ""))
     problem = python_problem(host.get_fact(PythonVersion), requires)
-    if problem:
+    arch = host.get_fact(DpkgArchitecture)
+    if problem or arch not in BUNDLE_ARCHES:
+        # refused as a failing operation, not in planning: the other roles still apply
         os_name = host.get_fact(OsRelease).get("PRETTY_NAME", "this OS")
-        raise DeployError(
-            f"{host.name}: services: {problem} ({os_name}), but ollama-fleet needs Python "
-            f"{requires}; install a newer python3 there or set services_enabled: false"
-        )
+        if problem:
+            why = f"{problem} ({os_name}), but ollama-fleet needs Python {requires}"
+        else:
+            why = f"the bundle has wheels for {', '.join(BUNDLE_ARCHES)} only, not {arch}"
+        message = f"{host.name}: services: REFUSED: {why}; or set services_enabled: false"
+        server.shell(name="services: REFUSED (see the message)",
+                     commands=[f"echo {shlex.quote(message)} >&2; exit 1"])  # fmt: skip
+        return
     venv = str(v["fleet_venv"])
     apt.packages(
         name="services: python3-venv", packages=["python3-venv"], update=True, cache_time=3600

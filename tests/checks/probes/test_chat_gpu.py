@@ -84,3 +84,9 @@ def test_without_expect_gpu_the_cpu_is_not_judged() -> None:
         run = asyncio.run(run_checks([target], only=["chat"]))
     assert run.results[0].status is Status.OK
     assert "size_vram" not in run.results[0].details
+
+
+def test_the_registrys_long_name_is_the_same_model() -> None:
+    finding = placement(ps(loaded("registry.ollama.ai/library/llama3.2:1b", GIB, GIB)),
+                        "llama3.2:1b", {})  # fmt: skip
+    assert finding.status is Status.OK

@@ -108,17 +108,26 @@ async def _streamed(ctx: ProbeContext, model: str, details: dict[str, Any]) -> F
     return ok(f"{model} streams: {ttft}{speed}")
 
 
+def _canonical(name: str) -> str:
+    """A model name as Ollama resolves it: the default registry and namespace left out,
+    `:latest` added when no tag is given (so "llama3" and
+    "registry.ollama.ai/library/llama3:latest" are one model)."""
+    name = name.strip().lower().removeprefix("registry.ollama.ai/").removeprefix("library/")
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
 def placement(models: Any, model: str, details: dict[str, Any]) -> Finding:
     """Where /api/ps says `model` runs: all in VRAM (ok), partly (warn), CPU or gone (fail).
 
     The bytes in VRAM go into `details` as size_vram.
     """
-    wanted = {model, model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"}
+    wanted = {_canonical(model)}
     entries = models.get("models") if isinstance(models, dict) else None
     if not isinstance(entries, list):
         return fail(FailureClass.BAD_RESPONSE, "GET /api/ps: no model list in the answer")
     entry = next((e for e in entries if isinstance(e, dict) and
-                  (e.get("name") in wanted or e.get("model") in wanted)), None)  # fmt: skip
+                  {_canonical(str(e.get("name"))), _canonical(str(e.get("model")))} & wanted),
+                 None)  # fmt: skip
     if entry is None:
         return fail(FailureClass.CPU_FALLBACK,
                     f"{model} is not loaded right after the chat (GET /api/ps), so where it ran "
