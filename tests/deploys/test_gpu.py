@@ -6,12 +6,14 @@ import pytest
 
 from ollama_fleet.deploys.gpu import (
     CUDA_REPO,
+    TOOLKIT_LIST,
+    TOOLKIT_SOURCE,
     driver_matches,
     driver_plan,
     supported_distro,
 )
 
-from .answers import apt_fresh
+from .answers import apt_fresh, file_with
 from .conftest import Deployed, deploy_fakes, gpu_host, gpu_up_to_date, headers, host
 
 KEYRING_OP = "gpu: NVIDIA CUDA repository keyring"
@@ -110,6 +112,10 @@ def test_driver_matches_only_the_configured_branch(
 HOSTS = {
     "u2404": gpu_host("ubuntu2404"),
     "u2204": gpu_host("ubuntu2204", nvidia_container_toolkit=True),
+    # the toolkit's source file already there, as a first deploy left it
+    "u2204-toolkit-listed": gpu_host(
+        "ubuntu2204", file_with(TOOLKIT_LIST, TOOLKIT_SOURCE), nvidia_container_toolkit=True
+    ),
     "d12": gpu_host("debian12", nvidia_driver_branch="570", gpu_allow_reboot=True),
     "u2204-distro": gpu_host("ubuntu2204", nvidia_driver_source="distro"),
     # the driver operation installs exactly what is missing: these hosts have all of it...
@@ -215,6 +221,15 @@ class TestDryDeploy:
         assert plans[MARKER_OP] is True
         assert REBOOT_OP not in plans
         assert VERIFY_OP not in plans
+
+    def test_the_toolkits_source_is_a_file_written_once(self, gpu_run: Deployed) -> None:
+        # files.line with an unescaped regex appended the line on every run; now the file is
+        # compared whole, so a second deploy leaves it (and apt's lists) alone
+        plans = gpu_run.plans("u2204-toolkit-listed")
+        assert plans["gpu: container toolkit repository"] is False
+        assert gpu_run.plans("u2204")["gpu: container toolkit repository"] is True
+        assert "[signed-by=/etc/apt/keyrings/nvidia-container-toolkit.gpg]" in TOOLKIT_SOURCE
+        assert "libnvidia-container/stable/deb/$(ARCH) /" in TOOLKIT_SOURCE
 
     def test_container_toolkit_is_planned_only_when_asked(self, gpu_run: Deployed) -> None:
         toolkit = [op for op in gpu_run.changes("u2204") if "toolkit" in op]
