@@ -17,8 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from ollama_fleet.checks.probes.exposure import tcp_state
+from ollama_fleet.deploy import CADDY_LOCAL_ROOT
 from ollama_fleet.lab import LabInfo, load_info, reboot, run_ssh
 from ollama_fleet.vault import VaultPassword, encrypt_value
 
@@ -227,6 +229,28 @@ def test_drift_on_the_host_is_found_and_repaired(
     assert "[lab] changed ollama: environment drop-in" in result.out
     assert "[lab] changed ollama: restart for the change" in result.out
     assert sha(lab_vm, dropin) == wanted
+
+
+def test_tls_internal_verifies_against_the_hosts_own_caddy_root(
+    first: Deploy, lab_vm: LabInfo, inventory: Path, workdir: Path
+) -> None:
+    # the default caddy_tls: Caddy's own CA on the host; no tls_ca_file for the checks
+    document = yaml.safe_load(lab_vm.inventory.read_text())
+    lab = document["all"]["children"]["gpu"]["hosts"]["lab"]
+    for key in ("caddy_tls_cert_file", "caddy_tls_key_file", "tls_ca_file"):
+        del lab[key]
+    lab["caddy_tls"] = "internal"
+    internal = workdir / "internal.yml"
+    internal.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    result = deploy(internal, workdir, "--roles", "caddy", "--checks", "all")
+
+    assert result.code == 0, result.out[-3000:]
+    assert "checks passed" in result.out  # TLS verified, not switched off
+    root = run_ssh(lab_vm, f"cat {CADDY_LOCAL_ROOT}").stdout
+    assert root.startswith("-----BEGIN CERTIFICATE-----")
+    restored = deploy(inventory, workdir, "--roles", "caddy")  # the lab's own CA again
+    assert restored.code == 0, restored.out[-3000:]
 
 
 def test_everything_comes_back_after_a_reboot(
