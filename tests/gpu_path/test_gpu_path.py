@@ -3,7 +3,9 @@
 The lab has no GPU, so `gpu_assume_present` makes the role install as if it had one: Debian's
 contrib/non-free components on the VM's own mirrors, the kernel headers metapackage, and the
 DKMS build of the NVIDIA module from Debian's non-free archive. It never reboots or runs
-nvidia-smi there. Not part of `make test`: the DKMS build under qemu's TCG takes long.
+nvidia-smi there. Not part of `make test`: under qemu's TCG the initramfs rebuilds and the
+DKMS builds (one for the running kernel, one for the newer kernel that the headers
+metapackage brings along) take about 100 minutes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def deploy_gpu(inventory: Path) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "ollama_fleet", "deploy", str(inventory), "-y", "--roles", "gpu",
          "--checks", "none"],
-        capture_output=True, text=True, timeout=5400,
+        capture_output=True, text=True, timeout=3 * 3600,  # two DKMS builds under TCG: ~100 min
     )  # fmt: skip
     sys.stdout.write(done.stdout[-6000:] + done.stderr[-3000:])  # shown with -s, and in the note
     return done
