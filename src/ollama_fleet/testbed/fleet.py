@@ -131,14 +131,19 @@ class LocalFleet:
         if self.shared_faults is not None:
             for port in shared:
                 _set_faults(port, self.shared_faults)
-        caddy_sites = []
-        port_pool = iter(free_ports(2 * len(self.specs)))
+        upstreams = []
         for index, spec in enumerate(self.specs):
             if spec.faults is not None:
-                upstream = self._start_simulator()
-                _set_faults(upstream, spec.faults)
+                upstreams.append(self._start_simulator())
+                _set_faults(upstreams[-1], spec.faults)
             else:
-                upstream = shared[index % len(shared)]
+                upstreams.append(shared[index % len(shared)])
+        # Caddy's ports are picked only once every simulator listens: a simulator bound to
+        # port 0 after them could be handed one of these just-freed ports, and Caddy then
+        # failed with "address already in use"
+        caddy_sites = []
+        port_pool = iter(free_ports(2 * len(self.specs)))
+        for spec, upstream in zip(self.specs, upstreams, strict=True):
             site = RunningSite(
                 spec=spec,
                 https_port=next(port_pool),
