@@ -15,11 +15,12 @@ import pytest
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.host import Host
 from pyinfra.context import ctx_host, ctx_state
+from pyinfra.facts.deb import DebArch
 
 from ollama_fleet.deploys import site
 from ollama_fleet.deploys.common import PREPARED_KEY
 from ollama_fleet.deploys.converge import Want
-from ollama_fleet.deploys.facts import DpkgArchitecture, NvidiaGpu, OsRelease
+from ollama_fleet.deploys.facts import NvidiaGpu, OsRelease
 
 SECRETS = {
     "ollama_extra_env": "proxy-password-0123456789",
@@ -29,7 +30,7 @@ SECRETS = {
 }
 FACTS: dict[type, Any] = {
     OsRelease: {"ID": "debian", "VERSION_ID": "12", "VERSION_CODENAME": "bookworm"},
-    DpkgArchitecture: "amd64",
+    DebArch: "amd64",
     NvidiaGpu: {"devices": ["01:00.0 0302: 10de:2330 (rev a1)"], "driver": "535.216.01"},
 }
 HOST_DATA = {

@@ -575,7 +575,7 @@ def read_host_files(
     return found
 
 
-def trust_caddy_roots(plan: Plan, targets: Sequence[Any], cache_dir: Path) -> list[Any]:
+def trust_caddy_roots(plan: Plan, targets: Sequence[Any]) -> list[Any]:
     """Targets of `caddy_tls: internal` hosts verified against that host's own Caddy root.
 
     Caddy's local CA lives on the host; it is fetched after the deploy (it may have just been
@@ -599,7 +599,7 @@ def trust_caddy_roots(plan: Plan, targets: Sequence[Any], cache_dir: Path) -> li
     for target in targets:
         pem = roots.get(target.name, {}).get(CADDY_LOCAL_ROOT)
         if target.name in internal and pem and "BEGIN CERTIFICATE" in pem:
-            path = cache_dir / "caddy-roots" / f"{_safe_name(target.name)}.pem"
+            path = plan.cache_dir / "caddy-roots" / f"{_safe_name(target.name)}.pem"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(pem, encoding="utf-8")
             target = replace(target, tls=replace(target.tls, ca_file=str(path)))
@@ -619,7 +619,7 @@ def check_hosts(plan: Plan, names: Sequence[str], report: Path) -> Any:
     from ollama_fleet.checks.runner import run_checks
 
     chosen = [t for t in plan.targets if t.name in set(names)]
-    targets = trust_caddy_roots(plan, chosen, plan.cache_dir)
+    targets = trust_caddy_roots(plan, chosen)
     run = asyncio.run(run_checks(targets))
     report.parent.mkdir(parents=True, exist_ok=True)
     temporary = report.with_name(f".{report.name}.tmp")

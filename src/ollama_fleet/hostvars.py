@@ -345,12 +345,12 @@ def enabled(hostvars: Mapping[str, Any], role: str) -> bool:
     def on(name: str) -> bool:
         return bool(hostvars.get(name, BY_NAME[name].default))
 
-    flag = {"gpu": "gpu_enabled", "ollama": "ollama_enabled", "models": "models_enabled",
-            "caddy": "caddy_enabled", "firewall": "firewall_enabled",
-            "services": "services_enabled"}[role]  # fmt: skip
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    flag = f"{role}_enabled"
     if not on(flag):
         return False
-    return on("ollama_enabled") if f"{role}_enabled" in NEEDS_OLLAMA else True
+    return on("ollama_enabled") if flag in NEEDS_OLLAMA else True
 
 
 def resolved(hostvars: Mapping[str, Any], role: str) -> dict[str, Any]:

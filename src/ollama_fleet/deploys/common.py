@@ -7,7 +7,7 @@ from typing import Any
 from pyinfra import host
 
 from ollama_fleet.errors import FleetError
-from ollama_fleet.hostvars import BY_NAME, NEEDS_OLLAMA, defaults, enabled
+from ollama_fleet.hostvars import BY_NAME, defaults, enabled
 from ollama_fleet.render import dial_address
 
 PREPARED_KEY = (
@@ -33,20 +33,21 @@ def var(name: str) -> Any:
 
 def role_enabled(role: str) -> bool:
     """Whether `role` runs on the current host (its X_enabled; models and caddy need Ollama)."""
-    names = {"ollama_enabled", *NEEDS_OLLAMA, f"{role}_enabled"} & set(BY_NAME)
-    return enabled({name: var(name) for name in names}, role)
+    return enabled({name: var(name) for name in (f"{role}_enabled", "ollama_enabled")}, role)
+
+
+def nvidia_gpu_seen() -> bool:
+    """Whether the current host shows an NVIDIA GPU (a PCI device of vendor 10de, or a driver
+    answering nvidia-smi)."""
+    from ollama_fleet.deploys.facts import NvidiaGpu
+
+    found = host.get_fact(NvidiaGpu)
+    return bool(found["devices"] or found["driver"])
 
 
 def has_nvidia_gpu() -> bool:
     """Whether the gpu role installs (or installed) the NVIDIA driver on the current host."""
-    from ollama_fleet.deploys.facts import NvidiaGpu
-
-    if not var("gpu_enabled"):
-        return False
-    if var("gpu_assume_present"):
-        return True
-    found = host.get_fact(NvidiaGpu)
-    return bool(found["devices"] or found["driver"])
+    return bool(var("gpu_enabled")) and (bool(var("gpu_assume_present")) or nvidia_gpu_seen())
 
 
 def prepared(key: str) -> Any:

@@ -141,16 +141,6 @@ class PathModes(FactBase[list[tuple[str, str]]]):
         return pairs
 
 
-class DpkgArchitecture(FactBase[str]):
-    """`dpkg --print-architecture`: amd64, arm64, ... (what apt and the archives are named by)."""
-
-    def command(self) -> str:
-        return "dpkg --print-architecture"
-
-    def process(self, output: list[str]) -> str:
-        return output[0].strip() if output else ""
-
-
 class SecureBoot(FactBase[bool | None]):
     """Whether UEFI Secure Boot is on (`mokutil --sb-state`); None when it cannot be told."""
 

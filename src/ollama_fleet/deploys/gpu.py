@@ -14,13 +14,19 @@ from dataclasses import dataclass
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
+from pyinfra.facts.deb import DebArch
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
-from ollama_fleet.deploys.common import CACHE_DIR, STATE_DIR, DeployError, role_vars
+from ollama_fleet.deploys.common import (
+    CACHE_DIR,
+    STATE_DIR,
+    DeployError,
+    nvidia_gpu_seen,
+    role_vars,
+)
 from ollama_fleet.deploys.facts import (
     AptSourceUris,
-    DpkgArchitecture,
     KernelRelease,
     NvidiaGpu,
     OsRelease,
@@ -174,7 +180,7 @@ def gpu() -> None:
         logger.info(f"[{host.name}] gpu: skipped (gpu_enabled is false)")
         return
     found = host.get_fact(NvidiaGpu)
-    assumed = not found["devices"] and not found["driver"]
+    assumed = not nvidia_gpu_seen()
     if assumed and not v["gpu_assume_present"]:
         logger.warning(f"[{host.name}] gpu: no NVIDIA GPU (lspci vendor 10de, nvidia-smi): skipped")
         return
@@ -185,7 +191,7 @@ def gpu() -> None:
             f"{host.name}: gpu: unsupported OS for the NVIDIA driver "
             "(supported: Ubuntu 22.04, Ubuntu 24.04, Debian 12); set gpu_enabled: false to skip"
         )
-    arch = host.get_fact(DpkgArchitecture)
+    arch = host.get_fact(DebArch)
     if arch not in CUDA_ARCH:
         raise DeployError(
             f"{host.name}: gpu: unsupported architecture {arch or 'unknown'} for the NVIDIA "

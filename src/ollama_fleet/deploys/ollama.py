@@ -13,6 +13,7 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.deb import DebArch
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -25,7 +26,7 @@ from ollama_fleet.deploys.common import (
     role_vars,
 )
 from ollama_fleet.deploys.converge import DirWant, Want
-from ollama_fleet.deploys.facts import DpkgArchitecture, Marker, PathModes
+from ollama_fleet.deploys.facts import Marker, PathModes
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
 from ollama_fleet.render import render_ollama_dropin, render_ollama_unit
@@ -86,18 +87,25 @@ def unit() -> str:
     return render_ollama_unit(models_dir=models_dir, nvidia_modprobe=modprobe)
 
 
-def archive_for(release: dict[str, Any], arch: str) -> dict[str, Any]:
-    """The release's archive for a host of dpkg architecture `arch` (amd64, arm64)."""
+def host_archive(release: dict[str, Any], arch: str) -> dict[str, Any] | None:
+    """The release as a host of dpkg architecture `arch` installs it, or None when it has no
+    archive for `arch` (an artifact is pushed as it is, whatever the architecture)."""
     if release["source"] != "download":
         return release
     found = release.get("arches", {}).get(arch)
-    if not found:
+    return {**release, **found} if found else None
+
+
+def archive_for(release: dict[str, Any], arch: str) -> dict[str, Any]:
+    """host_archive, or a refusal of the host naming the architectures the release has."""
+    found = host_archive(release, arch)
+    if found is None:
         known = ", ".join(sorted(release.get("arches", {}))) or "none"
         raise DeployError(
             f"{host.name}: ollama: no Ollama release archive for this host's architecture "
             f"{arch or 'unknown'} (this release has: {known})"
         )
-    return {**release, **found}
+    return found
 
 
 def release_line(release: dict[str, Any]) -> str:
@@ -107,13 +115,9 @@ def release_line(release: dict[str, Any]) -> str:
 def host_release() -> dict[str, Any]:
     """The prepared release as this host installs it (its architecture's archive)."""
     release = prepared("ollama")
-    if not release:
-        return {"version": "", "sha256": ""}
-    if release["source"] == "download" and not release.get("arches", {}).get(
-        host.get_fact(DpkgArchitecture)
-    ):
-        return {"version": "", "sha256": ""}  # the role itself refuses the host
-    return archive_for(release, host.get_fact(DpkgArchitecture))
+    found = host_archive(release, host.get_fact(DebArch)) if release else None
+    # none: the role itself refuses the host (no release, or none for its architecture)
+    return found or {"version": "", "sha256": ""}
 
 
 def want() -> Want:
@@ -137,7 +141,7 @@ def ollama() -> None:
     release = prepared("ollama")
     if not release:
         raise DeployError(f"{host.name}: ollama: the controller prepared no release")
-    release = archive_for(release, host.get_fact(DpkgArchitecture))
+    release = archive_for(release, host.get_fact(DebArch))
     models_dir = str(v["ollama_models_dir"])
     blocked = untraversable(host.get_fact(PathModes, path=models_dir), models_dir)
     if blocked:

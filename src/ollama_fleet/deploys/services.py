@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.deb import DebArch
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -26,7 +27,7 @@ from ollama_fleet.deploys.common import (
     var,
 )
 from ollama_fleet.deploys.converge import DirWant, Want
-from ollama_fleet.deploys.facts import DpkgArchitecture, Marker, OsRelease, PythonVersion
+from ollama_fleet.deploys.facts import Marker, OsRelease, PythonVersion
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
 from ollama_fleet.render import (
@@ -154,7 +155,7 @@ def services() -> None:
         raise DeployError(f"{host.name}: services: the controller prepared no bundle")
     requires = str(bundle.get("requires_python", ""))
     problem = python_problem(host.get_fact(PythonVersion), requires)
-    arch = host.get_fact(DpkgArchitecture)
+    arch = host.get_fact(DebArch)
     if problem or arch not in BUNDLE_ARCHES:
         # refused as a failing operation, not in planning: the other roles still apply
         os_name = host.get_fact(OsRelease).get("PRETTY_NAME", "this OS")
