@@ -176,6 +176,32 @@ class TlsPolicy:
     require_hsts: bool = True
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Threshold:
+    """A warn and a fail level. For times (ms) higher is worse; for rates, lower is worse."""
+
+    warn: float
+    fail: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LatencyPolicy:
+    """How slow a target may be before a check warns or fails.
+
+    Times in ms (connect, first byte of an answer, first streamed token); `tokens_per_s` is
+    a minimum rate of the streamed chat. The defaults suit an interactive service on a
+    GPU: a CPU-only or cross-continent host sets its own (inventory `latency_thresholds`).
+    """
+
+    connect_ms: Threshold = field(default_factory=lambda: Threshold(warn=500, fail=3000))
+    first_byte_ms: Threshold = field(default_factory=lambda: Threshold(warn=2000, fail=10000))
+    first_token_ms: Threshold = field(default_factory=lambda: Threshold(warn=5000, fail=20000))
+    tokens_per_s: Threshold = field(default_factory=lambda: Threshold(warn=5, fail=1))
+
+
+LATENCY_NAMES: tuple[str, ...] = ("connect_ms", "first_byte_ms", "first_token_ms", "tokens_per_s")
+
+
 class PublicAccess(enum.StrEnum):
     """Whether anyone may use a target without a key: `closed` (the default) or `open`."""
 
@@ -192,6 +218,9 @@ class Target:
     required_models: tuple[RequiredModel, ...] = ()
     chat_model: str | None = None
     tls: TlsPolicy = field(default_factory=TlsPolicy)
+    latency: LatencyPolicy = field(default_factory=LatencyPolicy)
+    # the inventory groups the host is in, for reports (empty for --url targets)
+    groups: tuple[str, ...] = ()
     closed_ports: tuple[int, ...] = (11434,)
     open_ports: tuple[int, ...] = ()
     # closed: a request without a key must be refused; open: it may generate, and the auth
@@ -220,6 +249,15 @@ def overall_status(results: Iterable[CheckResult]) -> Status:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext:
+    """Where a run came from, for the report: the command line, the inventory, the machine."""
+
+    command: str = ""
+    inventory: str = ""
+    controller: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckRun:
     """Everything a reporter needs: the results plus when and how long the run took."""
 
@@ -227,6 +265,9 @@ class CheckRun:
     started_at: str  # ISO 8601, UTC
     duration_ms: float
     targets: tuple[str, ...]
+    # {target name: its inventory groups}; targets without groups may be absent
+    target_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    context: RunContext = field(default_factory=RunContext)
 
     @property
     def status(self) -> Status:

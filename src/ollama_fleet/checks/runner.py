@@ -146,4 +146,5 @@ async def run_checks(
         started_at=started_at,
         duration_ms=round((time.perf_counter() - start) * 1000, 2),
         targets=tuple(target.name for target, _ in plans),
+        target_groups={target.name: target.groups for target, _ in plans if target.groups},
     )
