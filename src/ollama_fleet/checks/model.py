@@ -29,7 +29,9 @@ class FailureClass(enum.StrEnum):
     DNS = "dns"
     REFUSED = "refused"
     CONNECT_TIMEOUT = "connect_timeout"
+    TLS_TIMEOUT = "tls_timeout"
     READ_TIMEOUT = "read_timeout"
+    SLOW = "slow"
     TLS_EXPIRED = "tls_expired"
     TLS_HOSTNAME = "tls_hostname"
     TLS_UNTRUSTED = "tls_untrusted"
@@ -50,6 +52,11 @@ HINTS: Mapping[FailureClass, str] = {
     "and the port open in the firewall?",
     FailureClass.CONNECT_TIMEOUT: "no answer to the TCP connect: a firewall drops the packets, "
     "or the host is down",
+    FailureClass.TLS_TIMEOUT: "the TCP connect succeeded but no TLS handshake came back: "
+    "something that does not speak TLS listens on this port (plain HTTP, Ollama itself), or "
+    "the proxy hangs; check the URL's scheme and port",
+    FailureClass.SLOW: "the answer came, but slower than the latency thresholds allow: look at "
+    "the host's load and the network path, or set latency_thresholds for this host",
     FailureClass.READ_TIMEOUT: "connected, but the answer was too slow: the server is overloaded "
     "or a model is still loading; see its logs",
     FailureClass.TLS_EXPIRED: "the certificate is outside its validity period: renew it "
