@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ollama_fleet.deploy import (
+from ollama_fleet.controller import (
     DeployOptions,
     DeployResult,
     HostOutcome,

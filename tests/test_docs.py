@@ -59,7 +59,10 @@ def assert_documented(names: Iterable[str], text: str, what: str, where: str, **
 
 def command_paths(group: click.Group, prefix: str = "") -> Iterator[str]:
     """ "check", "simulator", ... and "group sub" for nested groups; hidden commands skipped."""
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         if command.hidden:
             continue
         path = f"{prefix}{name}"

@@ -11,7 +11,7 @@ import pytest
 from ollama_fleet.checks.model import PublicAccess, Status
 from ollama_fleet.checks.runner import run_checks
 from ollama_fleet.checks.targets import targets_from_inventory
-from ollama_fleet.deploy import DeployOptions, make_plan, validate_hosts
+from ollama_fleet.controller import DeployOptions, make_plan, validate_hosts
 from ollama_fleet.hostvars import ROLES, markdown_table
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab.inventory import COMMITTED_HEADER, lab_inventory_text

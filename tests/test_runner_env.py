@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ollama_fleet import deploy
+from ollama_fleet import controller as deploy
 from ollama_fleet.vault import NEW_PASSWORD_ENV, PASSWORD_ENV
 
 

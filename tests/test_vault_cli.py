@@ -29,7 +29,7 @@ from ollama_fleet.vault import (
     find_vault_values,
     is_encrypted,
 )
-from ollama_fleet.vault_cli import vault
+from ollama_fleet.cli.vault import vault
 
 PASSWORD = "pw-9f3k2-correct"
 NEW_PASSWORD = "pw-7q1z-rotated"

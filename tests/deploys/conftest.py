@@ -1,7 +1,7 @@
 """Deploys driven the real way, against strict fake hosts instead of SSH hosts.
 
 A test writes an inventory of `@strictfake/NAME` hosts, plans it with the real controller
-(ollama_fleet.deploy.make_plan) and runs the real child process (`python -m
+(ollama_fleet.controller.make_plan) and runs the real child process (`python -m
 ollama_fleet.deploys.runner`), then reads the events a user would see: in dry mode one "plan"
 event {host, op, change} per operation, in a real run (whose commands only ever reach the fake
 connector) one "op" event per operation, and "prepare_error" for a refused host. One runner
@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ollama_fleet import deploy
-from ollama_fleet.deploy import (
+from ollama_fleet import controller as deploy
+from ollama_fleet.controller import (
     Bundle,
     DeployOptions,
     DeployResult,

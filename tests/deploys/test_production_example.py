@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ollama_fleet.checks.model import PublicAccess
-from ollama_fleet.deploy import DeployOptions, make_plan
+from ollama_fleet.controller import DeployOptions, make_plan
 from ollama_fleet.hostvars import ROLES
 from ollama_fleet.inventory import load_inventory
 

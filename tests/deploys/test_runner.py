@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ollama_fleet import vault
-from ollama_fleet.deploy import DeployOptions, make_plan, run_runner
+from ollama_fleet.controller import DeployOptions, make_plan, run_runner
 from ollama_fleet.deploys.common import STATE_DIR
 from ollama_fleet.deploys.gpu import KEYRING_DEB, REBOOT_MARKER
 from ollama_fleet.errors import FleetError

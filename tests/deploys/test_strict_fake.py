@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ollama_fleet.deploy import DeployOptions, make_plan, run_runner
+from ollama_fleet.controller import DeployOptions, make_plan, run_runner
 from ollama_fleet.deploys.facts import SshdPorts
 from ollama_fleet.errors import FleetError
 from ollama_fleet.inventory import load_inventory

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from ollama_fleet.checks.probes.exposure import tcp_state
-from ollama_fleet.deploy import CADDY_LOCAL_ROOT
+from ollama_fleet.controller import CADDY_LOCAL_ROOT
 from ollama_fleet.lab import LabInfo, load_info, reboot, run_ssh
 from ollama_fleet.vault import VaultPassword, encrypt_value
 

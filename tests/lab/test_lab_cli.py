@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from ollama_fleet.lab.recipe import recipe_hash
 from ollama_fleet.lab.state import LabInfo, save_info
 from ollama_fleet.lab.status import LabStatus, render_status, status
-from ollama_fleet.lab_cli import lab
+from ollama_fleet.cli.lab import lab
 
 
 def invoke(args: Sequence[str]) -> Result:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ollama_fleet.checks.model import PublicAccess
 from ollama_fleet.checks.targets import targets_from_inventory
-from ollama_fleet.deploy import validate_hosts
+from ollama_fleet.controller import validate_hosts
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab.inventory import write_lab_inventory
 from ollama_fleet.lab.state import LabInfo

@@ -18,7 +18,7 @@ from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab import LabInfo, LabOptions, down, load_info, reboot, run_ssh, status, up
 from ollama_fleet.lab.ports import choose_ports
 from ollama_fleet.lab.qemu import qemu_running
-from ollama_fleet.lab_cli import lab
+from ollama_fleet.cli.lab import lab
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def current(lab_vm: LabInfo) -> LabInfo:
 
 def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """`ollama-fleet lab ARGS` in a real process: `lab ssh` replaces the process with ssh."""
-    code = "from ollama_fleet.lab_cli import lab; lab()"
+    code = "from ollama_fleet.cli.lab import lab; lab()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
     )

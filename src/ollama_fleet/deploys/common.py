@@ -11,7 +11,7 @@ from ollama_fleet.hostvars import BY_NAME, defaults, enabled
 from ollama_fleet.render import dial_address
 
 PREPARED_KEY = (
-    "fleet_prepared"  # inputs the controller made for this host (see ollama_fleet.deploy)
+    "fleet_prepared"  # inputs the controller made for this host (see ollama_fleet.controller)
 )
 STATE_DIR = "/var/lib/ollama-fleet"
 CACHE_DIR = "/var/cache/ollama-fleet"

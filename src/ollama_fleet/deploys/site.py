@@ -1,6 +1,6 @@
 """The whole site: the roles in their order.
 
-The controller (ollama_fleet.deploy) then runs the checks package against the hosts that
+The controller (ollama_fleet.controller) then runs the checks package against the hosts that
 changed, in its own process, and fails the deploy if a check fails (checks use asyncio;
 pyinfra's process is patched by gevent, so they stay apart).
 """

@@ -7,7 +7,6 @@ target and is renamed over it, so the original is whole until the new text is.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shlex
 import shutil
@@ -21,11 +20,11 @@ from typing import Any, TypeVar
 
 import click
 
+from ollama_fleet.cli._common import CONTEXT, FleetGroup, vault_password_option
 from ollama_fleet.errors import ConfigError, FleetError, ToolMissingError
 from ollama_fleet.vault import (
     MAGIC,
     NEW_PASSWORD_ENV,
-    PASSWORD_ENV,
     PasswordSource,
     check_variable_name,
     decrypt_bytes,
@@ -44,41 +43,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
 
 
-class VaultCommandError(click.ClickException):
-    """A ConfigError (wrong password, tampered or missing file) as one line, exit status 2."""
-
-    exit_code = EXIT_USAGE
-
-
-def one_line_errors(fn: F) -> F:
-    """Like cli.fleet_errors: config errors exit 2, other FleetErrors 1, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as error:
-            raise VaultCommandError(str(error)) from None
-        except FleetError as error:
-            raise click.ClickException(str(error)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def vault_password_option(fn: F) -> F:
-    """--vault-password-file, for every command that reads vault data."""
-    return click.option(
-        "--vault-password-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Read the vault password from FILE (one trailing newline is ignored). "
-        f"Without it: ${PASSWORD_ENV}, else a prompt when stdin is a terminal.",
-    )(fn)
-
-
 FILE_ARGUMENT = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FleetGroup, context_settings=CONTEXT)
 def vault() -> None:
     """Encrypt secrets: whole files, or single values inside an inventory.
 
@@ -98,7 +66,6 @@ def vault() -> None:
 @vault.command()
 @FILE_ARGUMENT
 @vault_password_option
-@one_line_errors
 def encrypt(file: Path, vault_password_file: Path | None) -> None:
     """Encrypt FILE as a whole, in place.
 
@@ -125,7 +92,6 @@ def encrypt(file: Path, vault_password_file: Path | None) -> None:
     "OUTPUT gets mode 0600.",
 )
 @vault_password_option
-@one_line_errors
 def decrypt(file: Path, output: Path | None, vault_password_file: Path | None) -> None:
     """Decrypt the vault-encrypted FILE, in place or to --output.
 
@@ -148,7 +114,6 @@ def decrypt(file: Path, output: Path | None, vault_password_file: Path | None) -
 @vault.command()
 @FILE_ARGUMENT
 @vault_password_option
-@one_line_errors
 def view(file: Path, vault_password_file: Path | None) -> None:
     """Print FILE decrypted, changing nothing on disk.
 
@@ -167,7 +132,6 @@ def view(file: Path, vault_password_file: Path | None) -> None:
 @vault.command()
 @FILE_ARGUMENT
 @vault_password_option
-@one_line_errors
 def edit(file: Path, vault_password_file: Path | None) -> None:
     """Edit the vault-encrypted FILE in $VISUAL or $EDITOR (default vi).
 
@@ -202,7 +166,6 @@ def edit(file: Path, vault_password_file: Path | None) -> None:
     help=f"Read the new password from FILE. Without it: ${NEW_PASSWORD_ENV}, else a "
     "prompt (asked twice) when stdin is a terminal.",
 )
-@one_line_errors
 def rekey(
     file: Path, vault_password_file: Path | None, new_vault_password_file: Path | None
 ) -> None:
@@ -234,7 +197,6 @@ def rekey(
 @vault.command("encrypt-string")
 @click.argument("name")
 @vault_password_option
-@one_line_errors
 def encrypt_string(name: str, vault_password_file: Path | None) -> None:
     """Print a `NAME: !vault |` block to paste into an inventory's vars.
 

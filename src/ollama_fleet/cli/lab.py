@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from ollama_fleet import lab as lab_api
+from ollama_fleet.cli._common import CONTEXT, FleetGroup
 from ollama_fleet.errors import TestbedError
 from ollama_fleet.lab.state import ACCELS, STATE_DIR_ENV
 from ollama_fleet.lab.vm import BOOT_TIMEOUT_S, POWEROFF_TIMEOUT_S
@@ -19,16 +20,6 @@ from ollama_fleet.lab.vm import BOOT_TIMEOUT_S, POWEROFF_TIMEOUT_S
 F = TypeVar("F", bound=Callable[..., Any])
 
 _progress = functools.partial(click.echo, err=True)
-
-
-class _LabGroup(click.Group):
-    """A group whose commands report the library's errors as one line, like the main CLI."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        # Imported here: cli.py imports this module to register the group.
-        from ollama_fleet.cli import fleet_errors
-
-        return fleet_errors(super().invoke)(ctx)
 
 
 def state_dir_option(fn: F) -> F:
@@ -53,7 +44,7 @@ def mirror_option(fn: F) -> F:
     )(fn)
 
 
-@click.group(cls=_LabGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FleetGroup, context_settings=CONTEXT)
 def lab() -> None:
     """The lab: a local Debian 12 VM with systemd, for deploys and end-to-end tests.
 
