@@ -1,6 +1,7 @@
 # ollama-fleet: `make demo` deploys the whole site to the lab VM, `make test` runs every tier.
 # Both install what they need: Debian packages (caddy, nftables, python3-venv, debootstrap,
-# qemu, ssh), a venv, and the lab's disk image (built once as root, then cached).
+# qemu, ssh, chromium for the report's browser tests), a venv, and the lab's disk image
+# (built once as root, then cached).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -16,12 +17,12 @@ system-deps:
 	@if ! command -v caddy >/dev/null || ! command -v nft >/dev/null \
 	    || ! PATH="$$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null \
 	    || ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null \
-	    || ! command -v ssh >/dev/null \
+	    || ! command -v ssh >/dev/null || ! command -v chromium >/dev/null \
 	    || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
-	  echo "installing Debian packages: caddy nftables python3-venv debootstrap qemu-system-x86 qemu-utils openssh-client"; \
+	  echo "installing Debian packages: caddy nftables python3-venv debootstrap qemu-system-x86 qemu-utils openssh-client chromium"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy nftables python3-venv \
-	    debootstrap qemu-system-x86 qemu-utils openssh-client >/dev/null; \
+	    debootstrap qemu-system-x86 qemu-utils openssh-client chromium >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -72,6 +73,7 @@ test-gpu-path: setup lab-image
 test: lint unit integration e2e
 
 bench: setup lab-image
+	$(BIN)/python benchmarks/cli/bench_help.py
 	$(BIN)/python benchmarks/checks/bench_checks.py
 	$(BIN)/python benchmarks/deploy/bench_deploy.py
 

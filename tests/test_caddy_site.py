@@ -41,8 +41,16 @@ WRITE_REQUESTS = [
     ("HEAD", "/api/blobs/sha256:" + "0" * 64),
 ]
 # The same endpoints, spelt the ways a client (or an attacker) may spell them.
-SPELLINGS = ["/API/PULL", "/api/pull/", "//api/pull", "/api/%70ull", "/api/./pull",
-             "/api/x/../pull", "/api/pull?insecure=true", "/api/Delete"]  # fmt: skip
+SPELLINGS = [
+    "/API/PULL",
+    "/api/pull/",
+    "//api/pull",
+    "/api/%70ull",
+    "/api/./pull",
+    "/api/x/../pull",
+    "/api/pull?insecure=true",
+    "/api/Delete",
+]
 
 
 @dataclass(frozen=True)
@@ -57,10 +65,13 @@ def deployed_caddyfile(
 ) -> Path:
     """The role's Caddyfile (tls internal), moved to loopback ports and a socket in `folder`."""
     text = render.render_caddyfile(
-        hostvars.resolved(values, "caddy"), site_names=["localhost"],
-        upstream=f"127.0.0.1:{upstream_port}", upstream_is_ollama=True,
-        log_file=str(folder / "access.log"), admin_socket=str(folder / "admin.sock"),
-    )  # fmt: skip
+        hostvars.resolved(values, "caddy"),
+        site_names=["localhost"],
+        upstream=f"127.0.0.1:{upstream_port}",
+        upstream_is_ollama=True,
+        log_file=str(folder / "access.log"),
+        admin_socket=str(folder / "admin.sock"),
+    )
     https, http = ports
     assert "\nlocalhost {\n" in text
     text = text.replace("\nlocalhost {\n", f"\nlocalhost:{https} {{\n")
@@ -78,9 +89,11 @@ def site(
     with serve_in_thread(create_app(SimulatorConfig())) as upstream_port:
         ports = free_ports(2)
         caddyfile = deployed_caddyfile(
-            folder, upstream_port=upstream_port, ports=ports,
+            folder,
+            upstream_port=upstream_port,
+            ports=ports,
             caddy_open_admin_endpoints=request.param,
-        )  # fmt: skip
+        )
         with CaddyProcess(caddyfile, ports=[ports[0]]):
             wait_for_certificate(ports[0])
             yield Site(f"https://localhost:{ports[0]}", folder / "admin.sock", caddyfile)
@@ -119,9 +132,12 @@ def is_open(site: Site) -> bool:
 def test_generation_listing_and_showing_pass(client: httpx.Client) -> None:
     chat = client.post(
         "/api/chat",
-        json={"model": "llama3.2:1b", "messages": [{"role": "user", "content": "hi"}],
-              "stream": False},
-    )  # fmt: skip
+        json={
+            "model": "llama3.2:1b",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": False,
+        },
+    )
     assert chat.status_code == 200, chat.text
     assert chat.json()["message"]["content"]
     assert client.get("/api/tags").status_code == 200
@@ -150,11 +166,26 @@ def test_no_spelling_of_a_write_endpoint_gets_through(site: Site, path: str) -> 
     port = int(site.url.rsplit(":", 1)[1])
     # curl, because httpx (like most clients) normalises the path before sending it
     sent = subprocess.run(
-        ["curl", "-sk", "--http1.1", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
-         "-X", "POST",
-         "--data", "{}", f"https://localhost:{port}{path}"],
-        capture_output=True, text=True, check=True, timeout=30,
-    )  # fmt: skip
+        [
+            "curl",
+            "-sk",
+            "--http1.1",
+            "--path-as-is",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "--data",
+            "{}",
+            f"https://localhost:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     # opened on purpose: whatever Ollama makes of the spelling, Caddy does not refuse it
     assert (sent.stdout != "403") if is_open(site) else (sent.stdout == "403"), path
 
@@ -173,10 +204,20 @@ def test_caddys_admin_api_is_a_unix_socket_that_reload_uses(site: Site) -> None:
     assert json.loads(body)["admin"]["listen"] == f"unix/{site.admin_socket}"
     # Debian's unit reloads with `caddy reload --config /etc/caddy/Caddyfile --force`
     reloaded = subprocess.run(
-        [caddy_binary(), "reload", "--adapter", "caddyfile", "--config", str(site.caddyfile),
-         "--force"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [
+            caddy_binary(),
+            "reload",
+            "--adapter",
+            "caddyfile",
+            "--config",
+            str(site.caddyfile),
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert reloaded.returncode == 0, reloaded.stderr
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", 2019), timeout=1).close()

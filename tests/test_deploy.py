@@ -201,9 +201,14 @@ def test_pushed_artifact_is_hashed_on_the_controller(tmp_path: Path) -> None:
     (entry,) = chosen.spec["hosts"]
     assert entry["name"] == "gpu-1"
     assert entry["data"]["fleet_prepared"]["ollama"] == {
-        "source": "artifact", "version": "0.12.0", "sha256": digest,
-        "filename": artifact.name, "path": str(artifact), "url": "", "arches": {},
-    }  # fmt: skip
+        "source": "artifact",
+        "version": "0.12.0",
+        "sha256": digest,
+        "filename": artifact.name,
+        "path": str(artifact),
+        "url": "",
+        "arches": {},
+    }
 
 
 def test_download_with_a_pinned_sha256_needs_no_network(tmp_path: Path) -> None:
@@ -297,8 +302,11 @@ def test_release_sha256_is_read_from_the_releases_sums(tmp_path: Path) -> None:
 
     release = resolve_release(
         release_vars(ollama_version="0.12.3", ollama_download_base="https://mirror.example/ol/"),
-        where="inv.yml: host a", inventory_dir=tmp_path, cache_dir=tmp_path, fetch=fetch,
-    )  # fmt: skip
+        where="inv.yml: host a",
+        inventory_dir=tmp_path,
+        cache_dir=tmp_path,
+        fetch=fetch,
+    )
 
     assert asked == ["https://mirror.example/ol/v0.12.3/sha256sum.txt"]
     assert release.sha256 == "abcdef" * 10 + "abcd"
@@ -308,9 +316,12 @@ def test_release_sha256_is_read_from_the_releases_sums(tmp_path: Path) -> None:
 def test_release_missing_from_the_sums_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FleetError, match=r"^inv.yml: host a: .*/v0.12.0/sha256sum.txt lists no"):
         resolve_release(
-            release_vars(), where="inv.yml: host a", inventory_dir=tmp_path, cache_dir=tmp_path,
+            release_vars(),
+            where="inv.yml: host a",
+            inventory_dir=tmp_path,
+            cache_dir=tmp_path,
             fetch=lambda url: "",
-        )  # fmt: skip
+        )
 
 
 def test_unreachable_sums_are_an_error_naming_the_url(tmp_path: Path) -> None:
@@ -319,9 +330,42 @@ def test_unreachable_sums_are_an_error_naming_the_url(tmp_path: Path) -> None:
 
     with pytest.raises(FleetError, match=r"cannot read https://.*/sha256sum.txt: connection"):
         resolve_release(
-            release_vars(), where="inv.yml: host a", inventory_dir=tmp_path, cache_dir=tmp_path,
+            release_vars(),
+            where="inv.yml: host a",
+            inventory_dir=tmp_path,
+            cache_dir=tmp_path,
             fetch=fetch,
-        )  # fmt: skip
+        )
+
+
+def test_a_dry_run_reads_no_checksum_from_the_internet(tmp_path: Path) -> None:
+    def fetch(url: str) -> str:
+        raise AssertionError(f"a dry run fetched {url}")
+
+    release = resolve_release(
+        release_vars(ollama_version="0.12.3"),
+        where="inv.yml: host a",
+        inventory_dir=tmp_path,
+        cache_dir=tmp_path,
+        fetch=fetch,
+        offline=True,
+    )
+
+    assert release.sha256 == ""  # the ollama role plans the download "checksum read on apply"
+    assert release.url.endswith("/v0.12.3/ollama-linux-amd64.tgz")
+    assert {files["sha256"] for files in release.arches.values()} == {""}
+
+
+def test_a_pinned_checksum_stays_pinned_in_a_dry_run(tmp_path: Path) -> None:
+    release = resolve_release(
+        release_vars(ollama_sha256="ab" * 32),
+        where="inv.yml: host a",
+        inventory_dir=tmp_path,
+        cache_dir=tmp_path,
+        offline=True,
+    )
+
+    assert release.sha256 == "ab" * 32
 
 
 @pytest.mark.parametrize(

@@ -35,21 +35,35 @@ FACTS: dict[type, Any] = {
 }
 HOST_DATA = {
     "public_url": "https://gpu-1.example.test",
-    "caddy_tls": "files", "caddy_tls_cert_file": "c.pem", "caddy_tls_key_file": "k.pem",
+    "caddy_tls": "files",
+    "caddy_tls_cert_file": "c.pem",
+    "caddy_tls_key_file": "k.pem",
     "ollama_extra_env": {"HTTPS_PROXY": f"http://user:{SECRETS['ollama_extra_env']}@proxy:3128"},
     "monitor_webhook_url": SECRETS["monitor_webhook_url"],
     "gateway_api_keys": [SECRETS["gateway_api_keys"]],
     "required_models": ["llama3.2:1b"],
     PREPARED_KEY: {
-        "ollama": {"source": "artifact", "version": "0.12.0", "sha256": "0" * 64,
-                   "filename": "ollama.tgz", "path": "/x", "url": "", "arches": {}},
-        "bundle": {"path": "/b.tar", "filename": "b.tar", "sha256": "1" * 64,
-                   "wheel": "ollama_fleet-0.1.0-py3-none-any.whl", "requirements": [],
-                   "requires_python": ">=3.11"},
+        "ollama": {
+            "source": "artifact",
+            "version": "0.12.0",
+            "sha256": "0" * 64,
+            "filename": "ollama.tgz",
+            "path": "/x",
+            "url": "",
+            "arches": {},
+        },
+        "bundle": {
+            "path": "/b.tar",
+            "filename": "b.tar",
+            "sha256": "1" * 64,
+            "wheel": "ollama_fleet-0.1.0-py3-none-any.whl",
+            "requirements": [],
+            "requires_python": ">=3.11",
+        },
         "caddy_cert": "-----BEGIN CERTIFICATE-----\nMIIpublic\n-----END CERTIFICATE-----\n",
         "caddy_key": SECRETS["caddy_key"],
     },
-}  # fmt: skip
+}
 
 
 def strict_fact(self: Host, cls: type, *args: Any, **kwargs: Any) -> Any:
@@ -64,15 +78,23 @@ def written(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, tuple[str, st
     files: dict[str, tuple[str, str]] = {}
     original = Want.file
 
-    def record(self: Want, path: str, content: str, mode: str = "644", user: str = "root",
-               group: str = "root") -> None:  # fmt: skip
+    def record(
+        self: Want,
+        path: str,
+        content: str,
+        mode: str = "644",
+        user: str = "root",
+        group: str = "root",
+    ) -> None:
         files[path] = (content, mode)
         original(self, path, content, mode, user, group)
 
     monkeypatch.setattr(Want, "file", record)
     monkeypatch.setattr(Host, "get_fact", strict_fact)
-    state = State(inventory=Inventory((["@fake/gpu-1"], {}), all=(["@fake/gpu-1"], HOST_DATA)),
-                  config=Config())  # fmt: skip
+    state = State(
+        inventory=Inventory((["@fake/gpu-1"], {}), all=(["@fake/gpu-1"], HOST_DATA)),
+        config=Config(),
+    )
     host = state.inventory.get_host("@fake/gpu-1")
     with ctx_state.use(state), ctx_host.use(host):
         for role, want in site.WANTS.items():
@@ -87,13 +109,15 @@ def holds_a_secret(content: str) -> bool:
 def test_no_file_that_holds_a_secret_is_world_readable(
     written: dict[str, tuple[str, str]],
 ) -> None:
-    secret_files = {path: mode for path, (content, mode) in written.items()
-                    if holds_a_secret(content)}  # fmt: skip
+    secret_files = {
+        path: mode for path, (content, mode) in written.items() if holds_a_secret(content)
+    }
     # the walk found them all: the drop-in, the TLS key and the services' configs
     assert {
-        "/etc/systemd/system/ollama.service.d/ollama-fleet.conf", "/etc/caddy/tls/key.pem",
+        "/etc/systemd/system/ollama.service.d/ollama-fleet.conf",
+        "/etc/caddy/tls/key.pem",
         "/etc/ollama-fleet/monitor.yml",
-    } <= set(secret_files)  # fmt: skip
+    } <= set(secret_files)
     for path, mode in secret_files.items():
         assert int(mode, 8) & 0o007 == 0, f"{path} is mode {mode}: others could read a secret"
     assert written["/etc/systemd/system/ollama.service.d/ollama-fleet.conf"][1] == "600"

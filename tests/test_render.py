@@ -241,8 +241,9 @@ def test_caddyfile_internal_tls_by_default() -> None:
 
 def test_caddyfile_acme_sets_the_account_email_and_no_tls_line() -> None:
     text = caddyfile(caddy_tls="acme", caddy_acme_email="ops@example.com")
-    assert re.search(r"^\{\n\tadmin unix//run/caddy/admin.sock\n\temail ops@example\.com\n", text,
-                     re.MULTILINE)  # fmt: skip
+    assert re.search(
+        r"^\{\n\tadmin unix//run/caddy/admin.sock\n\temail ops@example\.com\n", text, re.MULTILINE
+    )
     assert "\ttls" not in site_block(text)
 
 

@@ -661,10 +661,11 @@ def test_ollama_unit_and_dropin_pass_systemd_verify(units: Units, models_dir: st
     units.write(
         "ollama.service",
         render.render_ollama_unit(
-            binary=str(units.ollama), models_dir=models_dir,
+            binary=str(units.ollama),
+            models_dir=models_dir,
             nvidia_modprobe=str(stub(units.directory.parent / "bin" / "nvidia-modprobe")),
         ),
-    )  # fmt: skip
+    )
     dropin = render.render_ollama_dropin(
         role(
             "ollama",

@@ -38,8 +38,11 @@ GOAL_RATIO = 20.0
 def manual_commands(url: str, http_url: str, ca_file: str, closed_port: int) -> list[list[str]]:
     """The manual procedure for one target, as the commands an operator would type."""
     host_port = url.removeprefix("https://")
-    chat = {"model": MODEL, "messages": [{"role": "user", "content": "Reply OK."}],
-            "options": {"num_predict": 4}}  # fmt: skip
+    chat = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Reply OK."}],
+        "options": {"num_predict": 4},
+    }
     curl = ["curl", "-sS", "--cacert", ca_file, "-o", "/dev/null", "-w", "%{http_code}\n"]
     return [
         [*curl, f"{url}/api/version"],
@@ -47,15 +50,22 @@ def manual_commands(url: str, http_url: str, ca_file: str, closed_port: int) -> 
         [*curl, f"{url}/api/ps"],
         [*curl, f"{url}/api/chat", "-d", json.dumps({**chat, "stream": False})],
         [*curl, "-N", f"{url}/api/chat", "-d", json.dumps({**chat, "stream": True})],
-        ["sh", "-c", f"openssl s_client -connect {host_port} -servername localhost "
-         f"-CAfile {ca_file} -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -dates "
-         "-subject -ext subjectAltName"],
-        ["sh", "-c", f"openssl s_client -connect {host_port} -tls1_1 </dev/null >/dev/null 2>&1;"
-         " true"],
+        [
+            "sh",
+            "-c",
+            f"openssl s_client -connect {host_port} -servername localhost "
+            f"-CAfile {ca_file} -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -dates "
+            "-subject -ext subjectAltName",
+        ],
+        [
+            "sh",
+            "-c",
+            f"openssl s_client -connect {host_port} -tls1_1 </dev/null >/dev/null 2>&1; true",
+        ],
         [*curl, "-I", http_url],
         ["curl", "-sS", "--cacert", ca_file, "-I", f"{url}/"],
         ["sh", "-c", f"timeout 1 bash -c '</dev/tcp/127.0.0.1/{closed_port}' 2>/dev/null; true"],
-    ]  # fmt: skip
+    ]
 
 
 def run_manual(fleet: LocalFleet, closed_port: int) -> float:
@@ -96,9 +106,11 @@ def main() -> int:
     specs = [SiteSpec(name=f"gpu-{i:03d}") for i in range(args.targets)]
     closed_port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"starting {args.targets} Caddy sites and {args.simulators} simulator processes "
-              f"(the Ollama API simulator, a test double), latency {args.latency_ms} ms...",
-              flush=True)  # fmt: skip
+        print(
+            f"starting {args.targets} Caddy sites and {args.simulators} simulator processes "
+            f"(the Ollama API simulator, a test double), latency {args.latency_ms} ms...",
+            flush=True,
+        )
         with LocalFleet(
             Path(tmp),
             specs,
@@ -116,16 +128,21 @@ def main() -> int:
             rounds = [run_ours(inventory) for _ in range(args.rounds)]
             ours = statistics.median(r[0] for r in rounds)
             checks, failed = rounds[0][1], rounds[0][2]
-            print(f"ollama-fleet check: {checks} checks on {args.targets} targets, "
-                  f"{failed} not ok, median {ours:.2f} s over {args.rounds} rounds "
-                  f"({', '.join(f'{r[0]:.2f}' for r in rounds)})", flush=True)  # fmt: skip
+            print(
+                f"ollama-fleet check: {checks} checks on {args.targets} targets, "
+                f"{failed} not ok, median {ours:.2f} s over {args.rounds} rounds "
+                f"({', '.join(f'{r[0]:.2f}' for r in rounds)})",
+                flush=True,
+            )
             manual = run_manual(fleet, closed_port)
             print(f"manual curl+openssl, one at a time: {manual:.2f} s")
     ratio = manual / ours
     print(f"ratio manual/ours: {ratio:.1f}x")
-    print(f"goal: {args.targets} targets under {GOAL_SECONDS:g} s: "
-          f"{'met' if ours < GOAL_SECONDS else 'NOT met'}; at least {GOAL_RATIO:g}x: "
-          f"{'met' if ratio >= GOAL_RATIO else 'NOT met'}")  # fmt: skip
+    print(
+        f"goal: {args.targets} targets under {GOAL_SECONDS:g} s: "
+        f"{'met' if ours < GOAL_SECONDS else 'NOT met'}; at least {GOAL_RATIO:g}x: "
+        f"{'met' if ratio >= GOAL_RATIO else 'NOT met'}"
+    )
     return 0 if failed == 0 else 1
 
 

@@ -28,10 +28,21 @@ GOAL_S = 15.0
 def deploy(inventory: Path, workdir: Path, *extra: str) -> tuple[float, str]:
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "ollama_fleet", "deploy", str(inventory), "-y",
-         "--report", str(workdir / "checks.html"), *extra],
-        capture_output=True, text=True, cwd=workdir,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ollama_fleet",
+            "deploy",
+            str(inventory),
+            "-y",
+            "--report",
+            str(workdir / "checks.html"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
     elapsed = time.monotonic() - started
     if done.returncode != 0:
         sys.exit(f"deploy failed (exit {done.returncode}):\n{done.stdout[-3000:]}{done.stderr}")

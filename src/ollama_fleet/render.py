@@ -38,8 +38,14 @@ MANAGED = "# Managed by ollama-fleet (the services role): overwritten on the nex
 SECRET_VARS = hostvars.SECRET_VARS
 # Ollama's endpoints that change the server (models pulled, pushed, deleted, created, copied,
 # blobs uploaded): Caddy refuses them from outside unless caddy_open_admin_endpoints is set.
-OLLAMA_ADMIN_PATHS = ("/api/pull", "/api/push", "/api/delete", "/api/create", "/api/copy",
-                      "/api/blobs")  # fmt: skip
+OLLAMA_ADMIN_PATHS = (
+    "/api/pull",
+    "/api/push",
+    "/api/delete",
+    "/api/create",
+    "/api/copy",
+    "/api/blobs",
+)
 CADDY_ADMIN_SOCKET = "/run/caddy/admin.sock"
 # Directories that systemd's ProtectHome= hides or makes read-only.
 HOME_DIRS = (PurePosixPath("/home"), PurePosixPath("/root"), PurePosixPath("/run/user"))

@@ -237,12 +237,20 @@ def tag(name: str) -> dict[str, Any]:
     """One model as Ollama's /api/tags lists it (its documented fields; values made up)."""
     digest = hashlib.sha256(name.encode()).hexdigest()
     return {
-        "name": name, "model": name, "modified_at": "2025-09-18T10:42:07.436181911Z",
-        "size": 1321098329, "digest": digest,
-        "details": {"parent_model": "", "format": "gguf", "family": "llama",
-                    "families": ["llama"], "parameter_size": "1.2B",
-                    "quantization_level": "Q8_0"},
-    }  # fmt: skip
+        "name": name,
+        "model": name,
+        "modified_at": "2025-09-18T10:42:07.436181911Z",
+        "size": 1321098329,
+        "digest": digest,
+        "details": {
+            "parent_model": "",
+            "format": "gguf",
+            "family": "llama",
+            "families": ["llama"],
+            "parameter_size": "1.2B",
+            "quantization_level": "Q8_0",
+        },
+    }
 
 
 # -- files, packages and apt ---------------------------------------------------------------------
@@ -274,9 +282,15 @@ def symbolic(mode: str, kind: str = "-") -> str:
 
 
 def stat_line(
-    path: str, *, kind: str = "-", mode: str = "644", user: str = "root", group: str = "root",
-    size: int = 4096, mtime: int | None = None,
-) -> str:  # fmt: skip
+    path: str,
+    *,
+    kind: str = "-",
+    mode: str = "644",
+    user: str = "root",
+    group: str = "root",
+    size: int = 4096,
+    mtime: int | None = None,
+) -> str:
     """What pyinfra's File fact (GNU stat) prints for an existing path."""
     stamp = int(now().timestamp()) - 86400 if mtime is None else mtime
     return (
@@ -306,8 +320,9 @@ def grep_finds(path: str, pattern: str, lines: Iterable[str]) -> Answers:
 
 def dir_with(path: str, *, mode: str = "755", user: str = "root", group: str = "root") -> Answers:
     """The directory `path` exists."""
-    return {fact_command(File, path): [stat_line(path, kind="d", mode=mode, user=user,
-                                                 group=group)]}  # fmt: skip
+    return {
+        fact_command(File, path): [stat_line(path, kind="d", mode=mode, user=user, group=group)]
+    }
 
 
 def apt_fresh() -> Answers:

@@ -31,33 +31,92 @@ from ollama_fleet.deploys.gpu import NONFREE_SOURCES
 FACTS = Path(__file__).parent / "facts"
 # paths whose File fact (stat) a bare host answers from stat.txt; any other is missing
 STAT_PATHS = (
-    "/", "/etc", "/etc/apt", "/etc/apt/keyrings", "/etc/apt/sources.list.d",
-    "/etc/apt/trusted.gpg.d", "/usr/share/keyrings", "/etc/modprobe.d", "/etc/modules-load.d",
-    "/etc/systemd/system", "/usr", "/usr/share", "/usr/local", "/usr/local/bin", "/opt", "/srv",
-    "/var", "/var/cache", "/var/lib", "/var/lib/apt", "/var/lib/apt/periodic", "/tmp",
-    "/etc/os-release", "/etc/ssh/sshd_config",
-)  # fmt: skip
+    "/",
+    "/etc",
+    "/etc/apt",
+    "/etc/apt/keyrings",
+    "/etc/apt/sources.list.d",
+    "/etc/apt/trusted.gpg.d",
+    "/usr/share/keyrings",
+    "/etc/modprobe.d",
+    "/etc/modules-load.d",
+    "/etc/systemd/system",
+    "/usr",
+    "/usr/share",
+    "/usr/local",
+    "/usr/local/bin",
+    "/opt",
+    "/srv",
+    "/var",
+    "/var/cache",
+    "/var/lib",
+    "/var/lib/apt",
+    "/var/lib/apt/periodic",
+    "/tmp",
+    "/etc/os-release",
+    "/etc/ssh/sshd_config",
+)
 # tools whose `command -v` a bare host answers from command-v.txt ("" where it lacks one)
 TOOLS = (
-    "curl", "wget", "dpkg", "dpkg-query", "systemctl", "apt", "apt-get", "apt-key", "lspci",
-    "nvidia-smi", "nvidia-modprobe", "mokutil", "sshd", "python3", "nft", "caddy", "sha256sum",
-    "update-initramfs", "runuser", "gpg", "journalctl", "id", "getent", "useradd", "groupadd",
-    "usermod", "userdel", "groupdel", "adduser", "mkdir", "chmod", "chown", "tar", "gzip", "zstd",
-    "unzip", "sudo",
-)  # fmt: skip
+    "curl",
+    "wget",
+    "dpkg",
+    "dpkg-query",
+    "systemctl",
+    "apt",
+    "apt-get",
+    "apt-key",
+    "lspci",
+    "nvidia-smi",
+    "nvidia-modprobe",
+    "mokutil",
+    "sshd",
+    "python3",
+    "nft",
+    "caddy",
+    "sha256sum",
+    "update-initramfs",
+    "runuser",
+    "gpg",
+    "journalctl",
+    "id",
+    "getent",
+    "useradd",
+    "groupadd",
+    "usermod",
+    "userdel",
+    "groupdel",
+    "adduser",
+    "mkdir",
+    "chmod",
+    "chown",
+    "tar",
+    "gzip",
+    "zstd",
+    "unzip",
+    "sudo",
+)
 # what the site's snapshot asks a bare host in snapshot-bare.txt (every role, default variables)
 SNAPSHOT_ASKS: dict[str, Any] = {
-    "files": ["/etc/caddy/Caddyfile", "/etc/nftables.conf", "/etc/systemd/system/ollama.service",
-              "/etc/systemd/system/ollama.service.d/ollama-fleet.conf",
-              "/etc/ollama-fleet/gateway.yml"],
-    "dirs": ["/etc/systemd/system/ollama.service.d", "/usr/share/ollama/.ollama/models",
-             "/etc/ollama-fleet", "/etc/nftables.d"],
+    "files": [
+        "/etc/caddy/Caddyfile",
+        "/etc/nftables.conf",
+        "/etc/systemd/system/ollama.service",
+        "/etc/systemd/system/ollama.service.d/ollama-fleet.conf",
+        "/etc/ollama-fleet/gateway.yml",
+    ],
+    "dirs": [
+        "/etc/systemd/system/ollama.service.d",
+        "/usr/share/ollama/.ollama/models",
+        "/etc/ollama-fleet",
+        "/etc/nftables.d",
+    ],
     "lines": ["/opt/ollama/RELEASE", "/opt/ollama-fleet/.ollama-fleet-bundle"],
     "packages": ["ca-certificates", "caddy", "curl", "gzip", "nftables", "python3-venv", "tar"],
     "services": ["caddy", "nftables.service", "ollama.service", "ollama-fleet-check.timer"],
     "users": ["ollama", "ollama-fleet"],
     "models_url": "http://127.0.0.1:11434",
-}  # fmt: skip
+}
 
 
 def fact_command(fact: type[FactBase[Any]], *args: Any, **kwargs: Any) -> str:
@@ -135,9 +194,13 @@ def main(argv: list[str]) -> int:
     os_name, ssh = argv[0], argv[1:]
     commands = captured_commands()
     done = subprocess.run(
-        [*ssh, "sh", "-s"], input=capture_script(commands), capture_output=True, text=True,
-        check=True, timeout=300,
-    )  # fmt: skip
+        [*ssh, "sh", "-s"],
+        input=capture_script(commands),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     found = re.findall(r"^=== (\S+) ===\n(.*?)^=== end ===$", done.stdout, re.M | re.S)
     (FACTS / os_name).mkdir(parents=True, exist_ok=True)
     for name, output in found:

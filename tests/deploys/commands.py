@@ -41,8 +41,7 @@ def installs_file(
     """checked_file putting a new `dest` in place: the staged upload's owner and mode, the
     swap, and `then` (its activate command), each after the one before."""
     staged = dest + STAGED
-    steps = [f"chown {owner} {staged}", f"chmod {mode} {staged}", f"mv -f {staged} {dest}",
-             *then]  # fmt: skip
+    steps = [f"chown {owner} {staged}", f"chmod {mode} {staged}", f"mv -f {staged} {dest}", *then]
     found: Answers = {}
     previous: str | Matcher = contains(f"upload {staged}")
     for step in steps:

@@ -250,9 +250,12 @@ def deploy_fakes(
         # run_runner leaves its pipes to the garbage collector (test_runner.py shows it)
         warnings.simplefilter("ignore", ResourceWarning)
         result = run_strict(
-            spec, folder / "strict-fake-report.jsonl", on_event=events.append, log=log,
+            spec,
+            folder / "strict-fake-report.jsonl",
+            on_event=events.append,
+            log=log,
             secrets=controller_secrets,
-        )  # fmt: skip
+        )
         gc.collect()
     return Deployed(events=events, log=log.getvalue(), result=result, spec=spec)
 
@@ -272,7 +275,7 @@ def gpu_up_to_date(**data: Any) -> dict[str, Any]:
             *headers("ubuntu2404"),
             "nvidia-driver-pinning-580",
             "nvidia-open",
-        ],  # fmt: skip
+        ],
         driver="580.65.06",
         **data,
     )

@@ -20,11 +20,14 @@ MODELS_JSON = '{"models": [{"name": "llama3.2:1b"}, {"name": "extra:latest"}]}'
 
 def converged_want() -> Want:
     want = Want(
-        packages={"caddy"}, services={"caddy"}, users={"ollama": {"render", "video"}},
+        packages={"caddy"},
+        services={"caddy"},
+        users={"ollama": {"render", "video"}},
         dirs={"/var/models": DirWant(mode="755", user="ollama", group="ollama")},
         lines={"/opt/ollama/RELEASE": "0.12.0 sha256:abc"},
-        models_url="http://127.0.0.1:11434", models=("llama3.2:1b",),
-    )  # fmt: skip
+        models_url="http://127.0.0.1:11434",
+        models=("llama3.2:1b",),
+    )
     want.file("/etc/caddy/Caddyfile", "site {}\n")
     return want
 
@@ -112,9 +115,14 @@ def test_the_script_reads_real_files_and_skips_missing_ones(tmp_path: Path) -> N
     marker.write_text("0.12.0 sha256:abc\nsecond line\n")
     missing = tmp_path / "missing.conf"
     script = snapshot_script(
-        [str(present), str(missing)], [str(tmp_path)], [str(marker), str(missing)],
-        [], [], [], None,
-    )  # fmt: skip
+        [str(present), str(missing)],
+        [str(tmp_path)],
+        [str(marker), str(missing)],
+        [],
+        [],
+        [],
+        None,
+    )
     output = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
     state = parse_snapshot(output.stdout.splitlines())
 

@@ -73,9 +73,7 @@ def test_vendor_driver_comes_from_the_distros_cuda_repository(
 def test_ubuntu_distro_driver_is_the_headless_server_branch(distro: str) -> None:
     plan = driver_plan(distro, "580", "distro", KERNEL)
 
-    assert plan.packages == (
-        *HEADERS, "nvidia-headless-580-server-open", "nvidia-utils-580-server"
-    )  # fmt: skip
+    assert plan.packages == (*HEADERS, "nvidia-headless-580-server-open", "nvidia-utils-580-server")
     assert plan.keyring_deb is None
 
 
@@ -83,9 +81,12 @@ def test_debian_distro_driver_follows_the_release_not_the_branch() -> None:
     plan = driver_plan("debian12", "580", "distro", "6.1.0-50-amd64")
 
     assert plan.packages == (
-        "dkms", "linux-headers-6.1.0-50-amd64", "linux-headers-amd64", "nvidia-driver",
+        "dkms",
+        "linux-headers-6.1.0-50-amd64",
+        "linux-headers-amd64",
+        "nvidia-driver",
         "firmware-misc-nonfree",
-    )  # fmt: skip
+    )
     assert not any("580" in package for package in plan.packages)
     assert plan.keyring_deb is None
     assert plan.nonfree_components
@@ -129,7 +130,7 @@ HOSTS = {
             *headers("ubuntu2204"),
             "nvidia-headless-580-server-open",
             "nvidia-utils-580-server",
-        ],  # fmt: skip
+        ],
         nvidia_driver_source="distro",
     ),
     "d12-has-distro": gpu_host(

@@ -36,6 +36,28 @@ def test_required_names_accepts_names_and_digest_entries_once_each() -> None:
     assert required_names(required) == ["qwen3:latest", "llama3.2:1b"]
 
 
+def test_names_compare_as_ollama_does_case_and_registry_aside() -> None:
+    # the checks compare in the same canonical form (ollama_fleet.values): the two agree
+    present = ["llama3.2:1b", "registry.ollama.ai/library/qwen3:latest", "hf.co/Org/M:Q4_K_M"]
+
+    to_pull, to_delete = plan_models(
+        ["Llama3.2:1B", "qwen3", "hf.co/org/m:q4_k_m", "new:7b"], present, prune=True
+    )
+
+    assert (to_pull, to_delete) == (["new:7b"], [])
+
+
+def test_prune_deletes_by_ollamas_own_spelling() -> None:
+    assert plan_models(["a:latest"], ["a", "Old-Model:7B"], prune=True) == ([], ["Old-Model:7B"])
+
+
+def test_required_names_keep_the_inventorys_spelling_once_per_model() -> None:
+    assert required_names(["Qwen3", "qwen3:latest", "hf.co/Org/M:Q4"]) == [
+        "Qwen3:latest",
+        "hf.co/Org/M:Q4",
+    ]
+
+
 def test_plan_pulls_only_what_is_missing() -> None:
     assert plan_models(["a:latest", "b:7b"], ["a"], prune=False) == (["b:7b"], [])
 

@@ -54,15 +54,15 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployed, Any]:
     inventory = load_inventory(fake_example(folder))
     with stub_wheel(folder):
         plan = make_plan(
-            inventory, DeployOptions(dry=True, cache_dir=folder / "cache"),
+            inventory,
+            DeployOptions(dry=True, cache_dir=folder / "cache"),
             decrypt=lambda text, path: text,
-        )  # fmt: skip
+        )
     events: list[dict[str, Any]] = []
     log = io.StringIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
-        result = run_strict(plan.spec, folder / "report.jsonl", on_event=events.append,
-                            log=log)  # fmt: skip
+        result = run_strict(plan.spec, folder / "report.jsonl", on_event=events.append, log=log)
         gc.collect()
     return Deployed(events=events, log=log.getvalue(), result=result, spec=plan.spec), plan
 

@@ -251,9 +251,12 @@ def test_unexpected_error_does_not_show_a_secret(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         result = run_strict(
-            plan.spec, tmp_path / "report.jsonl", on_event=events.append, log=log,
+            plan.spec,
+            tmp_path / "report.jsonl",
+            on_event=events.append,
+            log=log,
             secrets=[SECRET],
-        )  # fmt: skip
+        )
         gc.collect()
 
     assert result.hosts[0].error == "ValueError: invalid literal for int() with base 10: '***'"

@@ -52,8 +52,10 @@ def test_regex_must_take_the_whole_command_and_contains_any_part() -> None:
 
 
 def test_after_needs_those_commands_earlier_and_in_this_order() -> None:
-    install = {"exact": "apt-get install caddy", "after": [{"exact": "add repo"},
-               {"exact": "apt-get update"}]}  # fmt: skip
+    install = {
+        "exact": "apt-get install caddy",
+        "after": [{"exact": "add repo"}, {"exact": "apt-get update"}],
+    }
 
     assert find_answer([install], "apt-get install caddy", ["add repo", "x", "apt-get update"])
     assert not find_answer([install], "apt-get install caddy", ["apt-get update", "add repo"])
@@ -62,8 +64,10 @@ def test_after_needs_those_commands_earlier_and_in_this_order() -> None:
 
 
 def test_first_answer_that_takes_the_command_wins() -> None:
-    answers = [{"exact": "id -nG ollama", "stdout": ["ollama render"]},
-               {"regex": r"id -nG \S+", "stdout": []}]  # fmt: skip
+    answers = [
+        {"exact": "id -nG ollama", "stdout": ["ollama render"]},
+        {"regex": r"id -nG \S+", "stdout": []},
+    ]
 
     found = find_answer(answers, "id -nG ollama", [])
     assert found is not None and found[0]["stdout"] == ["ollama render"]
@@ -108,9 +112,10 @@ def test_the_unanswered_command_fails_on_the_host_too(tmp_path: Path) -> None:
     sshd = fact_command(SshdPorts)
     inventory = load_inventory(write_inventory(tmp_path, {"no-sshd": without(host(), sshd)}))
     plan = make_plan(
-        inventory, DeployOptions(dry=True, roles=("firewall",), cache_dir=tmp_path),
+        inventory,
+        DeployOptions(dry=True, roles=("firewall",), cache_dir=tmp_path),
         decrypt=lambda text, path: text,
-    )  # fmt: skip
+    )
     log, report = io.StringIO(), tmp_path / "report.jsonl"
 
     with warnings.catch_warnings(), strict_fakes(report):
@@ -146,9 +151,10 @@ def test_an_operation_run_out_of_order_has_no_answer(tmp_path: Path) -> None:
 def test_an_inventory_alone_cannot_reach_the_strict_connector(tmp_path: Path) -> None:
     inventory = load_inventory(write_inventory(tmp_path, {"x": host()}))
     plan = make_plan(
-        inventory, DeployOptions(dry=True, roles=("firewall",), cache_dir=tmp_path),
+        inventory,
+        DeployOptions(dry=True, roles=("firewall",), cache_dir=tmp_path),
         decrypt=lambda text, path: text,
-    )  # fmt: skip
+    )
     log = io.StringIO()
 
     with warnings.catch_warnings():
@@ -163,9 +169,10 @@ def test_an_inventory_alone_cannot_reach_the_strict_connector(tmp_path: Path) ->
 def test_a_host_with_every_answer_passes(tmp_path: Path) -> None:
     inventory = load_inventory(write_inventory(tmp_path, {"bare": host()}))
     plan = make_plan(
-        inventory, DeployOptions(dry=True, roles=("firewall",), cache_dir=tmp_path),
+        inventory,
+        DeployOptions(dry=True, roles=("firewall",), cache_dir=tmp_path),
         decrypt=lambda text, path: text,
-    )  # fmt: skip
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)

@@ -43,11 +43,24 @@ def deploy(inventory: Path, workdir: Path, *args: str, password: str = PASSWORD)
     password_file.write_text(password + "\n")
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "ollama_fleet", "deploy", str(inventory), "-y",
-         "--vault-password-file", str(password_file), "--report", str(workdir / "checks.html"),
-         *args],
-        capture_output=True, text=True, cwd=workdir, timeout=1800,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ollama_fleet",
+            "deploy",
+            str(inventory),
+            "-y",
+            "--vault-password-file",
+            str(password_file),
+            "--report",
+            str(workdir / "checks.html"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=1800,
+    )
     return Deploy(done.returncode, done.stdout + done.stderr, time.monotonic() - started)
 
 
@@ -55,10 +68,19 @@ def check(inventory: Path) -> subprocess.CompletedProcess[str]:
     password_file = inventory.parent / "vault-password"
     password_file.write_text(PASSWORD + "\n")
     return subprocess.run(
-        [sys.executable, "-m", "ollama_fleet", "check", str(inventory),
-         "--vault-password-file", str(password_file)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ollama_fleet",
+            "check",
+            str(inventory),
+            "--vault-password-file",
+            str(password_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def with_vars(lab_vm: LabInfo, path: Path, extra: str = "") -> Path:
@@ -117,8 +139,11 @@ def test_no_secret_in_the_output_even_with_diffs(first: Deploy, lab_vm: LabInfo)
     assert "/etc/ollama-fleet/monitor.yml changes (not shown: it may hold secrets)" in first.out
     assert "/etc/caddy/tls/key.pem changes (not shown" in first.out  # ...never secret ones
     assert "T0KEN" not in first.out
-    on_host = run_ssh(lab_vm, "stat -c '%a %U %G' /etc/ollama-fleet/monitor.yml; "
-                      "grep -c T0KEN /etc/ollama-fleet/monitor.yml").stdout.split("\n")  # fmt: skip
+    on_host = run_ssh(
+        lab_vm,
+        "stat -c '%a %U %G' /etc/ollama-fleet/monitor.yml; "
+        "grep -c T0KEN /etc/ollama-fleet/monitor.yml",
+    ).stdout.split("\n")
     assert on_host[:2] == ["640 root ollama-fleet", "1"]
 
 
@@ -149,13 +174,21 @@ def test_from_outside_chat_works_and_the_write_endpoints_get_403(
     # through the forward of 443, as a stranger would: Caddy in front of the simulator
     url = f"https://localhost:{lab_vm.https_port}"
     with httpx.Client(base_url=url, verify=False, timeout=60) as http:  # noqa: S501
-        chat = http.post("/api/chat", json={
-            "model": "llama3.2:1b", "stream": False,
-            "messages": [{"role": "user", "content": "hello"}],
-        })  # fmt: skip
+        chat = http.post(
+            "/api/chat",
+            json={
+                "model": "llama3.2:1b",
+                "stream": False,
+                "messages": [{"role": "user", "content": "hello"}],
+            },
+        )
         assert chat.status_code == 200, chat.text
-        for method, path in (("POST", "/api/pull"), ("DELETE", "/api/delete"),
-                             ("POST", "/api/create"), ("POST", "/API/Pull/")):  # fmt: skip
+        for method, path in (
+            ("POST", "/api/pull"),
+            ("DELETE", "/api/delete"),
+            ("POST", "/api/create"),
+            ("POST", "/API/Pull/"),
+        ):
             refused = http.request(method, path, json={"model": "llama3.2:1b"})
             assert refused.status_code == 403, (path, refused.text)
             assert "error" in refused.json()
@@ -168,10 +201,21 @@ def test_the_checks_report_open_access_as_the_lab_declares_it(
 ) -> None:
     password_file = inventory.parent / "vault-password"
     done = subprocess.run(
-        [sys.executable, "-m", "ollama_fleet", "check", str(inventory), "--format", "json",
-         "--vault-password-file", str(password_file)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ollama_fleet",
+            "check",
+            str(inventory),
+            "--format",
+            "json",
+            "--vault-password-file",
+            str(password_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     auth = [r for r in json.loads(done.stdout)["results"] if r["check"] == "auth"]
     assert len(auth) == 1 and auth[0]["status"] != "fail", auth
@@ -181,10 +225,13 @@ def test_the_checks_report_open_access_as_the_lab_declares_it(
 
 
 def test_secrets_and_admin_apis_are_closed_on_the_host(first: Deploy, lab_vm: LabInfo) -> None:
-    modes = run_ssh(lab_vm, "stat -c '%a %U %n' "
-                    "/etc/systemd/system/ollama.service.d/ollama-fleet.conf "
-                    "/etc/ollama-fleet/monitor.yml /etc/ollama-fleet/gateway.yml "
-                    "/etc/caddy/tls/key.pem").stdout.splitlines()  # fmt: skip
+    modes = run_ssh(
+        lab_vm,
+        "stat -c '%a %U %n' "
+        "/etc/systemd/system/ollama.service.d/ollama-fleet.conf "
+        "/etc/ollama-fleet/monitor.yml /etc/ollama-fleet/gateway.yml "
+        "/etc/caddy/tls/key.pem",
+    ).stdout.splitlines()
     for line in modes:
         mode = line.split()[0]
         assert mode[-1] == "0", line  # nothing secret-bearing is world-readable

@@ -26,10 +26,22 @@ GPU_VARS = ["gpu_assume_present: true", "nvidia_driver_source: distro"]
 
 def deploy_gpu(inventory: Path) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "ollama_fleet", "deploy", str(inventory), "-y", "--roles", "gpu",
-         "--checks", "none"],
-        capture_output=True, text=True, timeout=3 * 3600,  # two DKMS builds under TCG: ~100 min
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ollama_fleet",
+            "deploy",
+            str(inventory),
+            "-y",
+            "--roles",
+            "gpu",
+            "--checks",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3 * 3600,  # two DKMS builds under TCG: ~100 min
+    )
     sys.stdout.write(done.stdout[-6000:] + done.stderr[-3000:])  # shown with -s, and in the note
     return done
 
@@ -60,9 +72,10 @@ def test_the_distro_driver_installs_with_its_components_and_headers(
     assert "Components: contrib non-free non-free-firmware" in sources
     assert "bookworm-security" in sources  # the VM's own security mirror, not a new one
     installed = run_ssh(
-        lab_vm, "dpkg-query -W -f '${Package} ${Status}\\n' nvidia-driver dkms "
-        "linux-headers-amd64 linux-headers-$(uname -r) firmware-misc-nonfree"
-    ).stdout.splitlines()  # fmt: skip
+        lab_vm,
+        "dpkg-query -W -f '${Package} ${Status}\\n' nvidia-driver dkms "
+        "linux-headers-amd64 linux-headers-$(uname -r) firmware-misc-nonfree",
+    ).stdout.splitlines()
     assert len(installed) == 5 and all(line.endswith("install ok installed") for line in installed)
 
 

@@ -76,9 +76,13 @@ def caddyfile(v: dict[str, Any]) -> str:
     names = site_names(v["caddy_site_names"], host.data.get("public_url"), host.name)
     files_mode = v["caddy_tls"] == "files"
     return render_caddyfile(
-        v, site_names=names, upstream=address, upstream_is_ollama=is_ollama,
-        cert_file=CERT_FILE if files_mode else None, key_file=KEY_FILE if files_mode else None,
-    )  # fmt: skip
+        v,
+        site_names=names,
+        upstream=address,
+        upstream_is_ollama=is_ollama,
+        cert_file=CERT_FILE if files_mode else None,
+        key_file=KEY_FILE if files_mode else None,
+    )
 
 
 def want() -> Want | None:
@@ -101,44 +105,63 @@ def caddy() -> None:
     v = role_vars("caddy")
     if source(v["caddy_source"], host.get_fact(OsRelease)) == "caddy-repo":
         # apt.key dearmors with gpg, which a minimal Debian 12 lacks
-        apt.packages(name="caddy: gnupg for the repository key", packages=["gnupg"],
-                     update=True, cache_time=3600)  # fmt: skip
+        apt.packages(
+            name="caddy: gnupg for the repository key",
+            packages=["gnupg"],
+            update=True,
+            cache_time=3600,
+        )
         key = apt.key(name="caddy: repository key", src=CADDY_KEY, dest=CADDY_KEYRING)
         repository = apt.sources_file(
-            name="caddy: Caddy's apt repository", filename="caddy-stable", uris=CADDY_REPO,
-            suites="any-version", components="main", signed_by=CADDY_KEYRING,
-        )  # fmt: skip
+            name="caddy: Caddy's apt repository",
+            filename="caddy-stable",
+            uris=CADDY_REPO,
+            suites="any-version",
+            components="main",
+            signed_by=CADDY_KEYRING,
+        )
         # a new source is read now, whatever apt's cache age: else the package is not found
-        apt.update(name="caddy: apt-get update for the new source",
-                   _if=any_changed(key, repository))  # fmt: skip
+        apt.update(
+            name="caddy: apt-get update for the new source", _if=any_changed(key, repository)
+        )
     apt.packages(name="caddy: package", packages=["caddy"], update=True, cache_time=3600)
     files.directory(name="caddy: unit drop-in directory", path=DROPIN_DIR, mode="755")
-    dropin = checked_file(name="caddy: admin socket directory (unit drop-in)",
-                          content=DROPIN_TEXT, dest=DROPIN)  # fmt: skip
+    dropin = checked_file(
+        name="caddy: admin socket directory (unit drop-in)", content=DROPIN_TEXT, dest=DROPIN
+    )
     systemd.daemon_reload(name="caddy: reload systemd for the drop-in", _if=any_changed(dropin))
     tls_changes = []
     if v["caddy_tls"] == "files":
         files.directory(name="caddy: tls directory", path=TLS_DIR, group="caddy", mode="750")
         tls_changes = [
             checked_file(
-                name="caddy: certificate", content=prepared("caddy_cert"), dest=CERT_FILE,
-                group="caddy", mode="644",
+                name="caddy: certificate",
+                content=prepared("caddy_cert"),
+                dest=CERT_FILE,
+                group="caddy",
+                mode="644",
             ),
             checked_file(
-                name="caddy: private key", content=prepared("caddy_key"), dest=KEY_FILE,
-                group="caddy", mode="640", secret=True,
+                name="caddy: private key",
+                content=prepared("caddy_key"),
+                dest=KEY_FILE,
+                group="caddy",
+                mode="640",
+                secret=True,
             ),
-        ]  # fmt: skip
+        ]
     config = checked_file(
         name="caddy: Caddyfile (validated on the host first)",
         content=caddyfile(v),
         dest=CADDYFILE,
         validate=VALIDATE,
         activate=ACTIVATE,
-    )  # fmt: skip
+    )
     systemd.service(name="caddy: enabled and running", service="caddy", running=True, enabled=True)
     if tls_changes:
         systemd.service(
-            name="caddy: reload for new certificates", service="caddy", reloaded=True,
+            name="caddy: reload for new certificates",
+            service="caddy",
+            reloaded=True,
             _if=lambda: any_changed(*tls_changes)() and not config.did_change(),
-        )  # fmt: skip
+        )

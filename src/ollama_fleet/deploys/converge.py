@@ -48,8 +48,9 @@ class Want:
     models: tuple[str, ...] = ()  # required, in Ollama's full names
     prune: bool = False
 
-    def file(self, path: str, content: str, mode: str = "644", user: str = "root",
-             group: str = "root") -> None:  # fmt: skip
+    def file(
+        self, path: str, content: str, mode: str = "644", user: str = "root", group: str = "root"
+    ) -> None:
         digest = hashlib.sha256(content.encode()).hexdigest()
         self.files[path] = FileWant(sha256=digest, mode=mode.lstrip("0"), user=user, group=group)
 
@@ -72,16 +73,25 @@ def merged(wants: Iterable[Want]) -> dict[str, Any]:
         users |= set(want.users)
         url = url or want.models_url
     return {
-        "files": sorted(files), "dirs": sorted(dirs), "lines": sorted(lines),
-        "packages": sorted(packages), "services": sorted(services), "users": sorted(users),
+        "files": sorted(files),
+        "dirs": sorted(dirs),
+        "lines": sorted(lines),
+        "packages": sorted(packages),
+        "services": sorted(services),
+        "users": sorted(users),
         "models_url": url,
-    }  # fmt: skip
+    }
 
 
 def snapshot_script(
-    files: list[str], dirs: list[str], lines: list[str], packages: list[str],
-    services: list[str], users: list[str], models_url: str | None,
-) -> str:  # fmt: skip
+    files: list[str],
+    dirs: list[str],
+    lines: list[str],
+    packages: list[str],
+    services: list[str],
+    users: list[str],
+    models_url: str | None,
+) -> str:
     """A POSIX shell script printing the state of all of these, with few processes."""
     q = shlex.quote
     parts = []
@@ -119,9 +129,15 @@ class Snapshot(FactBase[dict[str, Any]]):
     """The state of many files, packages, services, users and Ollama's models, in one command."""
 
     def command(
-        self, files: list[str], dirs: list[str], lines: list[str], packages: list[str],
-        services: list[str], users: list[str], models_url: str | None,
-    ) -> str:  # fmt: skip
+        self,
+        files: list[str],
+        dirs: list[str],
+        lines: list[str],
+        packages: list[str],
+        services: list[str],
+        users: list[str],
+        models_url: str | None,
+    ) -> str:
         return snapshot_script(files, dirs, lines, packages, services, users, models_url)
 
     def process(self, output: list[str]) -> dict[str, Any]:
@@ -135,9 +151,15 @@ def unit_name(name: str) -> str:
 
 def parse_snapshot(output: list[str]) -> dict[str, Any]:
     state: dict[str, Any] = {
-        "sha": {}, "meta": {}, "lines": {}, "packages": set(), "enabled": {}, "active": {},
-        "users": {}, "models": None,
-    }  # fmt: skip
+        "sha": {},
+        "meta": {},
+        "lines": {},
+        "packages": set(),
+        "enabled": {},
+        "active": {},
+        "users": {},
+        "models": None,
+    }
     unit = ""
     for raw in output:
         kind, _, rest = raw.partition(" ")

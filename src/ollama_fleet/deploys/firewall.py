@@ -94,14 +94,19 @@ def firewall() -> None:
     systemd.service(name="firewall: loaded at boot", service=UNIT, running=True, enabled=True)
     if host.get_fact(FindInFile, path=DEBIAN_CONF, pattern=OLD_MARKER):
         checked_file(
-            name=f"firewall: Debian's own {DEBIAN_CONF} back", content=DEBIAN_CONF_TEXT,
-            dest=DEBIAN_CONF, mode="755",
-        )  # fmt: skip
+            name=f"firewall: Debian's own {DEBIAN_CONF} back",
+            content=DEBIAN_CONF_TEXT,
+            dest=DEBIAN_CONF,
+            mode="755",
+        )
         server.shell(
             name="firewall: the old table inet filter removed",
             commands=["nft 'add table inet filter; delete table inet filter'"],
         )
         # the old role enabled it; its stop (`nft flush ruleset`, also run on every package
         # upgrade) would still wipe Docker's and libvirt's tables
-        systemd.service(name="firewall: Debian's nftables.service no longer enabled",
-                        service="nftables.service", enabled=False)  # fmt: skip
+        systemd.service(
+            name="firewall: Debian's nftables.service no longer enabled",
+            service="nftables.service",
+            enabled=False,
+        )

@@ -95,9 +95,14 @@ def wants_open(branch: str, modules: str) -> bool:
 
 
 def driver_plan(
-    distro: str, branch: str, source: str, kernel: str, *, modules: str = "auto",
+    distro: str,
+    branch: str,
+    source: str,
+    kernel: str,
+    *,
+    modules: str = "auto",
     arch: str = "amd64",
-) -> DriverPlan:  # fmt: skip
+) -> DriverPlan:
     """The packages for one OS, driver branch, source and module flavour (pure)."""
     headers = headers_packages(distro, kernel)
     open_modules = wants_open(branch, modules)
@@ -106,8 +111,10 @@ def driver_plan(
         keyring = f"{repo}/cuda-keyring_1.1-1_all.deb"
         driver: tuple[str, ...]
         if int(branch) >= PINNING_FROM:
-            driver = (f"nvidia-driver-pinning-{branch}",
-                      "nvidia-open" if open_modules else "cuda-drivers")  # fmt: skip
+            driver = (
+                f"nvidia-driver-pinning-{branch}",
+                "nvidia-open" if open_modules else "cuda-drivers",
+            )
         else:
             driver = (f"nvidia-open-{branch}" if open_modules else f"cuda-drivers-{branch}",)
         return DriverPlan(distro, (*headers, *driver), keyring, open_modules)
@@ -205,15 +212,21 @@ def gpu() -> None:
         )
     branch = str(v["nvidia_driver_branch"])
     plan = driver_plan(
-        distro, branch, v["nvidia_driver_source"], host.get_fact(KernelRelease),
-        modules=v["nvidia_kernel_modules"], arch=arch,
-    )  # fmt: skip
+        distro,
+        branch,
+        v["nvidia_driver_source"],
+        host.get_fact(KernelRelease),
+        modules=v["nvidia_kernel_modules"],
+        arch=arch,
+    )
     pending = report_pending_reboot()
     # the downloads below need them; a minimal Debian 12 has none (the ollama role's are later)
     apt.packages(
         name="gpu: curl, CA certificates and gnupg for the downloads",
-        packages=["ca-certificates", "curl", "gnupg"], update=True, cache_time=3600,
-    )  # fmt: skip
+        packages=["ca-certificates", "curl", "gnupg"],
+        update=True,
+        cache_time=3600,
+    )
     blacklist = checked_file(
         name="gpu: blacklist nouveau",
         content=BLACKLIST,
@@ -263,9 +276,10 @@ def gpu() -> None:
             _if=lambda: changed() or pending,
         )
         server.shell(
-            name="gpu: verify the driver with nvidia-smi", commands=["nvidia-smi -L"],
+            name="gpu: verify the driver with nvidia-smi",
+            commands=["nvidia-smi -L"],
             _if=lambda: changed() or pending,
-        )  # fmt: skip
+        )
     else:
         server.shell(
             name="gpu: driver changed, REBOOT NEEDED (gpu_allow_reboot is false)",
@@ -283,6 +297,8 @@ def gpu() -> None:
             name="gpu: apt-get update for the toolkit's source", _if=any_changed(key, source)
         )
         apt.packages(
-            name="gpu: container toolkit", packages=["nvidia-container-toolkit"], update=True,
+            name="gpu: container toolkit",
+            packages=["nvidia-container-toolkit"],
+            update=True,
             cache_time=3600,
-        )  # fmt: skip
+        )

@@ -16,6 +16,7 @@ from ollama_fleet.deploys.common import ollama_url, role_vars
 from ollama_fleet.deploys.converge import Want
 from ollama_fleet.deploys.facts import OllamaModels
 from ollama_fleet.hostvars import defaults
+from ollama_fleet.values import canonical_model_name
 
 
 def full_name(name: str) -> str:
@@ -25,26 +26,41 @@ def full_name(name: str) -> str:
 
 
 def required_names(required: list[object]) -> list[str]:
+    """The names to pull, as the inventory spells them (with :latest), once per model."""
     names = [str(item["name"]) if isinstance(item, dict) else str(item) for item in required]
-    return list(dict.fromkeys(full_name(n.strip()) for n in names))
+    once: dict[str, str] = {}
+    for name in names:
+        once.setdefault(canonical_model_name(name), full_name(name.strip()))
+    return list(once.values())
 
 
 def plan_models(
     required: list[str], present: list[str] | None, prune: bool
 ) -> tuple[list[str], list[str]]:
-    """(to pull, to delete). Unknown presence (Ollama not answering yet) pulls everything."""
-    have = set() if present is None else {full_name(n) for n in present}
-    to_pull = [n for n in required if n not in have]
-    to_delete = sorted(have - set(required)) if prune and present is not None else []
+    """(to pull, to delete). Unknown presence (Ollama not answering yet) pulls everything.
+
+    Names compare in the one canonical form the checks use too (values.canonical_model_name:
+    Ollama matches case-insensitively); a pull keeps the inventory's spelling, a delete
+    Ollama's own.
+    """
+    have = {} if present is None else {canonical_model_name(n): n for n in present}
+    wanted = {canonical_model_name(n) for n in required}
+    to_pull = [n for n in required if canonical_model_name(n) not in have]
+    to_delete = (
+        sorted(full_name(n) for key, n in have.items() if key not in wanted)
+        if prune and present is not None
+        else []
+    )
     return to_pull, to_delete
 
 
 def want() -> Want:
     v = role_vars("models")
     return Want(
-        models_url=ollama_url(), models=tuple(required_names(v["required_models"])),
+        models_url=ollama_url(),
+        models=tuple(required_names(v["required_models"])),
         prune=bool(v["models_prune"]),
-    )  # fmt: skip
+    )
 
 
 @deploy("models", data_defaults=defaults("models"))
@@ -52,9 +68,10 @@ def models() -> None:
     v = role_vars("models")
     url = ollama_url()
     to_pull, to_delete = plan_models(
-        required_names(v["required_models"]), host.get_fact(OllamaModels, base_url=url),
+        required_names(v["required_models"]),
+        host.get_fact(OllamaModels, base_url=url),
         bool(v["models_prune"]),
-    )  # fmt: skip
+    )
     env = {"OLLAMA_HOST": url}
     for number, name in host.loop(enumerate(to_pull, 1)):
         server.shell(
@@ -65,5 +82,6 @@ def models() -> None:
     for name in host.loop(to_delete):
         server.shell(
             name=f"models: delete {name} (not in required_models)",
-            commands=[f"ollama rm {shlex.quote(name)}"], _env=env,
-        )  # fmt: skip
+            commands=[f"ollama rm {shlex.quote(name)}"],
+            _env=env,
+        )

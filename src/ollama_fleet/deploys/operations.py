@@ -41,9 +41,10 @@ def checked_file(
     current = host.get_fact(Sha256File, path=dest)
     info = host.get_fact(File, path=dest)
     same_meta = isinstance(info, dict) and (
-        info.get("user") == user and info.get("group") == group
+        info.get("user") == user
+        and info.get("group") == group
         and str(info.get("mode")) == mode.lstrip("0")
-    )  # fmt: skip
+    )
     if current == hashlib.sha256(data).hexdigest():
         if not same_meta:
             yield StringCommand("chown", f"{user}:{group}", dest)
@@ -56,9 +57,11 @@ def checked_file(
     elif state.config.DIFF:
         before = host.get_fact(FileContents, path=dest) or []
         lines = difflib.unified_diff(
-            [line + "\n" for line in before], content.splitlines(keepends=True),
-            fromfile=f"{dest} (on the host)", tofile=f"{dest} (new)",
-        )  # fmt: skip
+            [line + "\n" for line in before],
+            content.splitlines(keepends=True),
+            fromfile=f"{dest} (on the host)",
+            tofile=f"{dest} (new)",
+        )
         logger.info(f"[{host.name}] diff of {dest}:\n" + "".join(lines))
     staged = dest + STAGED_SUFFIX
     yield FileUploadCommand(

@@ -15,6 +15,7 @@ monkey.patch_all()  # as pyinfra's CLI does: parallel SSH through gevent; this p
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 from typing import IO, Any  # noqa: E402
@@ -30,6 +31,7 @@ from pyinfra.api.state import StateStage  # noqa: E402
 from pyinfra.context import ctx_host, ctx_state  # noqa: E402
 
 from ollama_fleet.deploys.site import site  # noqa: E402
+from ollama_fleet.deploys.unreachable import describe_connect_error  # noqa: E402
 from ollama_fleet.errors import FleetError  # noqa: E402
 from ollama_fleet.redact import Redact, redact_strings, redactor  # noqa: E402
 
@@ -43,6 +45,21 @@ class RedactingFilter(logging.Filter):
         record.msg = self.redact(record.getMessage())
         record.args = None
         return True
+
+
+class QuietConnectErrors(logging.Filter):
+    """Without -v: pyinfra's and paramiko's words on a failed connection stay out of the log.
+
+    The "connect" event says it once, in one line (deploys.unreachable); -v shows the rest.
+    """
+
+    _NOISE = re.compile(
+        r"Could not connect|SSH error|Could not resolve|EOF error|Authentication error|"
+        r"Failed to load host keys|Error reading SSH protocol banner|Exception \(client\)"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self._NOISE.search(record.getMessage()) is None
 
 
 class Events:
@@ -104,12 +121,28 @@ class Progress(BaseStateCallback):
                 self.events.emit("op", host=host.name, op=name, ok=True, changed=meta.did_change())
             else:
                 self.events.emit(
-                    "op", host=host.name, op=name, ok=False, changed=False,
+                    "op",
+                    host=host.name,
+                    op=name,
+                    ok=False,
+                    changed=False,
                     error=error_text(state, host, op_hash),
-                )  # fmt: skip
+                )
 
     def host_connect_error(self, state: State, host: Host, error: Any) -> None:
-        self.events.emit("connect", host=host.name, ok=False, error=str(error))
+        self.events.emit(
+            "connect",
+            host=host.name,
+            ok=False,
+            unreachable=True,
+            detail=str(error),
+            error=describe_connect_error(
+                str(error),
+                hostname=str(host.data.get("ssh_hostname") or host.name),
+                port=host.data.get("ssh_port") or 22,
+                user=str(host.data.get("ssh_user") or ""),
+            ),
+        )
 
 
 def build_state(spec: dict[str, Any]) -> State:
@@ -244,8 +277,15 @@ def main() -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("pyinfra")
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO if spec.get("diff") or spec.get("verbose") else logging.WARNING)
+    verbose = bool(spec.get("verbose"))
+    logger.setLevel(logging.INFO if spec.get("diff") or verbose else logging.WARNING)
     logger.propagate = False
+    if not verbose:
+        handler.addFilter(QuietConnectErrors())
+    # paramiko logs a traceback for a port that does not speak SSH: only with -v
+    paramiko_log = logging.getLogger("paramiko")
+    paramiko_log.propagate = False
+    paramiko_log.addHandler(handler if verbose else logging.NullHandler())
     try:
         return run(spec, events)
     except Exception as exc:  # a bug or pyinfra internals: say so, exit distinctly

@@ -70,10 +70,18 @@ def self_check_inventory(url: str, required_models: list[object]) -> str:
     declares it open and leaves the write endpoints to the checks from outside.
     """
     document = {
-        "all": {"hosts": {"self": {"public_url": url, "required_models": required_models,
-                                   "closed_ports": [], "public_access": "open",
-                                   "check_write_endpoints": False}}}
-    }  # fmt: skip
+        "all": {
+            "hosts": {
+                "self": {
+                    "public_url": url,
+                    "required_models": required_models,
+                    "closed_ports": [],
+                    "public_access": "open",
+                    "check_write_endpoints": False,
+                }
+            }
+        }
+    }
     return "# Managed by ollama-fleet: the host's own check of Ollama.\n" + yaml.safe_dump(
         document, sort_keys=True
     )
@@ -82,13 +90,22 @@ def self_check_inventory(url: str, required_models: list[object]) -> str:
 def configs(v: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(operation name, path, content) of the files readable by the service user (mode 0640)."""
     return [
-        ("services: self-check inventory", f"{CONFIG_DIR}/checks.yml",
-         self_check_inventory(ollama_url(), list(var("required_models")))),
-        ("services: gateway config (API keys hashed)", f"{CONFIG_DIR}/gateway.yml",
-         render_gateway_config(v, ollama_host=str(var("ollama_host")))),
-        ("services: monitor config", f"{CONFIG_DIR}/monitor.yml",
-         render_monitor_config(v, targets_url=ollama_url())),
-    ]  # fmt: skip
+        (
+            "services: self-check inventory",
+            f"{CONFIG_DIR}/checks.yml",
+            self_check_inventory(ollama_url(), list(var("required_models"))),
+        ),
+        (
+            "services: gateway config (API keys hashed)",
+            f"{CONFIG_DIR}/gateway.yml",
+            render_gateway_config(v, ollama_host=str(var("ollama_host"))),
+        ),
+        (
+            "services: monitor config",
+            f"{CONFIG_DIR}/monitor.yml",
+            render_monitor_config(v, targets_url=ollama_url()),
+        ),
+    ]
 
 
 def python_problem(version: str | None, requires: str) -> str | None:
@@ -108,11 +125,17 @@ def units(v: dict[str, Any]) -> list[tuple[str, str, str]]:
     if not role_enabled("ollama"):
         return []  # the self-check checks this host's Ollama: none here
     return [
-        ("services: ollama-fleet-check.service", f"{UNIT_DIR}/ollama-fleet-check.service",
-         render_fleet_check_service(v)),
-        ("services: ollama-fleet-check.timer", f"{UNIT_DIR}/ollama-fleet-check.timer",
-         render_fleet_check_timer(v)),
-    ]  # fmt: skip
+        (
+            "services: ollama-fleet-check.service",
+            f"{UNIT_DIR}/ollama-fleet-check.service",
+            render_fleet_check_service(v),
+        ),
+        (
+            "services: ollama-fleet-check.timer",
+            f"{UNIT_DIR}/ollama-fleet-check.timer",
+            render_fleet_check_timer(v),
+        ),
+    ]
 
 
 def marker_line(bundle: dict[str, Any]) -> str:
@@ -127,11 +150,12 @@ def want() -> Want | None:
     if not bundle or v["monitor_enabled"] or v["gateway_enabled"]:
         return None  # the role itself says what is wrong
     result = Want(
-        packages={"python3-venv"}, users={USER: {USER}},
+        packages={"python3-venv"},
+        users={USER: {USER}},
         services={"ollama-fleet-check.timer"} if units(v) else set(),
         dirs={CONFIG_DIR: DirWant(mode="750", group=USER)},
         lines={f"{v['fleet_venv']}/.ollama-fleet-bundle": marker_line(bundle)},
-    )  # fmt: skip
+    )
     for _, path, content in configs(v):
         result.file(path, content, mode="640", group=USER)
     for _, path, content in units(v):
@@ -164,8 +188,10 @@ def services() -> None:
         else:
             why = f"the bundle has wheels for {', '.join(BUNDLE_ARCHES)} only, not {arch}"
         message = f"{host.name}: services: REFUSED: {why}; or set services_enabled: false"
-        server.shell(name="services: REFUSED (see the message)",
-                     commands=[f"echo {shlex.quote(message)} >&2; exit 1"])  # fmt: skip
+        server.shell(
+            name="services: REFUSED (see the message)",
+            commands=[f"echo {shlex.quote(message)} >&2; exit 1"],
+        )
         return
     venv = str(v["fleet_venv"])
     apt.packages(
@@ -173,9 +199,13 @@ def services() -> None:
     )
     server.group(name="services: group", group=USER, system=True)
     server.user(
-        name="services: system user", user=USER, group=USER, system=True,
-        home="/var/lib/ollama-fleet", shell="/usr/sbin/nologin",
-    )  # fmt: skip
+        name="services: system user",
+        user=USER,
+        group=USER,
+        system=True,
+        home="/var/lib/ollama-fleet",
+        shell="/usr/sbin/nologin",
+    )
     files.directory(name="services: config directory", path=CONFIG_DIR, group=USER, mode="750")
     marker = f"{venv}/.ollama-fleet-bundle"
     line = marker_line(bundle)
@@ -183,8 +213,12 @@ def services() -> None:
     if host.get_fact(Marker, path=marker) != line:
         files.directory(name="services: cache", path=CACHE_DIR, mode="700")
         pushed = f"{CACHE_DIR}/{bundle['filename']}"
-        files.put(name=f"services: push {bundle['wheel']} and its wheels", src=bundle["path"],
-                  dest=pushed, mode="600")  # fmt: skip
+        files.put(
+            name=f"services: push {bundle['wheel']} and its wheels",
+            src=bundle["path"],
+            dest=pushed,
+            mode="600",
+        )
         changes.append(
             server.shell(
                 name=f"services: install {bundle['wheel']} into {venv}",
@@ -202,10 +236,14 @@ def services() -> None:
         return
     systemd.daemon_reload(name="services: reload systemd", _if=any_changed(*unit_changes))
     systemd.service(
-        name="services: check timer enabled", service="ollama-fleet-check.timer", running=True,
+        name="services: check timer enabled",
+        service="ollama-fleet-check.timer",
+        running=True,
         enabled=True,
-    )  # fmt: skip
+    )
     systemd.service(
-        name="services: restart the timer for the change", service="ollama-fleet-check.timer",
-        restarted=True, _if=any_changed(*unit_changes, *changes),
-    )  # fmt: skip
+        name="services: restart the timer for the change",
+        service="ollama-fleet-check.timer",
+        restarted=True,
+        _if=any_changed(*unit_changes, *changes),
+    )

@@ -63,8 +63,10 @@ def site(roles: Sequence[str] = ROLES, *, snapshot: bool = True) -> None:
         if role not in roles:
             return False
         if not role_enabled(role):
-            logger.info(f"[{host.name}] {role}: not on this host ({role}_enabled or "
-                        "ollama_enabled is false)")  # fmt: skip
+            logger.info(
+                f"[{host.name}] {role}: not on this host ({role}_enabled or "
+                "ollama_enabled is false)"
+            )
             return False
         want = wants.get(role)
         if want is None or state is None:

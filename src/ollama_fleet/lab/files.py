@@ -25,14 +25,6 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_atomic(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """Write next to `path`, then rename: a reader sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(mode)
-    tmp.replace(path)
-
-
 def mounts_under(root: Path) -> list[str]:
     """Mount points inside `root`, deepest first."""
     prefix = str(root).rstrip("/") + "/"

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ollama_fleet.lab.files import write_atomic
+from ollama_fleet.fsutil import atomic_write
 from ollama_fleet.lab.ports import HOST
 from ollama_fleet.lab.ssh import USER
 from ollama_fleet.lab.state import LabInfo
@@ -90,5 +90,5 @@ def lab_inventory_text(info: LabInfo, *, base: str | None = None, header: str = 
 def write_lab_inventory(info: LabInfo) -> Path:
     """Write <state dir>/inventory.yml for `info` (see docs/lab.md); its path."""
     ensure_tls(info.state_dir)
-    write_atomic(info.inventory, lab_inventory_text(info))
+    atomic_write(info.inventory, lab_inventory_text(info), mode=0o644, what="lab inventory")
     return info.inventory

@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from ollama_fleet.errors import ConfigError
-from ollama_fleet.lab.files import write_atomic
+from ollama_fleet.fsutil import atomic_write
+from ollama_fleet.lab.defaults import ACCELS, STATE_DIR_ENV
 from ollama_fleet.lab.image import default_cache_dir
 
-STATE_DIR_ENV = "OLLAMA_FLEET_LAB_DIR"
 STATE_FILE = "state.json"
 OVERLAY_FILE = "overlay.qcow2"
 KEY_FILE = "id_ed25519"
 KNOWN_HOSTS_FILE = "known_hosts"
 STATE_VERSION = 1
-ACCELS = ("tcg", "kvm")
 # Guest port of each forward; the host side is a free 127.0.0.1 port chosen per lab.
 # The ollama forward exists so tests can prove Ollama is NOT reachable from outside.
 GUEST_PORTS = {"ssh": 22, "http": 80, "https": 443, "ollama": 11434}
@@ -148,7 +147,7 @@ def load_info(state_dir: Path) -> LabInfo | None:
 
 
 def save_info(info: LabInfo) -> None:
-    write_atomic(info.state_file, info_to_json(info))
+    atomic_write(info.state_file, info_to_json(info), mode=0o644, what="lab state")
 
 
 def _typed(where: Path, value: Any, kind: type[Any]) -> Any:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ollama_fleet.errors import ConfigError, TestbedError
+from ollama_fleet.lab.defaults import BOOT_TIMEOUT_S, POWEROFF_TIMEOUT_S
 from ollama_fleet.lab.files import exclusive_lock
 from ollama_fleet.lab.image import LabImage, build_image, check_mirror, load_image
 from ollama_fleet.lab.inventory import write_lab_inventory
@@ -39,8 +40,6 @@ from ollama_fleet.lab.tools import Progress, last_line, no_progress, require_too
 DEFAULT_ACCEL = "tcg"
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_CPUS = 2
-BOOT_TIMEOUT_S = 180.0
-POWEROFF_TIMEOUT_S = 60.0
 START_ATTEMPTS = 3  # picked ports can be taken before qemu binds them
 _BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
