@@ -22,6 +22,7 @@ import yaml
 
 from ollama_fleet import hostvars
 from ollama_fleet.errors import ConfigError
+from ollama_fleet.values import port_problem
 
 CONFIG_DIR = "/etc/ollama-fleet"
 STATE_DIR = "/var/lib/ollama-fleet"
@@ -403,9 +404,10 @@ def _check(name: str, value: Any) -> None:
 
 
 def _check_port(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise ConfigError(f"{name}: {value!r} is not a TCP port (1-65535)")
-    return value
+    problem = port_problem(value)
+    if problem:
+        raise ConfigError(f"{name}: {problem}")
+    return int(value)
 
 
 def _absolute_path(value: Any, name: str) -> str:

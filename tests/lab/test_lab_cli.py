@@ -10,10 +10,10 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from ollama_fleet.cli.lab import lab
 from ollama_fleet.lab.recipe import recipe_hash
 from ollama_fleet.lab.state import LabInfo, save_info
 from ollama_fleet.lab.status import LabStatus, render_status, status
-from ollama_fleet.cli.lab import lab
 
 
 def invoke(args: Sequence[str]) -> Result:

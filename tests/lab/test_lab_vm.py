@@ -13,12 +13,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from ollama_fleet.cli.lab import lab
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab import LabInfo, LabOptions, down, load_info, reboot, run_ssh, status, up
 from ollama_fleet.lab.ports import choose_ports
 from ollama_fleet.lab.qemu import qemu_running
-from ollama_fleet.cli.lab import lab
 
 pytestmark = pytest.mark.integration
 

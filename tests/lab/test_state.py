@@ -53,8 +53,8 @@ def _edited(info: LabInfo, **changes: object) -> str:
     [
         ({"version": 99}, "unknown state version 99"),
         ({"ports": {"ssh": 22}}, "not a lab state file"),
-        ({"ports": {"ssh": 22, "http": 80, "https": 443, "ollama": "x"}}, "expected int"),
-        ({"ports": {"ssh": 0, "http": 80, "https": 443, "ollama": 1}}, "port 0 is out of range"),
+        ({"ports": {"ssh": 22, "http": 80, "https": 443, "ollama": "x"}}, r"'x' is not a port"),
+        ({"ports": {"ssh": 0, "http": 80, "https": 443, "ollama": 1}}, r"0 is not a port \(1-"),
         ({"accel": "xen"}, "accel 'xen'"),
         ({"pid": True}, "expected int"),
         ({"image": None}, "not a lab state file"),

@@ -12,6 +12,7 @@ from ollama_fleet.errors import ConfigError
 from ollama_fleet.fsutil import atomic_write
 from ollama_fleet.lab.defaults import ACCELS, STATE_DIR_ENV
 from ollama_fleet.lab.image import default_cache_dir
+from ollama_fleet.values import port_problem
 
 STATE_FILE = "state.json"
 OVERLAY_FILE = "overlay.qcow2"
@@ -157,7 +158,7 @@ def _typed(where: Path, value: Any, kind: type[Any]) -> Any:
 
 
 def _port(where: Path, value: Any) -> int:
-    port: int = _typed(where, value, int)
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"{where}: port {port} is out of range")
-    return port
+    problem = port_problem(value)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return int(value)
