@@ -8,7 +8,8 @@ import pytest
 pytest_plugins = ["lab_fixtures"]
 
 # Fixtures that start real servers (uvicorn, the simulator, Caddy) on 127.0.0.1.
-SERVER_FIXTURES = frozenset({"sim_url", "fresh_url", "paced_url", "fleet", "run"})
+# (transitive: a fixture that uses one of these counts too)
+SERVER_FIXTURES = frozenset({"sim_url", "fresh_url", "paced_url", "fleet"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,6 +9,7 @@ from ollama_fleet.checks.model import (
     CheckRun,
     FailureClass,
     Finding,
+    RunContext,
     fail,
     ok,
     warn,
@@ -22,6 +23,12 @@ UNICODE_MODEL = "llama3.2:3b-instruct-ü"
 EU = "gpu-eu-1"
 US = "gpu-us-2"
 LAB = "edge-lab"
+GROUPS = {EU: ("gpu", "eu"), US: ("gpu", "us")}  # edge-lab is in no group
+CONTEXT = RunContext(
+    command="ollama-fleet check inventories/production.yml -o report.html",
+    inventory="inventories/production.yml",
+    controller="ci-runner-3",
+)
 URLS = {
     EU: "https://gpu-eu-1.example.net",
     US: "https://gpu-us-2.example.net:8443",
@@ -111,9 +118,10 @@ def _target_results(target: str) -> list[CheckResult]:
         _result(
             target,
             "exposure",
-            (ok("port 11434 is closed"),),
+            (ok("port 11434 closed (refused)"), ok("port 443 open")),
             1003.0,
-            ports={"11434": "closed", "443": "open"},
+            host=URLS[target].removeprefix("https://").split(":")[0],
+            ports={"11434": "refused", "443": "open"},
         ),
     ]
 
@@ -173,20 +181,35 @@ def build_run() -> CheckRun:
         "exposure",
         (
             fail(FailureClass.EXPOSED, "port 11434 accepts connections from here"),
-            ok("port 22 is open as expected"),
+            ok("port 22 open"),
+            ok("port 8443 open"),
+            ok("port 9090 closed (timeout)"),
         ),
         1002.5,
-        ports={"11434": "open", "22": "open", "443": "open"},
+        host="gpu-us-2.example.net",
+        ports={"11434": "open", "22": "open", "8443": "open", "9090": "timeout"},
         probe={"from": "ci-runner", "timeout_s": 1.0, "nested": {"depth": [1, 2, {"x": None}]}},
     )
 
     lab = _target_results(LAB)
+    # the chat probe's older shape: first_token_ms at the top level, no timings block
+    lab[3] = _result(
+        LAB,
+        "chat",
+        (ok("llama3.2:3b answered in 0.90 s (38.0 tok/s)"),),
+        900.0,
+        model="llama3.2:3b",
+        first_token_ms=420.0,
+        tokens_per_second=38.0,
+    )
     results = tuple(eu + us + lab)
     return CheckRun(
         results=results,
         started_at="2025-06-01T09:30:00.250000+00:00",
         duration_ms=2841.7,
         targets=(EU, US, LAB),
+        target_groups=GROUPS,
+        context=CONTEXT,
     )
 
 
@@ -195,8 +218,8 @@ def run() -> CheckRun:
     return build_run()
 
 
-@pytest.fixture
-def all_ok_run() -> CheckRun:
+def build_all_ok_run() -> CheckRun:
+    """One host, six ok checks, no groups and no context (as a library caller makes it)."""
     results = tuple(_target_results(LAB))
     return CheckRun(
         results=results, started_at="2025-06-01T10:00:00Z", duration_ms=840.0, targets=(LAB,)
@@ -204,5 +227,16 @@ def all_ok_run() -> CheckRun:
 
 
 @pytest.fixture
+def all_ok_run() -> CheckRun:
+    return build_all_ok_run()
+
+
+@pytest.fixture
 def empty_run() -> CheckRun:
     return CheckRun(results=(), started_at="2025-06-01T10:00:00Z", duration_ms=0.0, targets=())
+
+
+@pytest.fixture(scope="module")
+def sample_runs() -> dict[str, CheckRun]:
+    """The mixed run and the all-ok run, built once per module (for the browser tests)."""
+    return {"mixed": build_run(), "all_ok": build_all_ok_run()}

@@ -42,6 +42,26 @@ def test_top_level_fields(run: CheckRun) -> None:
     assert doc["summary"] == {"targets": 3, "checks": 18, "ok": 13, "warn": 2, "fail": 3}
 
 
+def test_context_and_groups(run: CheckRun, all_ok_run: CheckRun) -> None:
+    doc = json.loads(render_json(run))
+    assert doc["context"] == {
+        "command": "ollama-fleet check inventories/production.yml -o report.html",
+        "inventory": "inventories/production.yml",
+        "controller": "ci-runner-3",
+    }
+    # edge-lab is in no group, so it is absent
+    assert doc["target_groups"] == {"gpu-eu-1": ["gpu", "eu"], "gpu-us-2": ["gpu", "us"]}
+    bare = json.loads(render_json(all_ok_run))
+    assert bare["context"] == {"command": "", "inventory": "", "controller": ""}
+    assert bare["target_groups"] == {}
+
+
+def test_a_document_from_before_context_still_validates(run: CheckRun) -> None:
+    doc = json.loads(render_json(run))
+    del doc["context"], doc["target_groups"]
+    _validate(doc)
+
+
 def test_results_round_trip(run: CheckRun) -> None:
     doc = json.loads(render_json(run))
     assert len(doc["results"]) == len(run.results)
@@ -111,6 +131,10 @@ def test_details_in_any_mapping_or_sequence_type_serialise(run: CheckRun) -> Non
         (("results", 0, "class"), "not_a_class"),
         (("results", 1, "class"), None),  # a warn needs a class
         (("summary", "fail"), -1),
+        (("context", "command"), None),
+        (("context", "password"), "x"),  # no other keys in context
+        (("target_groups", "gpu-eu-1"), "gpu,eu"),
+        (("target_groups", "gpu-eu-1", 0), ""),
     ],
 )
 def test_schema_rejects_broken_documents(run: CheckRun, path: tuple[Any, ...], value: Any) -> None:

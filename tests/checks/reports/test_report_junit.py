@@ -6,8 +6,8 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from ollama_fleet.checks.model import CheckResult, CheckRun, Status
-from ollama_fleet.checks.reports.junit import render_junit
+from ollama_fleet.checks.model import CheckResult, CheckRun, FailureClass, Status, fail, ok
+from ollama_fleet.checks.reports.junit import classname, render_junit
 
 SECONDS = re.compile(r"^\d+\.\d{3}$")
 
@@ -60,7 +60,7 @@ def test_one_suite_per_target_with_matching_counts(run: CheckRun) -> None:
         assert tags == ["properties"] + ["testcase"] * len(cases) + ["system-out", "system-err"]
         for case in cases:
             assert set(case.attrib) == {"classname", "name", "time"}
-            assert case.get("classname") == f"ollama-fleet.{suite.get('name')}"
+            assert case.get("classname") == "ollama-fleet/" + suite.get("name", "")
             assert SECONDS.match(case.get("time", ""))
     assert total == int(root.get("tests", "-1")) == len(run.results)
     assert len(root.findall(".//failure")) == int(root.get("failures", "-1")) == 3
@@ -137,3 +137,46 @@ def test_empty_run_is_a_valid_document(empty_run: CheckRun) -> None:
     assert root.get("tests") == "0"
     assert root.get("failures") == "0"
     assert root.findall("testsuite") == []
+
+
+def test_classnames_have_no_dots_for_ci_viewers_to_split() -> None:
+    names = ("gpu-1.example.com", "127.0.0.1:11434", "[::1]:8443")
+    results = tuple(
+        CheckResult(
+            target=name,
+            url=f"https://{name}",
+            check="tls",
+            findings=(fail(FailureClass.TLS_EXPIRED, "expired") if i == 0 else ok("fine"),),
+            elapsed_ms=3.0,
+        )
+        for i, name in enumerate(names)
+    )
+    run = CheckRun(
+        results=results, started_at="2025-06-01T10:00:00Z", duration_ms=9.0, targets=names
+    )
+    root = _parse(run)
+    cases = {
+        suite.get("name"): [case.get("classname") for case in suite.iter("testcase")]
+        for suite in root.iter("testsuite")
+    }
+    # the suite keeps the target's name; the classname has no dot, so Jenkins and GitLab
+    # show one class per host instead of packages "gpu-1" > "example" > class "com"
+    assert cases == {
+        "gpu-1.example.com": ["ollama-fleet/gpu-1_example_com"],
+        "127.0.0.1:11434": ["ollama-fleet/127_0_0_1:11434"],
+        "[::1]:8443": ["ollama-fleet/[::1]:8443"],
+    }
+    classnames = [case.get("classname", "") for case in root.iter("testcase")]
+    assert len(classnames) == 3 and [c for c in classnames if "." in c] == []
+    assert classname("gpu-1.example.com") == "ollama-fleet/gpu-1_example_com"
+    assert root.find(".//testcase/failure") is not None
+
+
+def test_groups_are_a_suite_property(run: CheckRun) -> None:
+    root = _parse(run)
+    properties = {
+        suite.get("name"): {p.get("name"): p.get("value") for p in suite.iter("property")}
+        for suite in root.iter("testsuite")
+    }
+    assert properties["gpu-eu-1"] == {"url": "https://gpu-eu-1.example.net", "groups": "gpu,eu"}
+    assert properties["edge-lab"] == {"url": "https://lab.example.org"}  # in no group

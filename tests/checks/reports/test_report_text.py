@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 
-from ollama_fleet.checks.model import CheckResult, CheckRun, FailureClass, Status, fail, ok
+import pytest
+
+from ollama_fleet.checks.model import (
+    CheckResult,
+    CheckRun,
+    FailureClass,
+    Status,
+    fail,
+    ok,
+    warn,
+)
+from ollama_fleet.checks.reports import use_color
 from ollama_fleet.checks.reports.text import TOTAL_WIDTH, render_text
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")
@@ -19,12 +31,38 @@ def _table_lines(out: str) -> list[str]:
     return out.split("\n\n", 1)[0].splitlines()
 
 
+def _run_of(statuses: dict[str, Status]) -> CheckRun:
+    findings = {
+        Status.OK: ok("fine"),
+        Status.WARN: warn(FailureClass.SLOW, "slow"),
+        Status.FAIL: fail(FailureClass.REFUSED, "refused"),
+    }
+    results = tuple(
+        CheckResult(
+            target=name,
+            url=f"https://{name}",
+            check=check,
+            # the host's status on its second check, so run order within a host shows
+            findings=(findings[status] if check == "tls" else ok("fine"),),
+            elapsed_ms=1.0,
+        )
+        for name, status in statuses.items()
+        for check in ("connectivity", "tls")
+    )
+    return CheckRun(
+        results=results, started_at="2025-06-01T10:00:00Z", duration_ms=1.0, targets=tuple(statuses)
+    )
+
+
 def test_one_row_per_result_with_status_and_class(run: CheckRun) -> None:
     lines = _table_lines(render_text(run))
     assert lines[0].split() == ["TARGET", "CHECK", "STATUS", "CLASS", "SUMMARY"]
     rows = lines[1:]
     assert len(rows) == len(run.results) == 18
-    for row, result in zip(rows, run.results, strict=True):
+    # the failing host first, then the warning one, then the ok one; checks in run order
+    hosts = ["gpu-us-2", "gpu-eu-1", "edge-lab"]
+    expected = [r for host in hosts for r in run.results if r.target == host]
+    for row, result in zip(rows, expected, strict=True):
         target, check, status, klass = row.split()[:4]
         assert (target, check, status) == (result.target, result.check, result.status.upper())
         expected = result.failure_class.value if result.failure_class else "-"
@@ -132,3 +170,62 @@ def test_wide_target_names_keep_alignment() -> None:
     )
     lines = _table_lines(render_text(run))
     assert lines[1].index("chat") == lines[2].index("chat") == lines[0].index("CHECK")
+
+
+def test_hosts_by_severity_then_by_name_in_natural_order() -> None:
+    run = _run_of(
+        {
+            "gpu-10": Status.OK,
+            "gpu-2": Status.OK,
+            "beta": Status.WARN,
+            "Alpha": Status.WARN,
+            "zulu": Status.FAIL,
+            "edge": Status.OK,
+        }
+    )
+    rows = _table_lines(render_text(run))[1:]
+    hosts = list(dict.fromkeys(row.split()[0] for row in rows))
+    assert hosts == ["zulu", "Alpha", "beta", "edge", "gpu-2", "gpu-10"]
+    # within a host the checks keep the run's order, not their status
+    assert [row.split()[1] for row in rows[:2]] == ["connectivity", "tls"]
+    problems = [line.split()[1] for line in render_text(run).splitlines() if "/tls:" in line]
+    assert problems == ["zulu/tls:", "Alpha/tls:", "beta/tls:"]
+
+
+class Terminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize(
+    ("environ", "tty", "expected"),
+    [
+        ({}, True, True),
+        ({"TERM": "xterm-256color"}, True, True),
+        ({}, False, False),  # a pipe or a file
+        ({"NO_COLOR": "1"}, True, False),
+        ({"NO_COLOR": "0"}, True, False),  # any non-empty value, per no-color.org
+        ({"NO_COLOR": ""}, True, True),  # empty is unset
+        ({"TERM": "dumb"}, True, False),
+    ],
+)
+def test_use_color(environ: dict[str, str], tty: bool, expected: bool) -> None:
+    assert use_color(Terminal(tty), environ=environ) is expected
+
+
+def test_use_color_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TERM", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert use_color(Terminal(True)) is True
+    monkeypatch.setenv("NO_COLOR", "yes")
+    assert use_color(Terminal(True)) is False
+
+
+def test_use_color_is_false_for_a_closed_stream() -> None:
+    stream = io.StringIO()
+    stream.close()
+    assert use_color(stream, environ={}) is False

@@ -10,7 +10,7 @@ from ollama_fleet.errors import ConfigError
 from .html import render_html
 from .json import load_schema, render_json
 from .junit import render_junit
-from .text import render_text
+from .text import render_text, use_color
 
 __all__ = [
     "FORMATS",
@@ -20,6 +20,7 @@ __all__ = [
     "render_json",
     "render_junit",
     "render_text",
+    "use_color",
 ]
 
 FORMATS: tuple[str, ...] = ("text", "json", "junit", "html")

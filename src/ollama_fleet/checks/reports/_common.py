@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ollama_fleet.checks.model import CHECK_NAMES, CheckResult, CheckRun, Status
+from ollama_fleet.checks.model import CHECK_NAMES, CheckResult, CheckRun, Status, overall_status
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +56,25 @@ def by_target(run: CheckRun) -> dict[str, list[CheckResult]]:
     for result in run.results:
         groups[result.target].append(result)
     return groups
+
+
+def name_key(name: str) -> tuple[str | int, ...]:
+    """Sort key for host names in natural order: gpu-2 before gpu-10, case ignored."""
+    # re.split with a group alternates text and digits, so the tuples compare str with str
+    # and int with int at every position.
+    parts = re.split(r"(\d+)", name.casefold())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
+def by_severity(run: CheckRun) -> list[tuple[str, list[CheckResult]]]:
+    """The results grouped by target, hosts with a fail first, then warn, then ok.
+
+    Within one status, hosts are in natural name order; each host's results stay in run order.
+    """
+    return sorted(
+        by_target(run).items(),
+        key=lambda item: (-overall_status(item[1]).rank, name_key(item[0]), item[0]),
+    )
 
 
 def check_rank(check: str) -> int:

@@ -1,15 +1,25 @@
-"""Self-contained HTML report (one file, inline CSS, no external resources), via jinja2."""
+"""Self-contained HTML report (one file, inline CSS and script, no external resources), via jinja2.
+
+What it shows: where the run came from (command, inventory, controller), an overview grid,
+the host groups, the exposure summary (every port of every host), then one card per host,
+the worst host first, each check with a timing bar (connect, TLS, first byte, first token).
+A "hide ok" filter (inline script; the page opens with it on at `#hide-ok`) hides the ok
+checks and the hosts whose checks are all ok; without script everything shows.
+"""
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from importlib import resources
 
 import jinja2
+from markupsafe import Markup
 
 from ollama_fleet import __version__
 from ollama_fleet.checks.model import (
@@ -23,128 +33,25 @@ from ollama_fleet.checks.model import (
 
 from ._common import (
     Counts,
-    by_target,
+    by_severity,
     check_rank,
     count,
     count_results,
     html_safe,
+    name_key,
     plural,
     to_jsonable,
 )
+from ._details import Node, details_node
+from ._exposure import PortView, exposure_ports
+from ._timing import TimingBar, scales, timing_bar, timings_of
 
-__all__ = ["render_html"]
+__all__ = ["FILTER_FRAGMENT", "render_html"]
 
 TEMPLATE = "report.html.j2"
-
-# --- details as a small tree the template renders as key/value tables -----------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One timing of a timings block: label, formatted value, bar length in percent."""
-
-    label: str
-    text: str
-    percent: float
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """A details value ready for display.
-
-    kind is one of: text (a scalar), map (key/value table), chips (a list of short scalars),
-    list (a list of anything), table (a list of flat records), bars (a timings block).
-    """
-
-    kind: str
-    text: str = ""
-    muted: bool = False
-    items: tuple[tuple[str, Node], ...] = ()
-    elements: tuple[Node, ...] = ()
-    columns: tuple[str, ...] = ()
-    rows: tuple[tuple[Node, ...], ...] = ()
-    bars: tuple[Bar, ...] = ()
-
-
-_NONE = Node(kind="text", text="—", muted=True)
-
-
-def _bytes(n: float) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _number(value: int | float, key: str) -> str:
-    if key.endswith("_ms"):
-        return f"{value:,.1f} ms" if isinstance(value, float) else f"{value:,} ms"
-    if key.endswith("_bytes") or key in ("size", "bytes"):
-        return f"{_bytes(value)} ({value:,} B)" if abs(value) >= 1024 else f"{value:,} B"
-    if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
-    return str(value)
-
-
-def _scalar(value: Any, key: str) -> Node:
-    if value is None:
-        return _NONE
-    if isinstance(value, bool):
-        return Node(kind="text", text="yes" if value else "no")
-    if isinstance(value, int | float):
-        return Node(kind="text", text=_number(value, key))
-    return Node(kind="text", text=html_safe(str(value)))
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, bool | int | float | str)
-
-
-def _timings(value: Mapping[str, Any]) -> Node | None:
-    """A mapping of *_ms numbers (connect_ms, tls_ms, ...) as a bar chart, else None."""
-    if len(value) < 2 or not all(
-        k.endswith("_ms") and isinstance(v, int | float) and not isinstance(v, bool)
-        for k, v in value.items()
-    ):
-        return None
-    longest = max((float(v) for v in value.values()), default=0.0)
-    bars = tuple(
-        Bar(
-            label=html_safe(k.removesuffix("_ms").replace("_", " ")),
-            text=_number(v, k),
-            percent=round(100 * max(float(v), 0.0) / longest, 1) if longest > 0 else 0.0,
-        )
-        for k, v in value.items()
-    )
-    return Node(kind="bars", bars=bars)
-
-
-def _node(value: Any, key: str = "") -> Node:
-    if _is_scalar(value):
-        return _scalar(value, key)
-    if isinstance(value, Mapping):
-        if not value:
-            return _NONE
-        return _timings(value) or Node(
-            kind="map",
-            items=tuple((html_safe(k), _node(v, k)) for k, v in value.items()),
-        )
-    if isinstance(value, Sequence):
-        if not value:
-            return Node(kind="text", text="none", muted=True)
-        if all(_is_scalar(v) for v in value):
-            return Node(kind="chips", elements=tuple(_scalar(v, key) for v in value))
-        if all(isinstance(v, Mapping) and all(_is_scalar(x) for x in v.values()) for v in value):
-            columns = tuple(dict.fromkeys(k for v in value for k in v))
-            rows = tuple(tuple(_scalar(v.get(c), c) for c in columns) for v in value)
-            return Node(kind="table", columns=tuple(html_safe(c) for c in columns), rows=rows)
-        return Node(kind="list", elements=tuple(_node(v, key) for v in value))
-    return Node(kind="text", text=html_safe(str(value)))
-
-
-# --- results ----------------------------------------------------------------------------------
+SCRIPT = "hide_ok.js"
+# the URL fragment that opens the report with "hide ok" on
+FILTER_FRAGMENT = "hide-ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +73,7 @@ class CheckView:
     elapsed: str
     findings: tuple[FindingView, ...]
     details: Node | None
+    timing: TimingBar | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +81,28 @@ class TargetView:
     anchor: str
     name: str
     url: str
+    groups: tuple[str, ...]
     status: str
     counts: Counts
     checks: tuple[CheckView, ...]
     by_check: Mapping[str, CheckView]
+    ports: tuple[PortView, ...]  # the exposure check's ports, () without one
+    exposure_status: str  # the exposure check's status, for the filter; "" without one
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """One inventory group: how many of its hosts ended fail, warn and ok."""
+
+    name: str
+    hosts: int
+    fail: int
+    warn: int
+    ok: int
+
+    @property
+    def status(self) -> str:
+        return "fail" if self.fail else "warn" if self.warn else "ok"
 
 
 def _duration(ms: float) -> str:
@@ -205,11 +131,12 @@ def _finding(finding: Finding) -> FindingView:
     )
 
 
-def _check(result: CheckResult, anchor: str) -> CheckView:
+def _check(result: CheckResult, anchor: str, widest: Mapping[str, float]) -> CheckView:
     ok = result.status is Status.OK
     # Worst findings first, stable, so the order inside one status stays the probe's.
     findings = sorted(result.findings, key=lambda f: -f.status.rank)
     details = to_jsonable(result.details)
+    timings = timings_of(result.details)
     return CheckView(
         anchor=anchor,
         check=html_safe(result.check),
@@ -219,36 +146,92 @@ def _check(result: CheckResult, anchor: str) -> CheckView:
         hint=html_safe(result.hint) if result.hint and not ok else None,
         elapsed=_duration(result.elapsed_ms),
         findings=tuple(_finding(f) for f in findings),
-        details=_node(details) if details else None,
+        details=details_node(details) if details else None,
+        timing=(timing_bar(timings, scale_ms=widest.get(result.check, 0.0)) if timings else None),
     )
 
 
-def _target(name: str, results: list[CheckResult], index: int) -> TargetView:
+def _target(
+    name: str,
+    results: list[CheckResult],
+    index: int,
+    groups: tuple[str, ...],
+    widest: Mapping[str, float],
+) -> TargetView:
     ordered = sorted(results, key=lambda r: (-r.status.rank, check_rank(r.check)))
     anchor = f"t{index}"
-    checks = tuple(_check(r, f"{anchor}-c{i}") for i, r in enumerate(ordered))
+    checks = tuple(_check(r, f"{anchor}-c{i}", widest) for i, r in enumerate(ordered))
+    exposure = next((r for r in results if r.check == "exposure"), None)
     return TargetView(
         anchor=anchor,
         name=html_safe(name),
         url=html_safe(results[0].url) if results else "",
+        groups=tuple(html_safe(g) for g in groups),
         status=overall_status(results).value,
         counts=count_results(results, targets=1),
         checks=checks,
         # First result per check name wins, for the overview grid.
         by_check={c.check: c for c in reversed(checks)},
+        ports=exposure_ports(exposure) if exposure is not None else (),
+        exposure_status=exposure.status.value if exposure is not None else "",
     )
 
 
 def _targets(run: CheckRun) -> list[TargetView]:
-    views = [_target(name, results, i) for i, (name, results) in enumerate(by_target(run).items())]
-    # Targets with failures first, then warnings; the run's order within a status.
-    return sorted(views, key=lambda t: -Status(t.status).rank)
+    """Hosts with a fail first, then warn, then ok; by name within one status."""
+    widest = scales((r.check, t) for r in run.results if (t := timings_of(r.details)) is not None)
+    return [
+        _target(name, results, i, tuple(run.target_groups.get(name, ())), widest)
+        for i, (name, results) in enumerate(by_severity(run))
+    ]
+
+
+def _groups(targets: list[TargetView]) -> list[GroupView]:
+    members: dict[str, list[str]] = {}
+    for target in targets:
+        for group in target.groups:
+            members.setdefault(group, []).append(target.status)
+    return [
+        GroupView(
+            name=name,
+            hosts=len(statuses),
+            fail=statuses.count("fail"),
+            warn=statuses.count("warn"),
+            ok=statuses.count("ok"),
+        )
+        for name, statuses in sorted(members.items(), key=lambda item: name_key(item[0]))
+    ]
 
 
 def _columns(run: CheckRun) -> list[str]:
     present = dict.fromkeys(html_safe(r.check) for r in run.results)
     known = [c for c in CHECK_NAMES if c in present]
     return known + [c for c in present if c not in CHECK_NAMES]
+
+
+def _context(run: CheckRun) -> list[tuple[str, str]]:
+    """The run's origin as (label, value) rows, leaving out what the caller did not know."""
+    rows = [
+        ("Command", run.context.command),
+        ("Inventory", run.context.inventory),
+        ("Controller", run.context.controller),
+    ]
+    return [(label, html_safe(value)) for label, value in rows if value]
+
+
+@functools.cache
+def _script() -> tuple[Markup, str]:
+    """The filter script and its CSP hash: only this script may run in the page."""
+    text = (
+        resources.files("ollama_fleet.checks.reports")
+        .joinpath("templates", SCRIPT)
+        .read_text(encoding="utf-8")
+    )
+    if "</" in text:
+        raise AssertionError(f"{SCRIPT} must not contain '</': it is inlined in a <script>")
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    # Markup: the package's own script, never data from a server.
+    return Markup(text), f"sha256-{digest}"
 
 
 @functools.cache
@@ -265,17 +248,28 @@ def _environment() -> jinja2.Environment:
 
 
 def render_html(run: CheckRun) -> str:
-    """Render a run as one self-contained HTML5 page; every value from a server is escaped."""
+    """Render a run as one self-contained HTML5 page; every value from a server is escaped.
+
+    The command shown comes from `run.context` as given: the caller redacts secrets first.
+    """
     counts = count(run)
+    targets = _targets(run)
+    script, script_hash = _script()
     template = _environment().get_template(TEMPLATE)
     return template.render(
         status=run.status.value,
         started_at=html_safe(run.started_at),
         started_display=_when(run.started_at),
         duration=_duration(run.duration_ms),
+        context=_context(run),
         counts=counts,
         headline=f"{plural(counts.targets, 'target')}, {plural(counts.checks, 'check')}",
-        targets=_targets(run),
+        targets=targets,
+        groups=_groups(targets),
+        exposed=[t for t in targets if t.ports],
         columns=_columns(run),
         tool_version=__version__,
+        script=script,
+        script_hash=script_hash,
+        filter_fragment=FILTER_FRAGMENT,
     )

@@ -10,6 +10,9 @@ The document (schema_version 1)::
       "duration_ms": 840.0,
       "status": "fail",                          # worst status of all results
       "summary": {"targets": 3, "checks": 18, "ok": 15, "warn": 1, "fail": 2},
+      "context": {"command": "ollama-fleet check ...", "inventory": "inventories/prod.yml",
+                  "controller": "ci-runner-3"},     # "" where unknown; secrets redacted
+      "target_groups": {"gpu-eu-1": ["gpu", "eu"]},  # inventory groups per host
       "results": [
         {
           "target": "gpu-eu-1", "url": "https://...", "check": "tls",
@@ -100,6 +103,14 @@ def to_document(run: CheckRun) -> dict[str, Any]:
             "ok": c.ok,
             "warn": c.warn,
             "fail": c.fail,
+        },
+        "context": {
+            "command": run.context.command,
+            "inventory": run.context.inventory,
+            "controller": run.context.controller,
+        },
+        "target_groups": {
+            name: list(groups) for name, groups in run.target_groups.items() if groups
         },
         "results": [_result(r) for r in run.results],
     }

@@ -4,6 +4,11 @@ One `<testsuite>` per target and one `<testcase>` per check. A failed check carr
 `<failure>`; a warning passes (JUnit has no warnings; `check --strict` turns them into a
 non-zero exit instead) but its findings are in the testcase's `<system-out>`, next to the
 probe details as JSON.
+
+A testcase's classname is `ollama-fleet/TARGET` with every dot of the target turned into
+`_` (see `classname`): Jenkins, GitLab and other viewers split a classname on its dots into
+packages, so `gpu-1.example.com` would become class `com` in package `gpu-1.example`. The
+testsuite's name keeps the target as it is.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from ollama_fleet.checks.model import CheckResult, CheckRun, Finding, Status
 
 from ._common import by_target, count, seconds, to_jsonable, xml_safe
 
-__all__ = ["render_junit"]
+__all__ = ["classname", "render_junit"]
 
 SUITES_NAME = "ollama-fleet checks"
+CLASSNAME_PREFIX = "ollama-fleet/"
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
@@ -40,6 +46,15 @@ def _host(url: str) -> str:
     except ValueError:
         host = None
     return host or url or "-"
+
+
+def classname(target: str) -> str:
+    """The testcase classname of a target: no dots, so CI viewers show one class per host.
+
+    `gpu-1.example.com` -> `ollama-fleet/gpu-1_example_com`;
+    `127.0.0.1:11434` -> `ollama-fleet/127_0_0_1:11434`.
+    """
+    return xml_safe(CLASSNAME_PREFIX + target.replace(".", "_"))
 
 
 def _finding_lines(finding: Finding) -> list[str]:
@@ -77,7 +92,7 @@ def _testcase(parent: ET.Element, result: CheckResult) -> None:
         parent,
         "testcase",
         {
-            "classname": xml_safe(f"ollama-fleet.{result.target}"),
+            "classname": classname(result.target),
             "name": xml_safe(result.check),
             "time": seconds(result.elapsed_ms),
         },
@@ -130,6 +145,11 @@ def render_junit(run: CheckRun) -> str:
         if results:
             ET.SubElement(
                 properties, "property", {"name": "url", "value": xml_safe(results[0].url)}
+            )
+        groups = run.target_groups.get(target, ())
+        if groups:
+            ET.SubElement(
+                properties, "property", {"name": "groups", "value": xml_safe(",".join(groups))}
             )
         for result in results:
             _testcase(suite, result)

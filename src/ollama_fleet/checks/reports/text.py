@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
+from collections.abc import Mapping
+from typing import Protocol
 
 from ollama_fleet.checks.model import CheckResult, CheckRun, Status
 
-from ._common import count, plural
+from ._common import by_severity, count, plural
 
-__all__ = ["render_text"]
+__all__ = ["render_text", "use_color"]
+
+
+class _Stream(Protocol):
+    def isatty(self) -> bool: ...
+
+
+def use_color(stream: _Stream, *, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether text for `stream` should be painted: a terminal, `NO_COLOR` unset, not dumb.
+
+    `NO_COLOR` set to any non-empty value turns colour off (https://no-color.org), as does
+    `TERM=dumb`; a pipe, a file or a closed stream never gets colour. `environ` defaults to
+    os.environ.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+        return False
+    try:
+        return bool(stream.isatty())
+    except (OSError, ValueError):  # a closed or detached stream
+        return False
+
 
 TOTAL_WIDTH = 120
 _GAP = "  "
@@ -135,16 +159,20 @@ def _problems(results: tuple[CheckResult, ...], color: bool) -> list[str]:
 def render_text(run: CheckRun, *, color: bool = False) -> str:
     """Render a run as a terminal table, then the problems with hints, then a summary line.
 
+    Hosts come in order of how bad they are (fail, warn, ok; by name within one status).
+
     With `color`, statuses are painted with ANSI colours (green ok, yellow warn, red fail);
     without it the output holds no escape sequences at all.
     """
     lines: list[str] = []
-    if run.results:
-        lines.extend(_table(run.results, color))
+    # hosts with a fail first, then warn, then ok; each host's checks in run order
+    results = tuple(r for _, host_results in by_severity(run) for r in host_results)
+    if results:
+        lines.extend(_table(results, color))
     else:
         lines.append("no checks were run")
 
-    problems = _problems(run.results, color)
+    problems = _problems(results, color)
     if problems:
         lines.append("")
         lines.extend(problems)
