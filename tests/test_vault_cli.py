@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from ollama_fleet import vault as vault_lib
+from ollama_fleet.cli import vault as vault_cli
+from ollama_fleet.cli.vault import vault
 from ollama_fleet.vault import (
     NEW_PASSWORD_ENV,
     PASSWORD_ENV,
@@ -29,7 +32,6 @@ from ollama_fleet.vault import (
     find_vault_values,
     is_encrypted,
 )
-from ollama_fleet.cli.vault import vault
 
 PASSWORD = "pw-9f3k2-correct"
 NEW_PASSWORD = "pw-7q1z-rotated"
@@ -71,6 +73,7 @@ def quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def pwfile(tmp_path: Path) -> Path:
     path = tmp_path / "vault-pass"
     path.write_text(PASSWORD + "\n", encoding="utf-8")
+    path.chmod(0o600)
     return path
 
 
@@ -78,6 +81,7 @@ def pwfile(tmp_path: Path) -> Path:
 def new_pwfile(tmp_path: Path) -> Path:
     path = tmp_path / "new-vault-pass"
     path.write_text(NEW_PASSWORD + "\n", encoding="utf-8")
+    path.chmod(0o600)
     return path
 
 
@@ -302,7 +306,7 @@ def test_a_failed_write_keeps_the_original(
 
     monkeypatch.setattr(os, "replace", no_rename)
     line = assert_one_line_error(invoke(["encrypt", path, "--vault-password-file", pwfile]))
-    assert "cannot write: No space left on device" in line
+    assert line.endswith(f"{path}: cannot write the vault file: No space left on device")
     assert path.read_text(encoding="utf-8") == PLAIN
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secrets.yml", "vault-pass"]
 
@@ -567,15 +571,34 @@ def test_edit_a_new_file_left_empty_creates_nothing(tmp_path: Path, pwfile: Path
     assert not path.exists()
 
 
-def test_edit_refuses_a_plain_file(tmp_path: Path, pwfile: Path) -> None:
-    path = inline_file(tmp_path)
-    before = path.read_bytes()
+def test_edit_refuses_a_file_without_vault_data(tmp_path: Path, pwfile: Path) -> None:
+    path = tmp_path / "plain.yml"
+    path.write_text(PLAIN, encoding="utf-8")
     result = invoke(
         ["edit", path, "--vault-password-file", pwfile], env=editor_env(tmp_path, "append")
     )
-    assert f"{path}: not a vault-encrypted file" in assert_one_line_error(result)
-    assert path.read_bytes() == before
+    line = assert_one_line_error(result)
+    assert line == (
+        f"Error: {path}: holds no vault data: encrypt it as a whole with `ollama-fleet vault "
+        "encrypt`, or add a value made by `ollama-fleet vault encrypt-string`"
+    )
+    assert path.read_text(encoding="utf-8") == PLAIN
     assert not (tmp_path / "editor.log").exists()
+
+
+def test_the_new_password_variable_in_help_is_the_library_s() -> None:
+    assert vault_cli.NEW_PASSWORD_ENV == NEW_PASSWORD_ENV
+    assert f"${NEW_PASSWORD_ENV}" in invoke(["rekey", "--help"]).stdout
+
+
+def test_the_command_group_loads_without_cryptography() -> None:
+    """`ollama-fleet --help` imports every command module: this one must stay light."""
+    code = (
+        "import sys, ollama_fleet.cli.vault; "
+        "print(sorted(m for m in sys.modules if m.startswith(('cryptography', 'yaml'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
 
 
 # -- encrypt-string ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import binascii
 import functools
 import getpass
 import json
+import logging
 import os
 import re
 import sys
@@ -33,6 +34,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ollama_fleet.errors import ConfigError
+from ollama_fleet.password_file import SCRIPT_TIMEOUT, read_password_file
+
+log = logging.getLogger(__name__)
 
 MAGIC = "$OLLAMA_FLEET_VAULT"
 V1_HEADER = f"{MAGIC};1;AES256-GCM;SCRYPT"
@@ -59,8 +63,8 @@ LINE_WIDTH = 76
 _COST = re.compile(r"N=([1-9][0-9]{0,9}),r=([1-9][0-9]{0,4}),p=([1-9][0-9]{0,4})\Z")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # A line with its break, as YAML counts lines (str.splitlines also breaks at \f and \v).
-_BREAKS = "\r\n\x85\u2028\u2029"
-_LINE = re.compile(rf"[^{_BREAKS}]*(?:\r\n|[{_BREAKS}])|[^{_BREAKS}]+\Z")
+LINE_BREAKS = "\r\n\x85\u2028\u2029"
+_LINE = re.compile(rf"[^{LINE_BREAKS}]*(?:\r\n|[{LINE_BREAKS}])|[^{LINE_BREAKS}]+\Z")
 
 
 class VaultError(ConfigError):
@@ -118,6 +122,7 @@ class PasswordSource:
 
     `option` and `env_var` name the ways to give it in the error when there is none.
     `confirm` asks twice at a prompt (for a password that is about to encrypt something).
+    `script_timeout` bounds an executable `file`'s run, in seconds.
     """
 
     file: Path | None = None
@@ -125,6 +130,7 @@ class PasswordSource:
     env_var: str = PASSWORD_ENV
     prompt: str = "Vault password"
     confirm: bool = False
+    script_timeout: float = SCRIPT_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,10 +162,10 @@ def vault_header(params: ScryptParams) -> str:
 
 def encrypt_bytes(plaintext: bytes, password: VaultPassword) -> str:
     """The vault text of `plaintext`: the header line and base64 lines, each ending in \\n."""
-    return _sealer(password)(plaintext)
+    return sealer(password)(plaintext)
 
 
-def _sealer(password: VaultPassword) -> Callable[[bytes], str]:
+def sealer(password: VaultPassword) -> Callable[[bytes], str]:
     """A function that encrypts with `password` under one new salt, with a new nonce each call.
 
     One key for every value of a file (rekey) costs one derivation to write and to read; it
@@ -250,7 +256,7 @@ def find_vault_values(text: str, *, where: str) -> tuple[VaultValue, ...]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: invalid YAML: {exc}") from None
     nodes = [n for doc in documents if doc is not None for n in _tagged(doc)]
-    lines = _LINE.findall(text)
+    lines = split_lines(text)
     return tuple(_located(lines, node, where) for node in nodes)
 
 
@@ -278,14 +284,14 @@ def rekey_text(text: str, *, old: VaultPassword, new: VaultPassword, where: str)
         raise VaultError("the new vault password is the same as the old one")
     if is_encrypted(text):
         return encrypt_bytes(decrypt_bytes(text, old, where=where, what="vault file"), new)
-    seal, lines = _sealer(new), _LINE.findall(text)
+    seal, lines = sealer(new), split_lines(text)
     for value in reversed(find_vault_values(text, where=where)):
         here = f"{where}: line {value.line}"
         plaintext = decrypt_bytes(value.vaulttext, old, where=here, what="vault value")
         block = [f"{value.indent}{line}" for line in seal(plaintext).splitlines()]
         # Each new line ends as the old ones did; the last keeps whatever the old last had
         # (nothing, at the end of a file without a final newline).
-        ending, last = _ending(lines[value.first]) or "\n", _ending(lines[value.stop - 1])
+        ending, last = line_ending(lines[value.first]) or "\n", line_ending(lines[value.stop - 1])
         block = [f"{line}{ending}" for line in block[:-1]] + [block[-1] + last]
         lines[value.first : value.stop] = block
     return "".join(lines)
@@ -298,11 +304,11 @@ def reveal_text(text: str, password: VaultPassword, *, where: str) -> str:
     """
     if is_encrypted(text):
         return decrypt_text(text, password, where=where, what="vault file")
-    lines = _LINE.findall(text)
+    lines = split_lines(text)
     for value in reversed(find_vault_values(text, where=where)):
         here = f"{where}: line {value.line}"
         plaintext = decrypt_text(value.vaulttext, password, where=here, what="vault value")
-        tag_line, last = lines[value.line - 1], _ending(lines[value.stop - 1])
+        tag_line, last = lines[value.line - 1], line_ending(lines[value.stop - 1])
         shown = json.dumps(plaintext, ensure_ascii=False)
         lines[value.line - 1 : value.stop] = [f"{tag_line[: value.column]}{shown}{last}"]
     return "".join(lines)
@@ -313,14 +319,21 @@ def read_password(
     *,
     environ: Mapping[str, str] | None = None,
     ask: Callable[[str], str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> VaultPassword:
     """The password from `source.file`, else `source.env_var`, else asked for.
 
     `ask` defaults to a hidden prompt when stdin is a terminal; without one, the error says
-    how to give the password. A file loses one trailing newline; an empty password is refused.
+    how to give the password. A file loses one trailing newline; an executable file is run
+    and its output is the password (see ollama_fleet.password_file); an empty password is
+    refused. `warn` gets the one-line warning about a file others may read (or a script
+    others may change); by default it is logged at WARNING, which Python's logging prints
+    on stderr when nothing configured it.
     """
     if source.file is not None:
-        return _password_from_file(source.file)
+        return _password_from_file(
+            source.file, timeout=source.script_timeout, warn=warn or log.warning
+        )
     environ = os.environ if environ is None else environ
     if source.env_var in environ:
         if not environ[source.env_var]:
@@ -341,18 +354,13 @@ def read_password(
     return VaultPassword(secret)
 
 
-def _password_from_file(path: Path) -> VaultPassword:
+def _password_from_file(
+    path: Path, *, timeout: float, warn: Callable[[str], None]
+) -> VaultPassword:
     try:
-        secret = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise VaultError(f"{path}: no such vault password file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise VaultError(f"{path}: cannot read the vault password file: {reason}") from None
-    secret = secret.removesuffix("\n").removesuffix("\r")
-    if not secret:
-        raise VaultError(f"{path}: the vault password file is empty")
-    return VaultPassword(secret)
+        return VaultPassword(read_password_file(path, warn=warn, timeout=timeout))
+    except ConfigError as exc:
+        raise VaultError(str(exc)) from None
 
 
 def _header_params(header: str, *, where: str, what: str) -> ScryptParams:
@@ -434,6 +442,11 @@ def _located(lines: list[str], node: yaml.Node, where: str) -> VaultValue:
     )
 
 
-def _ending(line: str) -> str:
+def split_lines(text: str) -> list[str]:
+    """The lines of `text` as YAML counts them, each with its line break (the last may lack one)."""
+    return _LINE.findall(text)
+
+
+def line_ending(line: str) -> str:
     """The line break at the end of `line`: "\\n", "\\r\\n" or "" on a last line without one."""
-    return line[len(line.rstrip(_BREAKS)) :]
+    return line[len(line.rstrip(LINE_BREAKS)) :]
