@@ -68,11 +68,20 @@ def test_every_string_variable_that_reaches_a_host_is_covered() -> None:
     # Strings that only name controller files, or are validated by the tool that reads them,
     # are the exceptions; any new string variable must be added to SHELL_FACING or here.
     controller_or_validated = {
-        "ollama_artifact", "ollama_sha256", "caddy_tls_cert_file", "caddy_tls_key_file",
-        "caddy_extra_directives", "monitor_webhook_url", "gateway_api_keys", "caddy_tls",
-        "caddy_source", "nvidia_driver_source", "nvidia_kernel_modules",
-    }  # fmt: skip
-    strings = {v.name for v in hostvars.VARS if isinstance(v.default, str | list | dict)}
+        "ollama_artifact",
+        "ollama_sha256",
+        "caddy_tls_cert_file",
+        "caddy_tls_key_file",
+        "caddy_extra_directives",
+        "monitor_webhook_url",
+        "gateway_api_keys",
+        "caddy_tls",
+        "caddy_source",
+        "nvidia_driver_source",
+        "nvidia_kernel_modules",
+    }
+    roles = [v for v in hostvars.VARS if v.role in hostvars.ROLES]  # what the deploy renders
+    strings = {v.name for v in roles if isinstance(v.default, str | list | dict)}
     strings -= {v.name for v in hostvars.VARS if v.role == "firewall"}  # ports and CIDRs
     assert strings - controller_or_validated - set(SHELL_FACING) == set()
 
@@ -98,8 +107,9 @@ def test_a_secret_value_is_never_quoted_in_a_refusal() -> None:
 
 
 def test_a_misspelt_variable_suggests_the_right_name() -> None:
-    assert "did you mean 'caddy_open_admin_endpoints'" in refusal(
-        {"caddy_open_admin_endpoint": True}
+    assert refusal({"caddy_open_admin_endpoint": True}) == (
+        "inv.yml: host gpu-1: caddy_open_admin_endpoint: unknown variable; "
+        "did you mean caddy_open_admin_endpoints?"
     )
 
 
@@ -110,16 +120,67 @@ def test_a_system_directory_is_never_handed_to_a_service(name: str, path: str) -
 
 
 @pytest.mark.parametrize(
-    "value", ["127.0.0.1:11434", "http://127.0.0.1:11434", ":11434", "[::1]:11434",
-              "0.0.0.0:11434", "gpu-1.internal:11434"],
-)  # fmt: skip
+    "value",
+    [
+        "127.0.0.1:11434",
+        "http://127.0.0.1:11434",
+        ":11434",
+        "[::1]:11434",
+        "0.0.0.0:11434",
+        "gpu-1.internal:11434",
+    ],
+)
 def test_ollama_host_takes_the_shapes_ollama_does(value: str) -> None:
     hostvars.validate({"ollama_host": value}, where="inv.yml")
 
 
 @pytest.mark.parametrize(
-    "model", ["llama3.2:1b", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
-              "registry.example.com:5000/team/model:v1", "qwen2.5", "library/mistral:7b"],
-)  # fmt: skip
+    "model",
+    [
+        "llama3.2:1b",
+        "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+        "registry.example.com:5000/team/model:v1",
+        "qwen2.5",
+        "library/mistral:7b",
+    ],
+)
 def test_real_model_names_pass(model: str) -> None:
     hostvars.validate({"required_models": [model]}, where="inv.yml")
+
+
+def test_every_group_has_a_table_and_every_variable_a_meaning() -> None:
+    assert {v.role for v in hostvars.VARS} == set(hostvars.GROUPS)
+    for group in hostvars.GROUPS:
+        table = hostvars.markdown_table(group)
+        assert table.startswith("| name | default | meaning |")
+    assert "| `public_url` | — |" in hostvars.markdown_table("checks")
+    assert all(v.meaning.strip() for v in hostvars.VARS)
+
+
+def test_the_connection_variables_are_known_so_a_typo_is_caught() -> None:
+    assert refusal({"ssh_prot": 22}) == (
+        "inv.yml: host gpu-1: ssh_prot: unknown variable; did you mean ssh_port?"
+    )
+    hostvars.validate({"ssh_port": 2222, "ssh_user": "deploy", "_sudo": True}, where="inv.yml")
+
+
+def test_the_operators_own_variables_start_with_x() -> None:
+    hostvars.validate({"x_owner": "team-llm", "x_notes": ["anything", 1]}, where="inv.yml")
+    assert "your own start with x_" in refusal({"zzzzqqqq": 1})
+
+
+@pytest.mark.parametrize(
+    "name", ["api_key", "ssh_password", "_sudo_password", "monitor_webhook_url"]
+)
+def test_a_secret_connection_or_check_value_is_never_quoted(name: str) -> None:
+    message = refusal({name: "sk-live-0123\nsecret"})
+    assert "sk-live" not in message
+    assert message.endswith(
+        "invalid value (not shown: it is a secret); holds a control character such as a newline"
+    )
+
+
+def test_an_ansible_connection_variable_names_this_tools_spelling() -> None:
+    assert refusal({"ansible_host": "10.0.0.11"}) == (
+        "inv.yml: host gpu-1: ansible_host: Ansible's name; here it is ssh_hostname"
+    )

@@ -11,7 +11,7 @@ import pytest
 from ollama_fleet.checks.model import PublicAccess, Status
 from ollama_fleet.checks.runner import run_checks
 from ollama_fleet.checks.targets import targets_from_inventory
-from ollama_fleet.controller import DeployOptions, make_plan, validate_hosts
+from ollama_fleet.controller import DeployOptions, make_plan
 from ollama_fleet.hostvars import ROLES, markdown_table
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab.inventory import COMMITTED_HEADER, lab_inventory_text
@@ -25,23 +25,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_committed_lab_inventory_is_what_the_default_lab_writes() -> None:
     info = LabInfo(
-        state_dir=Path("/unused"), ssh_port=DEFAULT_PORTS["ssh"],
-        http_port=DEFAULT_PORTS["http"], https_port=DEFAULT_PORTS["https"],
-        ollama_port=DEFAULT_PORTS["ollama"], image_dir=Path("/unused"), image_hash="x",
-        accel="tcg", memory_mb=2048, cpus=2,
-    )  # fmt: skip
+        state_dir=Path("/unused"),
+        ssh_port=DEFAULT_PORTS["ssh"],
+        http_port=DEFAULT_PORTS["http"],
+        https_port=DEFAULT_PORTS["https"],
+        ollama_port=DEFAULT_PORTS["ollama"],
+        image_dir=Path("/unused"),
+        image_hash="x",
+        accel="tcg",
+        memory_mb=2048,
+        cpus=2,
+    )
     expected = lab_inventory_text(info, base="~/.cache/ollama-fleet/lab", header=COMMITTED_HEADER)
     assert (ROOT / "inventories" / "lab.yml").read_text() == expected
 
 
 def test_production_example_passes_the_deploy_validation() -> None:
     inventory = load_inventory(ROOT / "inventories" / "production.example.yml")
-    validate_hosts(inventory, inventory.hosts)
+    # load_inventory validates every value, strictly, where it is set
     assert {h.name for h in inventory.hosts} == {"gpu-1", "gpu-2", "gpu-3", "gw-1", "mon-1"}
     plan = make_plan(
-        inventory, DeployOptions(roles=("caddy", "firewall", "models")),
+        inventory,
+        DeployOptions(roles=("caddy", "firewall", "models")),
         decrypt=lambda text, path: text,
-    )  # fmt: skip
+    )
     assert [h["name"] for h in plan.spec["hosts"]] == ["gpu-1", "gpu-2", "gpu-3", "gw-1", "mon-1"]
 
 
@@ -50,6 +57,17 @@ def test_deploy_docs_carry_every_role_table_as_generated() -> None:
     for role in ROLES:
         assert f"### {role}" in text
         assert markdown_table(role) in text, f"docs/deploy.md: the {role} table is out of date"
+
+
+@pytest.mark.parametrize("group", ["checks", "connection", "lab"])
+def test_inventory_docs_carry_the_other_variable_tables_as_generated(group: str) -> None:
+    text = (ROOT / "docs" / "inventory.md").read_text()
+    assert markdown_table(group) in text, f"docs/inventory.md: the {group} table is out of date"
+
+
+def test_every_inventory_in_the_repository_loads_strictly() -> None:
+    for path in sorted((ROOT / "inventories").glob("*.yml")):
+        assert load_inventory(path).hosts, path
 
 
 def test_every_variable_in_the_production_example_is_documented() -> None:

@@ -40,25 +40,25 @@ FLEET = """
 all:
   vars:
     ollama_port: 11434
-    tier: base
-    region: none
+    x_tier: base
+    x_region: none
   hosts:
     bastion:
   children:
     gpu:
       vars:
-        tier: gpu
-        gpu: true
+        x_tier: gpu
+        x_gpu: true
       hosts:
         gpu-eu-1:
           public_url: https://gpu-eu-1.example.net
         gpu-us-2:
           public_url: https://gpu-us-2.example.net
-          tier: host-level
+          x_tier: host-level
       children:
         eu:
           vars:
-            region: eu
+            x_region: eu
           hosts:
             gpu-eu-1:
 """
@@ -72,20 +72,20 @@ def test_hosts_groups_and_merged_vars(tmp_path: Path) -> None:
     assert eu.groups == ("all", "gpu", "eu")
     assert dict(eu.vars) == {
         "ollama_port": 11434,
-        "tier": "gpu",
-        "region": "eu",
-        "gpu": True,
+        "x_tier": "gpu",
+        "x_region": "eu",
+        "x_gpu": True,
         "public_url": "https://gpu-eu-1.example.net",
     }
     bastion = inventory.host("bastion")
     assert bastion.groups == ("all",)
-    assert dict(bastion.vars) == {"ollama_port": 11434, "tier": "base", "region": "none"}
+    assert dict(bastion.vars) == {"ollama_port": 11434, "x_tier": "base", "x_region": "none"}
 
 
 def test_host_vars_beat_every_group(tmp_path: Path) -> None:
     us = load_inventory(write(tmp_path, FLEET)).host("gpu-us-2")
-    assert us.vars["tier"] == "host-level"
-    assert us.vars["region"] == "none"  # only all.vars sets it for this host
+    assert us.vars["x_tier"] == "host-level"
+    assert us.vars["x_region"] == "none"  # only all.vars sets it for this host
     assert us.groups == ("all", "gpu")
 
 
@@ -94,19 +94,19 @@ def test_precedence_all_then_group_then_child_then_host(tmp_path: Path) -> None:
         tmp_path,
         """
         all:
-          vars: {a: all, b: all, c: all, d: all}
+          vars: {x_a: all, x_b: all, x_c: all, x_d: all}
           children:
             parent:
-              vars: {b: parent, c: parent, d: parent}
+              vars: {x_b: parent, x_c: parent, x_d: parent}
               children:
                 child:
-                  vars: {c: child, d: child}
+                  vars: {x_c: child, x_d: child}
                   hosts:
-                    h1: {d: host}
+                    h1: {x_d: host}
         """,
     )
     host = load_inventory(path).host("h1")
-    assert dict(host.vars) == {"a": "all", "b": "parent", "c": "child", "d": "host"}
+    assert dict(host.vars) == {"x_a": "all", "x_b": "parent", "x_c": "child", "x_d": "host"}
     assert host.groups == ("all", "parent", "child")
 
 
@@ -119,17 +119,17 @@ def test_child_group_beats_parent_even_when_the_parent_lists_the_host_too(
         all:
           children:
             parent:
-              vars: {x: parent}
+              vars: {x_x: parent}
               hosts:
                 h1:
               children:
                 child:
-                  vars: {x: child}
+                  vars: {x_x: child}
                   hosts:
                     h1:
         """,
     )
-    assert load_inventory(path).host("h1").vars["x"] == "child"
+    assert load_inventory(path).host("h1").vars["x_x"] == "child"
 
 
 def test_same_depth_groups_merge_by_name_not_file_order(tmp_path: Path) -> None:
@@ -141,19 +141,19 @@ def test_same_depth_groups_merge_by_name_not_file_order(tmp_path: Path) -> None:
         all:
           children:
             zeta:
-              vars: {x: zeta, only_zeta: 1}
+              vars: {x_x: zeta, x_only_zeta: 1}
               hosts:
                 h1:
             alpha:
-              vars: {x: alpha, only_alpha: 2}
+              vars: {x_x: alpha, x_only_alpha: 2}
               hosts:
                 h1:
         """,
     )
     host = load_inventory(path).host("h1")
-    assert host.vars["x"] == "zeta"
-    assert host.vars["only_zeta"] == 1
-    assert host.vars["only_alpha"] == 2
+    assert host.vars["x_x"] == "zeta"
+    assert host.vars["x_only_zeta"] == 1
+    assert host.vars["x_only_alpha"] == 2
 
 
 def test_host_in_two_groups_is_one_host_with_both_groups(tmp_path: Path) -> None:
@@ -163,14 +163,14 @@ def test_host_in_two_groups_is_one_host_with_both_groups(tmp_path: Path) -> None
         all:
           children:
             web:
-              vars: {role: web}
+              vars: {x_role: web}
               hosts:
                 shared: {public_url: "https://shared.example.net"}
                 web-only:
             gpu:
-              vars: {gpu: true}
+              vars: {x_gpu: true}
               hosts:
-                shared: {gpu_count: 2}
+                shared: {x_gpu_count: 2}
         """,
     )
     inventory = load_inventory(path)
@@ -178,10 +178,10 @@ def test_host_in_two_groups_is_one_host_with_both_groups(tmp_path: Path) -> None
     shared = inventory.host("shared")
     assert shared.groups == ("all", "web", "gpu")
     assert dict(shared.vars) == {
-        "role": "web",
-        "gpu": True,
+        "x_role": "web",
+        "x_gpu": True,
         "public_url": "https://shared.example.net",
-        "gpu_count": 2,
+        "x_gpu_count": 2,
     }
     assert inventory.host("web-only").groups == ("all", "web")
 
@@ -222,16 +222,16 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
             b: c: d
         """,
     )
-    message = load_error(path)
-    assert "line 5" in message
-    assert "invalid YAML" in message
+    assert load_error(path) == (
+        f"{path}:5: invalid YAML (column 9): mapping values are not allowed here"
+    )
 
 
 def test_unclosed_bracket_names_a_line(tmp_path: Path) -> None:
     path = write(tmp_path, "all:\n  hosts: {a: {}\n")
-    message = load_error(path)
-    assert "line " in message
-    assert "invalid YAML" in message
+    assert load_error(path) == (
+        f"{path}:3: invalid YAML (column 1): expected ',' or '}}', but got '<stream end>'"
+    )
 
 
 def test_unknown_group_key_is_named(tmp_path: Path) -> None:
@@ -245,9 +245,7 @@ def test_unknown_group_key_is_named(tmp_path: Path) -> None:
                 h1:
         """,
     )
-    message = load_error(path)
-    assert "gpu" in message
-    assert "'host'" in message
+    assert load_error(path) == f"{path}:4: host: unknown key in group gpu; did you mean hosts?"
 
 
 def test_hosts_must_be_a_mapping(tmp_path: Path) -> None:
@@ -260,20 +258,24 @@ def test_hosts_must_be_a_mapping(tmp_path: Path) -> None:
             - h2
         """,
     )
-    message = load_error(path)
-    assert "all.hosts" in message
-    assert "mapping" in message
+    assert load_error(path) == (
+        f"{path}:2: hosts: the hosts of group all must be a mapping of names "
+        "(`name:` on a line each), not a list"
+    )
 
 
 def test_host_vars_must_be_a_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "all:\n  hosts:\n    h1: 5\n")
-    message = load_error(path)
-    assert "all.hosts.h1" in message
+    assert load_error(path) == (
+        f"{path}:3: host h1 must be a mapping of variable: value, not a single value"
+    )
 
 
 def test_group_vars_must_be_a_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "all:\n  vars: [a, b]\n  hosts:\n    h1:\n")
-    assert "all.vars" in load_error(path)
+    assert load_error(path) == (
+        f"{path}:2: the vars of group all must be a mapping of variable: value, not a list"
+    )
 
 
 def test_group_body_must_be_a_mapping(tmp_path: Path) -> None:
@@ -324,7 +326,7 @@ def test_groups_without_hosts(tmp_path: Path) -> None:
         tmp_path,
         """
         all:
-          vars: {tier: base}
+          vars: {x_tier: base}
           children:
             gpu:
             web:
@@ -356,14 +358,14 @@ def vaulted_inventory(tmp_path: Path, password: VaultPassword = PASSWORD) -> Pat
     path.write_text(
         "all:\n"
         "  vars:\n"
-        "    region: eu\n"
+        "    x_region: eu\n"
         + indented(encrypt_value("api_key", API_KEY, password), 4)
-        + "    backup_keys:\n"
+        + "    x_backup_keys:\n"
         "      - plain-entry\n"
         "      - !vault |\n" + indented(encrypt_text("listed-secret", password), 8) + "  hosts:\n"
         "    gpu-1:\n"
         "      public_url: https://gpu-1.example.net\n"
-        "      ollama_token: !vault |\n" + indented(encrypt_text(TOKEN, password), 8),
+        "      x_ollama_token: !vault |\n" + indented(encrypt_text(TOKEN, password), 8),
         encoding="utf-8",
     )
     return path
@@ -379,11 +381,11 @@ def test_inline_vault_values_decrypt_anywhere_in_vars(tmp_path: Path, fast_scryp
     inventory = load_inventory(vaulted_inventory(tmp_path), vault=PASSWORD)
     host = inventory.host("gpu-1")
     assert dict(host.vars) == {
-        "region": "eu",
+        "x_region": "eu",
         "api_key": API_KEY,
-        "backup_keys": ["plain-entry", "listed-secret"],
+        "x_backup_keys": ["plain-entry", "listed-secret"],
         "public_url": "https://gpu-1.example.net",
-        "ollama_token": TOKEN,
+        "x_ollama_token": TOKEN,
     }
     assert inventory.secrets == frozenset({API_KEY, "listed-secret", TOKEN})
 
@@ -419,7 +421,7 @@ def test_wrong_password_names_file_and_line(tmp_path: Path, fast_scrypt: None) -
 def test_one_tampered_value_is_named_by_its_line(tmp_path: Path, fast_scrypt: None) -> None:
     path = vaulted_inventory(tmp_path)
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    assert lines[15].strip() == "ollama_token: !vault |"
+    assert lines[15].strip() == "x_ollama_token: !vault |"
     last = lines[17]
     lines[17] = last[:12] + ("A" if last[12] != "A" else "B") + last[13:]
     path.write_text("".join(lines), encoding="utf-8")
@@ -441,7 +443,7 @@ def test_a_password_source_is_read_only_when_needed(tmp_path: Path, fast_scrypt:
     inventory = load_inventory(
         vaulted_inventory(tmp_path), vault=PasswordSource(file=password_file)
     )
-    assert inventory.host("gpu-1").vars["ollama_token"] == TOKEN
+    assert inventory.host("gpu-1").vars["x_ollama_token"] == TOKEN
 
 
 def test_whole_file_encrypted_inventory(tmp_path: Path, fast_scrypt: None) -> None:
@@ -450,7 +452,7 @@ def test_whole_file_encrypted_inventory(tmp_path: Path, fast_scrypt: None) -> No
 
     inventory = load_inventory(path, vault=PASSWORD)
     assert [h.name for h in inventory.hosts] == ["bastion", "gpu-eu-1", "gpu-us-2"]
-    assert inventory.host("gpu-eu-1").vars["region"] == "eu"
+    assert inventory.host("gpu-eu-1").vars["x_region"] == "eu"
     # nothing says which variables of an encrypted file are secret: every string is
     assert inventory.secrets == frozenset(
         {

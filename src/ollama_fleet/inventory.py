@@ -1,28 +1,38 @@
-"""Load an Ansible-style YAML inventory (groups, children, hosts, vars) into frozen records."""
+"""Load an Ansible-style inventory (groups, children, hosts, vars) into frozen records, strictly.
+
+An inventory is a YAML file, or a directory of them, with Ansible's group_vars/ and host_vars/
+beside it. Every key is checked where it is written (ollama_fleet.hostvars has the schema), and
+every problem of the load is raised at once, each naming its file and line (InventoryError).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ollama_fleet import hostvars
 from ollama_fleet.errors import ConfigError
-from ollama_fleet.vault import (
-    PASSWORD_ENV,
-    VAULT_TAG,
-    PasswordSource,
-    VaultError,
-    VaultPassword,
-    decrypt_text,
-    is_encrypted,
-    read_password,
-    vault_value_error,
-)
+from ollama_fleet.extravars import ExtraVars, Setting, parse_extra_vars, read_vars
+from ollama_fleet.inventory_errors import InventoryError, Origin, Problems
+from ollama_fleet.inventory_yaml import Entry, VaultKeys, YamlFile, read_yaml, strings
+from ollama_fleet.vault import PasswordSource, VaultPassword, holds_vault_data
 
-GROUP_KEYS = frozenset({"hosts", "vars", "children"})
+__all__ = [
+    "ExtraVars",
+    "Host",
+    "Inventory",
+    "InventoryError",
+    "load_inventory",
+    "needs_vault_password",
+    "parse_extra_vars",
+]
+
+GROUP_KEYS = ("hosts", "vars", "children")
+SUFFIXES = (".yml", ".yaml")
+ALL = "all"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,19 +43,22 @@ class Host:
     groups: tuple[str, ...]
     # not in the repr: the vars may hold decrypted vault values
     vars: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # where each of `vars` was set (the level that won), for messages about the value
+    origins: Mapping[str, Origin] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Inventory:
-    """The hosts of an inventory file, and every value its vault data decrypted to.
+    """The hosts of an inventory, its group names, and every value its vault data decrypted to.
 
-    `secrets` are what output must never show: each inline `!vault` value, and for a file
-    encrypted as a whole, every string in its variables (nothing says which are secret).
+    `secrets` are what output must never show: each inline `!vault` value, every string of a
+    file encrypted as a whole (nothing says which are secret), and the secret variables' values.
     """
 
     path: Path
     hosts: tuple[Host, ...]
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    groups: tuple[str, ...] = ()
 
     def host(self, name: str) -> Host:
         """The host called `name`; ConfigError naming the file if there is none."""
@@ -55,161 +68,308 @@ class Inventory:
         raise ConfigError(f"{self.path}: no host named {name!r}")
 
 
-@dataclass(slots=True)
-class _Collected:
-    groups: list[str] = field(default_factory=list)
-    layers: list[tuple[int, str, Mapping[str, Any]]] = field(default_factory=list)
-    own: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _VaultKeys:
-    """The password of one load, read at the first vault data met, and what it decrypted."""
-
-    path: Path
-    given: VaultPassword | PasswordSource | None
-    decrypted: set[str] = field(default_factory=set)
-
-    def password(self, line: int) -> VaultPassword:
-        where = f"{self.path}: line {line}"
-        if self.given is None:
-            raise ConfigError(
-                f"{where}: vault-encrypted data but no vault password was given "
-                f"(use --vault-password-file FILE or set {PASSWORD_ENV})"
-            )
-        if isinstance(self.given, PasswordSource):
-            try:
-                self.given = read_password(self.given)
-            except VaultError as exc:
-                raise VaultError(f"{where}: vault-encrypted data, but {exc}") from None
-        return self.given
-
-    def decrypt(self, vaulttext: str, line: int) -> str:
-        where = f"{self.path}: line {line}"
-        plaintext = decrypt_text(vaulttext, self.password(line), where=where, what="vault value")
-        self.decrypted.add(plaintext)
-        return plaintext
-
-
-class _VaultLoader(yaml.SafeLoader):
-    """yaml's SafeLoader, plus `!vault` values decrypted by `keys`."""
-
-    keys: _VaultKeys
-
-
-def _construct_vault(loader: _VaultLoader, node: yaml.Node) -> str:
-    line = node.start_mark.line + 1
-    if not isinstance(node, yaml.ScalarNode) or node.style != "|":
-        raise vault_value_error(str(loader.keys.path), line)
-    return loader.keys.decrypt(node.value, line)
-
-
-_VaultLoader.add_constructor(VAULT_TAG, _construct_vault)
-
-
-def load_inventory(path: Path, vault: VaultPassword | PasswordSource | None = None) -> Inventory:
-    """Read and validate `path`; every error names the file and the line or key.
-
-    `vault` opens a file encrypted as a whole and `!vault` values; a PasswordSource is read
-    only when the file holds vault data. Without it, vault data is a ConfigError.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such inventory file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    keys = _VaultKeys(path, vault)
-    whole_file = is_encrypted(text)
-    if whole_file:
-        text = decrypt_text(text, keys.password(1), where=str(path), what="vault file")
-    loader = _VaultLoader(text)
-    loader.keys = keys
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise ConfigError(f"{path}: {where}: invalid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict) or not data:
-        raise ConfigError(f"{path}: expected a mapping of groups (e.g. `all:`) at the top")
-    hosts: dict[str, _Collected] = {}
-    for name, body in data.items():
-        _walk(path, str(name), body, trail=(), hosts=hosts, where=str(name))
-    if not hosts:
-        raise ConfigError(f"{path}: no hosts defined")
-    merged = tuple(_merge(name, c) for name, c in hosts.items())
-    secrets = set(keys.decrypted)
-    if whole_file:
-        secrets.update(s for host in merged for s in _strings(host.vars))
-    return Inventory(path=path, hosts=merged, secrets=frozenset(s for s in secrets if s))
-
-
-def _walk(
+def load_inventory(
     path: Path,
-    group: str,
-    body: Any,
+    vault: VaultPassword | PasswordSource | None = None,
     *,
-    trail: tuple[tuple[str, Mapping[str, Any]], ...],
-    hosts: dict[str, _Collected],
-    where: str,
-) -> None:
-    """Collect hosts below `group`; `trail` holds the enclosing groups and their vars.
+    extra_vars: ExtraVars | None = None,
+) -> Inventory:
+    """Read and validate `path` (a file or a directory) with its group_vars/ and host_vars/.
 
-    `where` is the group's key path in the file (`all.children.gpu`), for error messages.
+    `vault` opens files encrypted as a whole and `!vault` values; a PasswordSource is read
+    only when some file holds vault data. `extra_vars` win over every other level.
+    Every problem is raised at once as an InventoryError (a ConfigError).
     """
-    names = tuple(name for name, _ in trail)
-    if group in names:
-        raise ConfigError(f"{path}: {where}: group {group!r} contains itself")
-    if body is None:
-        return
-    if not isinstance(body, dict):
-        raise ConfigError(f"{path}: {where}: a group is a mapping of hosts, vars and children")
-    unknown = sorted(set(map(str, body)) - GROUP_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{path}: {where}: unknown key {unknown[0]!r} (a group has hosts, vars, children)"
+    problems, keys = Problems(), VaultKeys(vault)
+    files, layout = _inventory_files(path, problems)
+    fleet = _Fleet(problems, keys)
+    for file in files:
+        document = read_yaml(file, keys, problems, what="inventory file")
+        if document is not None:
+            fleet.add_inventory_file(document)
+    fleet.add_layout(layout)
+    hosts = fleet.hosts_merged(extra_vars or ExtraVars())
+    if not fleet.hosts and not problems.found:
+        problems.add(Origin(str(path)), None, "no hosts defined")
+    problems.raise_any()
+    return Inventory(
+        path=path,
+        hosts=hosts,
+        secrets=fleet.secrets(extra_vars),
+        groups=tuple(fleet.groups),
+    )
+
+
+def needs_vault_password(path: Path) -> bool:
+    """Whether loading `path` needs the vault password: some file of it holds vault data.
+
+    A file that cannot be read or parsed counts as not needing it: the load says what is wrong.
+    """
+    files, layout = _inventory_files(path, Problems())
+    for folder in ("group_vars", "host_vars"):
+        files += [f for found in _layout_files(layout / folder).values() for f in found]
+    for file in files:
+        try:
+            if holds_vault_data(file.read_text(encoding="utf-8"), where=str(file)):
+                return True
+        except (OSError, UnicodeDecodeError, ConfigError):
+            continue
+    return False
+
+
+def _inventory_files(path: Path, problems: Problems) -> tuple[list[Path], Path]:
+    """The inventory's YAML files, and the folder its group_vars/ and host_vars/ are in."""
+    if not path.is_dir():
+        return [path], path.parent
+    files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+    if not files:
+        problems.add(
+            Origin(str(path)), None, "an inventory directory, but no *.yml or *.yaml in it"
         )
-    trail = (*trail, (group, _mapping(path, f"{where}.vars", body.get("vars"))))
-    for host_name, host_vars in _mapping(path, f"{where}.hosts", body.get("hosts")).items():
-        collected = hosts.setdefault(host_name, _Collected())
-        for depth, (name, group_vars) in enumerate(trail):
-            if name not in collected.groups:
-                collected.groups.append(name)
-                collected.layers.append((depth, name, group_vars))
-        collected.own.update(_mapping(path, f"{where}.hosts.{host_name}", host_vars))
-    for child, child_body in _mapping(path, f"{where}.children", body.get("children")).items():
-        _walk(path, child, child_body, trail=trail, hosts=hosts, where=f"{where}.children.{child}")
+    return files, path
 
 
-def _mapping(path: Path, where: str, value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: {where}: expected a mapping, got {type(value).__name__}")
-    return {str(k): v for k, v in value.items()}
+def _layout_files(folder: Path) -> dict[str, list[Path]]:
+    """group_vars/ or host_vars/: {name: its files}, from NAME.yml, NAME.yaml and NAME/*.yml."""
+    found: dict[str, list[Path]] = {}
+    if not folder.is_dir():
+        return found
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            inside = sorted(p for p in entry.iterdir() if p.suffix in SUFFIXES and p.is_file())
+            found.setdefault(entry.name, []).extend(p for p in inside if not p.name.startswith("."))
+        elif entry.suffix in SUFFIXES:
+            found.setdefault(entry.stem, []).append(entry)
+    return found
 
 
-def _merge(name: str, collected: _Collected) -> Host:
-    # Ansible's order: outer groups first, then deeper ones, same depth by name; host vars last.
-    merged: dict[str, Any] = {}
-    for _, _, layer in sorted(collected.layers, key=lambda item: (item[0], item[1])):
-        merged.update(layer)
-    merged.update(collected.own)
-    return Host(name=name, groups=tuple(collected.groups), vars=merged)
+@dataclass(slots=True)
+class _Group:
+    origin: Origin
+    parents: list[str] = field(default_factory=list)
+    inline: dict[str, Setting] = field(default_factory=dict)  # the inventory's `vars:`
+    files: dict[str, Setting] = field(default_factory=dict)  # group_vars/
 
 
-def _strings(value: Any) -> Iterator[str]:
-    """Every string in a variable's value, however deep in lists and mappings."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+@dataclass(slots=True)
+class _Host:
+    origin: Origin
+    direct: list[str] = field(default_factory=list)
+    inline: dict[str, Setting] = field(default_factory=dict)  # the inventory's host entry
+    files: dict[str, Setting] = field(default_factory=dict)  # host_vars/
+
+
+class _Fleet:
+    """Groups and hosts as the files of one load define them, before the merge."""
+
+    def __init__(self, problems: Problems, keys: VaultKeys) -> None:
+        self.problems, self.keys = problems, keys
+        self.groups: dict[str, _Group] = {}
+        self.hosts: dict[str, _Host] = {}
+        self.settings: list[Setting] = []
+
+    # -- the inventory files -------------------------------------------------------------
+
+    def add_inventory_file(self, document: YamlFile) -> None:
+        root = document.root
+        entries = None if root is None else document.entries(root, self.problems)
+        if not entries:
+            text = "expected a mapping of groups (e.g. `all:`) at the top"
+            self.problems.add(document.origin(root), None, text)
+            return
+        for entry in entries:
+            if entry.key in GROUP_KEYS or entry.key in hostvars.BY_NAME:
+                what = "a group key" if entry.key in GROUP_KEYS else "a variable"
+                text = (
+                    f"{what} at the top level, which holds groups; put it under a group (e.g. all:)"
+                )
+                self.problems.add(document.at(entry.line), entry.key, text)
+                continue
+            self._group(document, entry, trail=())
+
+    def _group(self, document: YamlFile, entry: Entry, *, trail: tuple[str, ...]) -> None:
+        name, origin = entry.key, document.at(entry.line)
+        if name in trail:
+            chain = " > ".join((*trail, name))
+            self.problems.add(origin, name, f"group {name!r} contains itself ({chain})")
+            return
+        group = self.groups.setdefault(name, _Group(origin))
+        if trail and trail[-1] not in group.parents:
+            group.parents.append(trail[-1])
+        if document.is_null(entry.node):
+            return
+        entries = document.entries(entry.node, self.problems)
+        if entries is None:
+            self.problems.add(origin, name, "a group is a mapping of hosts, vars and children")
+            return
+        for item in entries:
+            if item.key == "vars":
+                for setting in self._vars(document, item.node, f"the vars of group {name}"):
+                    self._put(group.inline, setting, f"group {name}")
+            elif item.key == "hosts":
+                self._hosts(document, name, item)
+            elif item.key == "children":
+                for child in self._names(document, item, f"the children of group {name}"):
+                    self._group(document, child, trail=(*trail, name))
+            else:
+                self.problems.add(
+                    document.at(item.line), item.key, _group_key_problem(item.key, name)
+                )
+
+    def _hosts(self, document: YamlFile, group: str, item: Entry) -> None:
+        for entry in self._names(document, item, f"the hosts of group {group}"):
+            host = self.hosts.setdefault(entry.key, _Host(document.at(entry.line)))
+            if group not in host.direct:
+                host.direct.append(group)
+            for setting in self._vars(document, entry.node, f"host {entry.key}"):
+                self._put(host.inline, setting, f"host {entry.key}")
+
+    def _names(self, document: YamlFile, item: Entry, what: str) -> list[Entry]:
+        if document.is_null(item.node):
+            return []
+        entries = document.entries(item.node, self.problems)
+        if entries is None:
+            text = f"{what} must be a mapping of names (`name:` on a line each), not a list"
+            self.problems.add(document.at(item.line), item.key, text)
+            return []
+        return entries
+
+    def _vars(self, document: YamlFile, node: Any, what: str) -> list[Setting]:
+        settings = read_vars(document, node, self.problems, self.keys, what=what)
+        self.settings.extend(settings)
+        return settings
+
+    def _put(self, level: dict[str, Setting], setting: Setting, owner: str) -> None:
+        """Set a variable at one level; a second, different value there is a conflict.
+
+        Which one would win depends on file order, so neither does: both places are named.
+        """
+        first = level.get(setting.key)
+        twice = any(
+            p.origin == setting.origin and p.key == setting.key for p in self.problems.found
+        )
+        if first is None or twice:  # twice in one mapping: reported as a duplicate key already
+            level.setdefault(setting.key, setting)
+        elif first.value != setting.value:
+            same_file = first.origin.path == setting.origin.path
+            where = f"line {first.origin.line}" if same_file else str(first.origin)
+            text = f"set again for {owner} with another value; first at {where}"
+            self.problems.add(setting.origin, setting.key, text)
+
+    # -- group_vars/ and host_vars/ ------------------------------------------------------
+
+    def add_layout(self, folder: Path) -> None:
+        for name, files in _layout_files(folder / "group_vars").items():
+            if name == ALL:
+                self.groups.setdefault(ALL, _Group(Origin(str(files[0]))))
+            group = self.groups.get(name)
+            for file in files:
+                for setting in self._layout_vars(file, name, "group", list(self.groups)):
+                    if group is not None:
+                        self._put(group.files, setting, f"group {name}")
+        for name, files in _layout_files(folder / "host_vars").items():
+            host = self.hosts.get(name)
+            for file in files:
+                for setting in self._layout_vars(file, name, "host", list(self.hosts)):
+                    if host is not None:
+                        self._put(host.files, setting, f"host {name}")
+
+    def _layout_vars(self, file: Path, name: str, kind: str, known: list[str]) -> list[Setting]:
+        if name not in known:
+            near = get_close_matches(name, known, n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            self.problems.add(Origin(str(file)), None, f"no {kind} {name!r} in the inventory{hint}")
+            return []
+        document = read_yaml(file, self.keys, self.problems, what=f"{kind}_vars file")
+        if document is None or document.root is None:
+            return []
+        return self._vars(document, document.root, f"a {kind}_vars file")
+
+    # -- the merge -----------------------------------------------------------------------
+
+    def hosts_merged(self, extra: ExtraVars) -> tuple[Host, ...]:
+        depths = self._depths()
+        conflicts: dict[tuple[Origin, str, str], list[str]] = {}
+        merged = []
+        for name, host in self.hosts.items():
+            groups = self._lineage(host.direct)
+            layered = set(groups) | ({ALL} if ALL in self.groups else set())
+            levels = [
+                level
+                for group in sorted(layered, key=lambda g: (-1 if g == ALL else depths[g], g))
+                for level in (self.groups[group].inline, self.groups[group].files)
+            ]
+            levels += [host.inline, host.files, {s.key: s for s in extra.settings}]
+            values: dict[str, Any] = {}
+            origins: dict[str, Origin] = {}
+            for level in levels:
+                for setting in level.values():
+                    if setting.value is None:  # empty: back to the default
+                        values.pop(setting.key, None)
+                        origins.pop(setting.key, None)
+                    else:
+                        values[setting.key] = setting.value
+                        origins[setting.key] = setting.origin
+            for key, text in hostvars.host_problems(values):
+                conflicts.setdefault((origins.get(key, host.origin), key, text), []).append(name)
+            merged.append(Host(name=name, groups=tuple(groups), vars=values, origins=origins))
+        for (origin, key, text), names in conflicts.items():
+            hosts = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            self.problems.add(origin, key, f"{text} (host{'s' if len(names) > 1 else ''} {hosts})")
+        return tuple(merged)
+
+    def _lineage(self, direct: Iterable[str]) -> list[str]:
+        """The groups a host is in: each direct group after its ancestors, outermost first."""
+        found: list[str] = []
+
+        def visit(name: str, stack: tuple[str, ...]) -> None:
+            if name in stack:
+                return
+            for parent in self.groups[name].parents:
+                visit(parent, (*stack, name))
+            if name not in found:
+                found.append(name)
+
+        for name in direct:
+            visit(name, ())
+        return found
+
+    def _depths(self) -> dict[str, int]:
+        """Each group's depth below the top (Ansible's order of group vars); loops reported."""
+        depths: dict[str, int] = {}
+
+        def depth(name: str, stack: tuple[str, ...]) -> int:
+            if name in depths:
+                return depths[name]
+            if name in stack:
+                chain = " > ".join((*stack[stack.index(name) :], name))
+                self.problems.add(
+                    self.groups[name].origin, name, f"group {name!r} contains itself ({chain})"
+                )
+                return 0
+            parents = self.groups[name].parents
+            depths[name] = max((depth(p, (*stack, name)) + 1 for p in parents), default=0)
+            return depths[name]
+
+        for name in self.groups:
+            depth(name, ())
+        return depths
+
+    def secrets(self, extra: ExtraVars | None) -> frozenset[str]:
+        settings = [*self.settings, *(extra.settings if extra else ())]
+        found = set(self.keys.decrypted) | set(extra.decrypted if extra else ())
+        for setting in settings:
+            if setting.key in hostvars.SECRET_VARS:
+                found.update(strings(setting.value))
+        return frozenset(s for s in found if s)
+
+
+def _group_key_problem(key: str, group: str) -> str:
+    near = get_close_matches(key, GROUP_KEYS, n=1)
+    if near:
+        return f"unknown key in group {group}; did you mean {near[0]}?"
+    if key in hostvars.BY_NAME:
+        return f"a variable directly in group {group}; put it under {group}: vars:"
+    return f"unknown key in group {group} (a group has hosts, vars, children)"

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from ollama_fleet.checks.model import PublicAccess, RequiredModel, Target, TlsPolicy
+from ollama_fleet.checks.model import (
+    LatencyPolicy,
+    PublicAccess,
+    RequiredModel,
+    Target,
+    Threshold,
+    TlsPolicy,
+)
 from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.inventory import load_inventory
@@ -34,15 +41,14 @@ def one(tmp_path: Path, **hostvars: Any) -> Target:
 
 
 def host_error(tmp_path: Path, key: str, **hostvars: Any) -> str:
-    """The one-line error for host gpu-1; it names the file, the host and `key`."""
+    """The one-line error for host gpu-1; it names the file, the line of `key`, and `key`."""
     path = inventory_file(tmp_path, {"gpu-1": {"public_url": URL, **hostvars}})
     with pytest.raises(ConfigError) as info:
         targets_from_inventory(load_inventory(path))
     message = str(info.value)
     assert "\n" not in message, message
-    assert str(path) in message, message
-    assert "gpu-1" in message, message
-    assert key in message, message
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if f"{key}:" in text)
+    assert message.startswith(f"{path}:{line}: {key}: "), message
     return message
 
 
@@ -291,9 +297,7 @@ def test_bad_public_url(tmp_path: Path, url: str) -> None:
         targets_from_inventory(load_inventory(path))
     message = str(info.value)
     assert "\n" not in message
-    assert "gpu-1" in message
-    assert "public_url" in message
-    assert str(path) in message
+    assert message.startswith(f"{path}:4: public_url: ")
 
 
 def test_public_url_that_is_not_a_string(tmp_path: Path) -> None:
@@ -310,28 +314,25 @@ def test_equal_fail_and_warn_days_are_allowed(tmp_path: Path) -> None:
     assert one(tmp_path, tls_warn_days=7, tls_fail_days=7).tls.fail_days == 7
 
 
-FIELDS: dict[str, Callable[[Target], object]] = {
-    "required_models": lambda t: t.required_models,
-    "closed_ports": lambda t: t.closed_ports,
-    "open_ports": lambda t: t.open_ports,
-    "tls_warn_days": lambda t: t.tls.warn_days,
-    "tls_fail_days": lambda t: t.tls.fail_days,
-    "public_access": lambda t: t.public_access,
-    "check_write_endpoints": lambda t: t.check_write_endpoints,
+FIELDS: dict[str, tuple[Callable[[Target], object], object]] = {
+    "required_models": (lambda t: t.required_models, ()),
+    "closed_ports": (lambda t: t.closed_ports, (11434,)),
+    "open_ports": (lambda t: t.open_ports, ()),
+    "tls_warn_days": (lambda t: t.tls.warn_days, 21),
+    "tls_fail_days": (lambda t: t.tls.fail_days, 3),
+    "public_access": (lambda t: t.public_access, PublicAccess.CLOSED),
+    "check_write_endpoints": (lambda t: t.check_write_endpoints, True),
+    "latency_thresholds": (lambda t: t.latency, LatencyPolicy()),
 }
 
 
 @pytest.mark.parametrize("key", sorted(FIELDS))
-def test_empty_yaml_value_is_not_a_crash(tmp_path: Path, key: str) -> None:
-    # `closed_ports:` with nothing after it is YAML null. The user must get either the
-    # default or a ConfigError naming the key, never a TypeError traceback.
+def test_an_empty_value_means_the_default(tmp_path: Path, key: str) -> None:
+    # `closed_ports:` with nothing after it is YAML null: the variable's default
     path = inventory_file(tmp_path, {"gpu-1": {"public_url": URL, key: None}})
-    try:
-        (target,) = targets_from_inventory(load_inventory(path))
-    except ConfigError as exc:
-        assert key in str(exc)
-    else:
-        assert FIELDS[key](target) == FIELDS[key](Target(name="x", url=URL))
+    (target,) = targets_from_inventory(load_inventory(path))
+    field, default = FIELDS[key]
+    assert field(target) == default
 
 
 # --- target_from_url -----------------------------------------------------------------------
@@ -341,11 +342,14 @@ def test_target_from_url_defaults() -> None:
     target = target_from_url("https://gpu-1.example.net:8443/")
     assert target.name == "gpu-1.example.net:8443"
     assert target.url == "https://gpu-1.example.net:8443"
-    assert target.closed_ports == (11434,)
+    assert target.closed_ports == ()  # a bare URL checks no port it was not told to
+    assert target.open_ports == ()
     assert target.required_models == ()
     assert target.public_access is PublicAccess.CLOSED
     assert target.check_write_endpoints is True
     assert target.tls == TlsPolicy()
+    assert target.latency == LatencyPolicy()
+    assert target.groups == ()
 
 
 def test_target_from_url_options(tmp_path: Path) -> None:
@@ -376,3 +380,89 @@ def test_target_from_url_rejects(url: str) -> None:
 def test_target_from_url_rejects_an_empty_model_name() -> None:
     with pytest.raises(ConfigError, match="--model"):
         target_from_url(URL, required_models=[" "])
+
+
+def test_target_from_url_checks_the_ports_and_latency_it_is_given() -> None:
+    latency = LatencyPolicy(connect_ms=Threshold(warn=100, fail=200))
+    target = target_from_url(URL, closed_ports=[11434, 9090], open_ports=[443], latency=latency)
+    assert target.closed_ports == (11434, 9090)
+    assert target.open_ports == (443,)
+    assert target.latency is latency
+
+
+def test_target_from_url_rejects_a_bad_port() -> None:
+    with pytest.raises(ConfigError) as info:
+        target_from_url(URL, closed_ports=[70000])
+    assert str(info.value) == "--closed-port: 70000 is not a port (1-65535)"
+
+
+# --- what the new schema brings --------------------------------------------------------------
+
+
+def test_a_misspelt_public_url_is_an_error_not_a_host_that_drops_out(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text("all:\n  hosts:\n    gpu-1:\n      public_ulr: https://gpu-1.example.net\n")
+    with pytest.raises(ConfigError) as info:
+        targets_from_inventory(load_inventory(path))
+    assert str(info.value) == f"{path}:4: public_ulr: unknown variable; did you mean public_url?"
+
+
+def test_targets_carry_the_hosts_groups(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text(
+        "all:\n  children:\n    gpu:\n      children:\n        eu:\n          hosts:\n"
+        f"            gpu-1: {{public_url: '{URL}'}}\n"
+    )
+    (target,) = targets_from_inventory(load_inventory(path))
+    assert target.groups == ("all", "gpu", "eu")
+
+
+def test_the_closed_port_follows_ollama_host(tmp_path: Path) -> None:
+    assert one(tmp_path, ollama_host="0.0.0.0:11500").closed_ports == (11500,)
+    assert one(tmp_path, ollama_host="0.0.0.0:11500", ollama_port=11600).closed_ports == (11600,)
+
+
+def test_latency_thresholds_build_the_policy_with_defaults_for_the_rest(tmp_path: Path) -> None:
+    target = one(tmp_path, latency_thresholds={"connect_ms": [50, 400], "tokens_per_s": [20, 8]})
+    assert target.latency == LatencyPolicy(
+        connect_ms=Threshold(warn=50, fail=400), tokens_per_s=Threshold(warn=20, fail=8)
+    )
+    assert target.latency.first_token_ms == LatencyPolicy().first_token_ms
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ({"conect_ms": [1, 2]}, "unknown key 'conect_ms'; did you mean connect_ms?"),
+        ({"connect_ms": [300, 100]}, "connect_ms: a time warns before it fails, so warn <= fail"),
+        ({"tokens_per_s": [1, 5]}, "tokens_per_s: a rate warns before it fails, so warn >= fail"),
+        ({"first_byte_ms": [0, 100]}, "first_byte_ms: the levels must be above 0"),
+        ({"first_token_ms": 500}, "first_token_ms: expected [warn, fail], two numbers"),
+        ({"first_token_ms": [1, True]}, "first_token_ms: expected [warn, fail], two numbers"),
+        ([500, 3000], "expected a mapping such as {connect_ms: [500, 3000]}"),
+    ],
+)
+def test_bad_latency_thresholds_say_what_is_wrong(tmp_path: Path, value: Any, says: str) -> None:
+    message = host_error(tmp_path, "latency_thresholds", latency_thresholds=value)
+    assert says in message
+
+
+def test_a_ca_file_that_is_missing_is_named_at_the_line_that_sets_it(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text(
+        "all:\n  vars:\n    tls_ca_file: pki/ca.pem\n  hosts:\n"
+        f"    gpu-1: {{public_url: '{URL}'}}\n    gpu-2: {{public_url: '{URL}'}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        targets_from_inventory(load_inventory(path))
+    assert str(info.value).splitlines() == [
+        f"{path}:3: tls_ca_file: no such file '{tmp_path / 'pki' / 'ca.pem'}' (host gpu-1)",
+        f"{path}:3: tls_ca_file: no such file '{tmp_path / 'pki' / 'ca.pem'}' (host gpu-2)",
+    ]
+
+
+def test_the_same_model_twice_in_two_spellings_is_an_error(tmp_path: Path) -> None:
+    message = host_error(
+        tmp_path, "required_models", required_models=["Llama3.2", "llama3.2:latest"]
+    )
+    assert message.endswith("'Llama3.2' and 'llama3.2:latest' are the same model (listed twice)")

@@ -1,0 +1,308 @@
+"""The rules a variable's value is checked by: each says what is wrong, or None when it is fine.
+
+Pure functions of the value, composed into the variable table of ollama_fleet.hostvars.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from difflib import get_close_matches
+from typing import Any
+from urllib.parse import urlsplit
+
+from ollama_fleet.values import canonical_model_name, port_problem
+
+Check = Callable[[Any], str | None]  # None when the value is fine, else what is wrong
+
+# the keys of latency_thresholds, as ollama_fleet.checks.model.LatencyPolicy names them
+LATENCY_KEYS = ("connect_ms", "first_byte_ms", "first_token_ms", "tokens_per_s")
+
+
+def kind_of(kind: type | tuple[type, ...], label: str) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            return f"expected {label}, got {value!r}"
+        return None if isinstance(value, kind) else f"expected {label}, got {value!r}"
+
+    return check
+
+
+def port(value: Any) -> str | None:
+    return port_problem(value)
+
+
+def whole_number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return f"expected a whole number >= 0, got {value!r}"
+    return None
+
+
+def one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"expected one of {', '.join(choices)}; got {value!r}"
+
+    return check
+
+
+def list_of(item: Check, label: str) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, list):
+            return f"expected a list of {label}, got {value!r}"
+        for element in value:
+            problem = item(element)
+            if problem:
+                return problem
+        return None
+
+    return check
+
+
+def cidr(value: Any) -> str | None:
+    try:
+        ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        return f"{value!r} is not an IP address or CIDR network"
+    return None
+
+
+def site_name(value: Any) -> str | None:
+    ok = isinstance(value, str) and re.fullmatch(
+        r"[A-Za-z0-9*]([A-Za-z0-9.*-]*[A-Za-z0-9])?", value
+    )
+    return None if ok else f"{value!r} is not a host name"
+
+
+def sha256(value: Any) -> str | None:
+    ok = isinstance(value, str) and (value == "" or re.fullmatch(r"[0-9a-f]{64}", value))
+    return None if ok else f"{value!r} is not a sha256 (64 lowercase hex digits) or empty"
+
+
+def version(value: Any) -> str | None:
+    ok = isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)*(-[A-Za-z0-9.]+)?", value)
+    return None if ok else f"{value!r} is not a version such as 0.12.0"
+
+
+def host_port(value: Any) -> str | None:
+    """HOST:PORT with HOST a name, an IPv4 address, [IPv6] or empty (every address)."""
+    match = isinstance(value, str) and re.fullmatch(
+        r"(?:http://)?(|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})",
+        value,
+    )
+    if not match or port(int(match.group(3))):
+        return f"{value!r} is not HOST:PORT (a name, an IPv4 address or [IPv6], then a port)"
+    return None
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What a path variable may hold: it lands in shell commands, unit files and a Caddyfile.
+PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
+# Ollama's model names: [host[:port]/][namespace/]model[:tag]
+MODEL_NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*(:[0-9]+)?(/[A-Za-z0-9][A-Za-z0-9._-]*)*"
+    r"(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?"
+)
+
+
+# Handed to a service user (chown) or made a venv: never one of these themselves.
+SYSTEM_DIRS = frozenset(
+    {
+        "",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib64",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/usr/local",
+        "/usr/share",
+        "/var",
+        "/var/lib",
+    }
+)
+
+
+def host_path(value: Any) -> str | None:
+    """An absolute path on the host of letters, digits and . _ + @ / - only, and no `..`."""
+    if not isinstance(value, str) or not PLAIN_PATH.fullmatch(value):
+        return f"{value!r} is not an absolute path of letters, digits and . _ + @ / - only"
+    if ".." in value.split("/"):
+        return f"{value!r} has a `..` component"
+    if value.rstrip("/") in SYSTEM_DIRS:
+        return f"{value!r} is a system directory; give a folder of its own, e.g. /data/ollama"
+    return None
+
+
+def plain_url(value: Any) -> str | None:
+    ok = isinstance(value, str) and re.fullmatch(r"https?://[A-Za-z0-9._~:/?#@!&+,=%-]+", value)
+    return None if ok else f"{value!r} is not an http(s) URL of plain characters"
+
+
+def branch(value: Any) -> str | None:
+    plain = isinstance(value, str | int) and not isinstance(value, bool)
+    ok = plain and re.fullmatch(r"[0-9]{3}", str(value)) is not None
+    return None if ok else f"{value!r} is not a driver branch such as 580 (three digits)"
+
+
+def origin(value: Any) -> str | None:
+    ok = isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9*._:/\[\]-]+", value)
+    return None if ok else f"{value!r} is not one origin such as https://app.example.com"
+
+
+def email(value: Any) -> str | None:
+    ok = isinstance(value, str) and (
+        value == "" or re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value)
+    )
+    return None if ok else f"{value!r} is not an e-mail address"
+
+
+TIMESPAN_UNIT = (
+    r"(?:us|ms|s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|years?)"
+)
+TIMESPAN = re.compile(rf"[0-9]+\s*{TIMESPAN_UNIT}?(?:\s*[0-9]+\s*{TIMESPAN_UNIT})*")
+
+
+def timespan(value: Any) -> str | None:
+    ok = isinstance(value, str) and TIMESPAN.fullmatch(value.strip())
+    return None if ok else f"{value!r} is not a systemd time span such as 5min or 1h 30min"
+
+
+def one_line(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    return "holds a control character such as a newline" if CONTROL.search(value) else None
+
+
+def not_yet(service: str) -> Check:
+    def check(value: Any) -> str | None:
+        if value is not False:
+            return (
+                f"the {service} service is not part of this release yet; its config keys are "
+                "rendered, but it cannot run (keep it false)"
+            )
+        return None
+
+    return check
+
+
+def duration(value: Any) -> str | None:
+    ok = isinstance(value, str) and re.fullmatch(r"-?[0-9]+(ms|s|m|h)?", value)
+    return None if ok else f"{value!r} is not a duration such as 5m, 30s or -1"
+
+
+def env_map(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"expected a mapping of NAME: value, got {value!r}"
+    for key, item in value.items():
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", str(key)):
+            return f"{key!r} is not an environment variable name"
+        if not isinstance(item, str | int | float) or isinstance(item, bool):
+            return f"{key}: expected a string or number, got {item!r}"
+        if CONTROL.search(str(item)):
+            return f"{key}: the value holds a control character such as a newline"
+    return None
+
+
+def model_list(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return f"expected a list of model names, got {value!r}"
+    seen: dict[str, str] = {}
+    for item in value:
+        if isinstance(item, dict):
+            unknown = sorted(set(map(str, item)) - {"name", "digest"})
+            if unknown:
+                near = get_close_matches(unknown[0], ["name", "digest"], n=1)
+                hint = f"; did you mean {near[0]}?" if near else " (a model has name and digest)"
+                return f"unknown key {unknown[0]!r} in a model{hint}"
+            if item.get("digest") is not None and not isinstance(item["digest"], str):
+                return f"digest of {item.get('name')!r} must be a string"
+        name = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name.strip():
+            return f"{item!r} is neither a model name nor {{name, digest}}"
+        if not MODEL_NAME.fullmatch(name.strip()):
+            return f"{name!r} is not a model name such as llama3.2:1b or namespace/model:tag"
+        key = canonical_model_name(name)
+        if key in seen:
+            if seen[key] == name:
+                return f"{name!r} is listed twice"
+            return f"{seen[key]!r} and {name!r} are the same model (listed twice)"
+        seen[key] = name
+    return None
+
+
+BOOL, INT, STR = kind_of(bool, "true or false"), whole_number, kind_of(str, "a string")
+
+
+def number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return f"expected a number >= 0, got {value!r}"
+    return None
+
+
+def mapping(value: Any) -> str | None:
+    return None if isinstance(value, dict) else f"expected a mapping, got {value!r}"
+
+
+def model_name(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return f"expected a model name, got {value!r}"
+    if not MODEL_NAME.fullmatch(value.strip()):
+        return f"{value!r} is not a model name such as llama3.2:1b or namespace/model:tag"
+    return None
+
+
+def url_problem(value: Any) -> str | None:
+    """Why `value` is not an http(s)://HOST[:PORT][/path] URL without credentials; None if it is."""
+    if not isinstance(value, str):
+        return f"expected an http(s) URL, got {value!r}"
+    try:
+        parts = urlsplit(value)
+        url_port = parts.port
+    except ValueError as exc:
+        return f"invalid URL {value!r}: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"invalid URL {value!r}: expected http(s)://HOST[:PORT]"
+    if url_port == 0:
+        return f"invalid URL {value!r}: port 0"
+    if parts.username is not None or parts.password is not None:
+        # it would end up in every report; keys go in api_key (or --api-key-env)
+        return "the URL must not carry a user name or password"
+    return None
+
+
+def latency_thresholds(value: Any) -> str | None:
+    """{connect_ms, first_byte_ms, first_token_ms, tokens_per_s}: each [warn, fail] > 0."""
+    if not isinstance(value, dict):
+        return f"expected a mapping such as {{connect_ms: [500, 3000]}}, got {value!r}"
+    for key, levels in value.items():
+        if key not in LATENCY_KEYS:
+            near = get_close_matches(str(key), LATENCY_KEYS, n=1)
+            hint = f"; did you mean {near[0]}?" if near else f" (keys: {', '.join(LATENCY_KEYS)})"
+            return f"unknown key {key!r}{hint}"
+        numbers = isinstance(levels, list) and len(levels) == 2
+        if not numbers or any(
+            isinstance(n, bool) or not isinstance(n, int | float) for n in levels
+        ):
+            return f"{key}: expected [warn, fail], two numbers, got {levels!r}"
+        warn, fail = levels
+        if warn <= 0 or fail <= 0:
+            return f"{key}: the levels must be above 0, got {levels!r}"
+        if key == "tokens_per_s" and warn < fail:
+            return f"{key}: a rate warns before it fails, so warn >= fail; got {levels!r}"
+        if key != "tokens_per_s" and warn > fail:
+            return f"{key}: a time warns before it fails, so warn <= fail; got {levels!r}"
+    return None
+
+
+def anything(value: Any) -> str | None:
+    return None
