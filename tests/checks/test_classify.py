@@ -14,13 +14,18 @@ import pytest
 
 from ollama_fleet.checks.classify import (
     HOST_HEADER_HINT,
+    NO_API_HINT,
     classify_exception,
     classify_status,
     classify_stream_error,
     classify_tls_verify_error,
     error_text,
+    judge_rate,
+    judge_time,
+    timeout_class,
 )
-from ollama_fleet.checks.model import HINTS, FailureClass, Finding, Status
+from ollama_fleet.checks.http import TIMINGS_EXTENSION, Phase, PhaseTimeout, Timings
+from ollama_fleet.checks.model import HINTS, FailureClass, Finding, Status, Threshold
 from ollama_fleet.testbed.certs import CertFiles, CertificateAuthority
 from ollama_fleet.testbed.servers import free_port
 
@@ -78,6 +83,34 @@ def test_refused_async_connect() -> None:
 def test_connect_timeout() -> None:
     finding = classify_exception(httpx.ConnectTimeout("timed out"), action=ACTION)
     assert_fail(finding, FailureClass.CONNECT_TIMEOUT)
+
+
+def test_connect_timeout_during_the_tls_handshake_is_a_tls_timeout() -> None:
+    # httpx raises ConnectTimeout for both steps; the request's timings say which it was
+    request = httpx.Request("GET", "https://gpu-1.example.net/api/tags")
+    timings = Timings(label="GET /api/tags", phase=Phase.TLS)
+    request.extensions[TIMINGS_EXTENSION] = timings
+    finding = classify_exception(httpx.ConnectTimeout("timed out", request=request), action=ACTION)
+    assert_fail(finding, FailureClass.TLS_TIMEOUT)
+    assert finding.message == "GET /api/tags: TCP connected, but no TLS handshake came back in time"
+    assert finding.hint == HINTS[FailureClass.TLS_TIMEOUT]
+
+
+@pytest.mark.parametrize(
+    ("phase", "failure_class"),
+    [
+        (Phase.QUEUED, FailureClass.READ_TIMEOUT),
+        (Phase.CONNECT, FailureClass.CONNECT_TIMEOUT),
+        (Phase.TLS, FailureClass.TLS_TIMEOUT),
+        (Phase.WAIT, FailureClass.READ_TIMEOUT),
+        (Phase.READ, FailureClass.READ_TIMEOUT),
+    ],
+)
+def test_timeout_class_by_phase(phase: Phase, failure_class: FailureClass) -> None:
+    assert timeout_class(phase) is failure_class
+    finding = classify_exception(PhaseTimeout(phase, "it took too long"), action=ACTION)
+    assert finding.failure_class is failure_class
+    assert finding.message == "GET /api/tags: it took too long"
 
 
 @pytest.mark.parametrize(
@@ -244,17 +277,38 @@ def test_403_with_a_body_is_plain_forbidden() -> None:
 
 
 def test_404_for_a_model() -> None:
-    body = b'{"error": "model \'llama3.1:70b\' not found"}'
+    body = b'{"error": "model \\"llama3.1:70b\\" not found, try pulling it first"}'
     finding = classify_status(404, body, action="POST /api/chat", model="llama3.1:70b")
     assert finding.status is Status.FAIL
     assert finding.failure_class is FailureClass.MODEL_MISSING
-    assert "llama3.1:70b" in finding.message
+    assert finding.message == (
+        'POST /api/chat: HTTP 404: model "llama3.1:70b" not found, try pulling it first'
+    )
+    assert finding.hint == (
+        "list them in required_models and run `ollama-fleet deploy INVENTORY --roles models` "
+        "(it pulls required_models), or run `ollama pull llama3.1:70b` on the host"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"404 page not found", b"<html>Not Found</html>", b"", b'{"detail": "Not Found"}'],
+    ids=["ollama-router", "html", "empty", "other-json"],
+)
+def test_404_for_a_model_that_ollama_did_not_send_is_no_api(body: bytes) -> None:
+    # a wrong path (https://host/wrong/api/chat) is not a missing model
+    finding = classify_status(404, body, action="POST /api/chat", model="llama3.2:1b")
+    assert finding.failure_class is FailureClass.BAD_RESPONSE
+    assert finding.message.endswith(": no Ollama API at this URL")
+    assert finding.hint == NO_API_HINT
 
 
 def test_404_without_a_model_is_a_bad_response() -> None:
     finding = classify_status(404, b"404 page not found", action=ACTION)
     assert_fail(finding, FailureClass.BAD_RESPONSE)
-    assert "404 page not found" in finding.message
+    assert (
+        finding.message == "GET /api/tags: HTTP 404 (404 page not found): no Ollama API at this URL"
+    )
 
 
 @pytest.mark.parametrize(
@@ -312,11 +366,13 @@ def test_error_text_of_json_without_an_error_field() -> None:
 
 def test_stream_error_model_not_found() -> None:
     finding = classify_stream_error(
-        "model 'llama3.1:70b' not found, try pulling it first", action="POST /api/chat",
+        "model 'llama3.1:70b' not found, try pulling it first",
+        action="POST /api/chat",
         model="llama3.1:70b",
-    )  # fmt: skip
+    )
     assert finding.status is Status.FAIL
     assert finding.failure_class is FailureClass.MODEL_MISSING
+    assert "`ollama pull llama3.1:70b`" in (finding.hint or "")
 
 
 def test_stream_error_is_a_server_error() -> None:
@@ -337,3 +393,63 @@ def test_stream_error_text_is_cut() -> None:
     finding = classify_stream_error("e" * 1000, action="POST /api/chat", model=None)
     assert "e" * 200 in finding.message
     assert "e" * 201 not in finding.message
+
+
+# --- latency thresholds --------------------------------------------------------------------
+
+MS = Threshold(warn=2000, fail=10000)
+RATE = Threshold(warn=5, fail=1)
+
+
+@pytest.mark.parametrize(
+    ("ms", "status", "message"),
+    [
+        (None, None, None),
+        (1999.9, None, None),
+        (2000, Status.WARN, "first token after 2000 ms (warn at 2000 ms)"),
+        (3012.4, Status.WARN, "first token after 3012 ms (warn at 2000 ms)"),
+        (10000, Status.FAIL, "first token after 10000 ms (fail at 10000 ms)"),
+    ],
+)
+def test_judge_time(ms: float | None, status: Status | None, message: str | None) -> None:
+    finding = judge_time("first token after", ms, MS)
+    if status is None:
+        assert finding is None
+        return
+    assert finding is not None
+    assert (finding.status, finding.failure_class, finding.message) == (
+        status,
+        FailureClass.SLOW,
+        message,
+    )
+    assert finding.hint == HINTS[FailureClass.SLOW]
+
+
+@pytest.mark.parametrize(
+    ("rate", "status", "message"),
+    [
+        (None, None, None),
+        (5.0, None, None),
+        (4.9, Status.WARN, "4.9 tokens/s (warn below 5 tokens/s)"),
+        (0.5, Status.FAIL, "0.5 tokens/s (fail below 1 tokens/s)"),
+    ],
+)
+def test_judge_rate(rate: float | None, status: Status | None, message: str | None) -> None:
+    finding = judge_rate(rate, RATE)
+    if status is None:
+        assert finding is None
+        return
+    assert finding is not None
+    assert (finding.status, finding.message) == (status, message)
+
+
+# --- hints name this tool's variables ------------------------------------------------------
+
+
+def test_no_hint_names_ollamas_environment_or_a_placeholder() -> None:
+    for failure_class, hint in HINTS.items():
+        assert "OLLAMA_" not in hint, failure_class
+        assert "NAME" not in hint, failure_class
+    assert "ollama_num_parallel" in HINTS[FailureClass.OVERLOAD]
+    assert "ollama_max_queue" in HINTS[FailureClass.OVERLOAD]
+    assert "--roles models" in HINTS[FailureClass.MODEL_MISSING]

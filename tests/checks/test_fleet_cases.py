@@ -207,8 +207,13 @@ def test_write_endpoints_that_pass_the_proxy_are_exposed_each_by_name(
         assert finding.hint == WRITE_ENDPOINT_HINT
     # what the simulator answered through Caddy: its own refusals of the empty names
     assert auth.details["write_endpoints"] == {
-        "pull": 400, "push": 400, "delete": 400, "create": 400, "copy": 400, "blobs": 404,
-    }  # fmt: skip
+        "pull": 400,
+        "push": 400,
+        "delete": 400,
+        "create": 400,
+        "copy": 400,
+        "blobs": 404,
+    }
     assert exposed[0].message == (
         "POST /api/pull is exposed: HTTP 400 (model is required), not a refusal"
     )

@@ -33,22 +33,19 @@ HTTPS = "https://gpu-1.example.net"
 
 
 def test_plan_for_a_plain_http_target() -> None:
-    assert plan_checks(Target(name="t", url=HTTP)) == (
-        "connectivity",
-        "models",
-        "auth",
-        "exposure",
-    )
+    assert plan_checks(Target(name="t", url=HTTP)) == ("connectivity", "models", "auth")
 
 
 def test_plan_for_an_https_target_adds_tls() -> None:
-    assert plan_checks(Target(name="t", url=HTTPS)) == (
-        "connectivity",
-        "tls",
-        "models",
-        "auth",
-        "exposure",
-    )
+    assert plan_checks(Target(name="t", url=HTTPS)) == ("connectivity", "tls", "models", "auth")
+
+
+def test_a_target_closes_no_port_unless_told() -> None:
+    # `check --url http://127.0.0.1:11434` must not fail its own port as exposed
+    bare = Target(name="t", url="http://127.0.0.1:11434")
+    assert bare.closed_ports == ()
+    assert "exposure" not in plan_checks(bare)
+    assert "exposure" in plan_checks(Target(name="t", url=HTTP, closed_ports=(11434,)))
 
 
 def test_required_models_add_chat() -> None:
@@ -79,6 +76,7 @@ def test_everything_applies_in_the_fixed_order() -> None:
         url=HTTPS,
         required_models=(RequiredModel(name=MODEL),),
         api_key="k",
+        closed_ports=(11434,),
     )
     assert plan_checks(target) == CHECK_NAMES
 
@@ -178,10 +176,43 @@ def test_run_deadline_fails_the_slow_target_and_keeps_the_healthy_one(
     for slow in by_target(result, "slow"):
         assert slow.status is Status.FAIL
         assert slow.failure_class is FailureClass.READ_TIMEOUT
-        assert "deadline" in slow.summary
-        assert "1.5 s" in slow.summary
+    slow_results = {r.check: r for r in by_target(result, "slow")}
+    # connectivity was waiting for its answer; the others wait behind it and never started
+    assert slow_results["connectivity"].summary == (
+        "run deadline of 1.5 s reached while waiting for the answer (GET /api/version)"
+    )
+    assert slow_results["connectivity"].elapsed_ms > 0
+    for check in ("models", "chat", "auth", "exposure"):
+        assert (
+            slow_results[check].summary == "run deadline of 1.5 s reached before the check started"
+        )
+        assert "--deadline" in (slow_results[check].hint or "")
     assert_all_ok(by_target(result, "healthy"))
     assert result.status is Status.FAIL
+
+
+@pytest.mark.integration
+def test_run_deadline_keeps_every_finished_result_and_stops_only_the_slow_chat() -> None:
+    faults = Faults(latency_ms=3000, paths=("/api/chat",))
+    seen: list[CheckResult] = []
+    with serve_in_thread(create_app(simulator(faults))) as port:
+        settings = ProbeSettings(deadline_s=1.5, read_timeout_s=10, check_timeout_s=10)
+        result = run([target("gpu-1", port)], settings=settings, progress=seen.append)
+
+    checks = {r.check: r for r in result.results}
+    assert list(checks) == ["connectivity", "models", "chat", "auth", "exposure"]
+    for name in ("connectivity", "models", "auth", "exposure"):
+        assert checks[name].status is Status.OK, checks[name].findings
+        assert checks[name].elapsed_ms > 0  # its own time, not a placeholder
+    chat = checks["chat"]
+    assert chat.status is Status.FAIL
+    assert chat.failure_class is FailureClass.READ_TIMEOUT
+    assert chat.summary == (
+        "run deadline of 1.5 s reached while waiting for the answer (POST /api/chat)"
+    )
+    assert chat.elapsed_ms > 0
+    # every result reached the progress callback once, the stopped one too
+    assert sorted(r.check for r in seen) == sorted(checks)
 
 
 @pytest.mark.integration
@@ -197,7 +228,9 @@ def test_check_timeout_fails_only_the_slow_check(healthy_ports: tuple[int, int, 
     assert set(slow) == {"connectivity", "models", "auth", "exposure"}
     assert slow["models"].status is Status.FAIL
     assert slow["models"].failure_class is FailureClass.READ_TIMEOUT
-    assert "not finished within 0.5 s" in slow["models"].summary
+    assert slow["models"].summary == (
+        "not finished within 0.5 s: stopped while waiting for the answer (GET /api/ps)"
+    )
     assert slow["connectivity"].status is Status.OK
     assert slow["exposure"].status is Status.OK
     assert_all_ok(by_target(result, "healthy"))
@@ -278,3 +311,17 @@ def test_no_targets_is_an_empty_ok_run() -> None:
     assert result.results == ()
     assert result.targets == ()
     assert result.status is Status.OK
+
+
+@pytest.mark.integration
+def test_targets_that_share_a_name_each_keep_their_results(
+    healthy_ports: tuple[int, int, int],
+) -> None:
+    # two --url targets on one host:port (different paths) are named alike
+    twins = [target("gpu-1", healthy_ports[0]), target("gpu-1", healthy_ports[1], models=False)]
+    result = run(twins, settings=ProbeSettings(deadline_s=60))
+    assert [(r.url, r.check) for r in result.results] == [
+        *((twins[0].url, check) for check in plan_checks(twins[0])),
+        *((twins[1].url, check) for check in plan_checks(twins[1])),
+    ]
+    assert_all_ok(list(result.results))

@@ -1,20 +1,57 @@
-"""Verify Ollama endpoints: connectivity, TLS, models, chat, auth and exposure."""
+"""Verify Ollama endpoints: connectivity, TLS, models, chat, auth and exposure.
 
-from ollama_fleet.checks.model import (
-    CHECK_NAMES,
-    CheckResult,
-    CheckRun,
-    FailureClass,
-    Finding,
-    PublicAccess,
-    RequiredModel,
-    Status,
-    Target,
-    TlsPolicy,
-)
-from ollama_fleet.checks.runner import plan_checks, run_checks
-from ollama_fleet.checks.settings import ProbeSettings
-from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
+The names below load on first use: importing `ollama_fleet.checks.model` (plain records)
+must not pull in httpx, the probes and the inventory loader.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ollama_fleet.checks.model import (
+        CHECK_NAMES,
+        CheckResult,
+        CheckRun,
+        FailureClass,
+        Finding,
+        LatencyPolicy,
+        PublicAccess,
+        RequiredModel,
+        Status,
+        Target,
+        Threshold,
+        TlsPolicy,
+    )
+    from ollama_fleet.checks.runner import plan_checks, run_checks
+    from ollama_fleet.checks.settings import ProbeSettings
+    from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
+
+_WHERE = {
+    **dict.fromkeys(
+        (
+            "CHECK_NAMES",
+            "CheckResult",
+            "CheckRun",
+            "FailureClass",
+            "Finding",
+            "LatencyPolicy",
+            "PublicAccess",
+            "RequiredModel",
+            "Status",
+            "Target",
+            "Threshold",
+            "TlsPolicy",
+        ),
+        "ollama_fleet.checks.model",
+    ),
+    "plan_checks": "ollama_fleet.checks.runner",
+    "run_checks": "ollama_fleet.checks.runner",
+    "ProbeSettings": "ollama_fleet.checks.settings",
+    "target_from_url": "ollama_fleet.checks.targets",
+    "targets_from_inventory": "ollama_fleet.checks.targets",
+}
 
 __all__ = [
     "CHECK_NAMES",
@@ -22,14 +59,23 @@ __all__ = [
     "CheckRun",
     "FailureClass",
     "Finding",
+    "LatencyPolicy",
     "ProbeSettings",
     "PublicAccess",
     "RequiredModel",
     "Status",
     "Target",
+    "Threshold",
     "TlsPolicy",
     "plan_checks",
     "run_checks",
     "target_from_url",
     "targets_from_inventory",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import httpx
 
-from ollama_fleet.checks.http import AnswerTooLarge
-from ollama_fleet.checks.model import FailureClass, Finding, fail
+from ollama_fleet.checks.http import AnswerTooLarge, Phase, PhaseTimeout, timeout_phase
+from ollama_fleet.checks.model import FailureClass, Finding, Threshold, fail, warn
 
 # OpenSSL's X509_V_ERR_* codes that ssl.SSLCertVerificationError carries in verify_code.
 _CERT_HAS_EXPIRED = 10
@@ -28,6 +28,30 @@ WRITE_ENDPOINT_HINT = (
     "pass the proxy. Refuse them with 403 in front of Ollama (the caddy role does, unless "
     "caddy_open_admin_endpoints is set), and keep Ollama itself bound to 127.0.0.1"
 )
+
+
+NO_API_HINT = (
+    "nothing at this URL speaks Ollama's API: check the URL's path (public_url is the base "
+    "URL, without /api) and what the proxy routes there"
+)
+
+
+def model_missing_hint(names: Iterable[str]) -> str:
+    """How to get the named models onto the host, with this tool and by hand."""
+    models = " ".join(names)
+    return (
+        f"list them in required_models and run `ollama-fleet deploy INVENTORY --roles models` "
+        f"(it pulls required_models), or run `ollama pull {models}` on the host"
+    )
+
+
+def timeout_class(phase: Phase) -> FailureClass:
+    """The class of a timeout in `phase`: connect, TLS handshake, or the answer."""
+    if phase is Phase.CONNECT:
+        return FailureClass.CONNECT_TIMEOUT
+    if phase is Phase.TLS:
+        return FailureClass.TLS_TIMEOUT
+    return FailureClass.READ_TIMEOUT
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -59,9 +83,21 @@ def classify_tls_verify_error(err: ssl.SSLCertVerificationError) -> Finding:
 
 def classify_exception(exc: BaseException, *, action: str) -> Finding:
     """A failure finding for an exception raised while doing `action` (e.g. "GET /api/tags")."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        return fail(FailureClass.CONNECT_TIMEOUT, f"{action}: TCP/TLS connect timed out")
+    if isinstance(exc, PhaseTimeout):  # a probe's own step: it says what timed out
+        return fail(timeout_class(exc.phase), f"{action}: {exc}")
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        phase = timeout_phase(exc)
+        if phase is None and isinstance(exc, httpx.ConnectTimeout):
+            phase = Phase.CONNECT
+        if phase is Phase.TLS:
+            return fail(
+                FailureClass.TLS_TIMEOUT,
+                f"{action}: TCP connected, but no TLS handshake came back in time",
+            )
+        if phase is Phase.CONNECT:
+            return fail(FailureClass.CONNECT_TIMEOUT, f"{action}: TCP connect timed out")
+        if phase is Phase.QUEUED:
+            return fail(FailureClass.READ_TIMEOUT, f"{action}: no free connection in time")
         return fail(FailureClass.READ_TIMEOUT, f"{action}: no complete answer in time")
     for cause in _chain(exc):
         if isinstance(cause, socket.gaierror):
@@ -103,8 +139,22 @@ def error_text(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace").strip() or "(empty body)"
 
 
+def ollama_error(body: bytes) -> str | None:
+    """The `error` string of Ollama's own JSON error body, `{"error": "..."}`; else None."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    err = data.get("error") if isinstance(data, dict) else None
+    return err if isinstance(err, str) else None
+
+
 def classify_status(status: int, body: bytes, *, action: str, model: str | None = None) -> Finding:
-    """A failure finding for a non-2xx HTTP answer; `model` is set on model endpoints."""
+    """A failure finding for a non-2xx HTTP answer; `model` is set on model endpoints.
+
+    A 404 is model_missing only when Ollama itself says so (`{"error": "model \"x\" not
+    found, ..."}` on a model endpoint); any other 404 means the URL leads to no Ollama API.
+    """
     text = error_text(body)
     where = f"{action}: HTTP {status}"
     if status == 401:
@@ -113,8 +163,13 @@ def classify_status(status: int, body: bytes, *, action: str, model: str | None 
         if not body.strip():
             return fail(FailureClass.AUTH, f"{where} with an empty body", HOST_HEADER_HINT)
         return fail(FailureClass.AUTH, f"{where} forbidden ({text})")
-    if status == 404 and model is not None:
-        return fail(FailureClass.MODEL_MISSING, f"{where}: {text}")
+    if status == 404:
+        said = ollama_error(body)
+        if model is not None and said is not None and "not found" in said.lower():
+            return fail(FailureClass.MODEL_MISSING, f"{where}: {text}", model_missing_hint([model]))
+        return fail(
+            FailureClass.BAD_RESPONSE, f"{where} ({text}): no Ollama API at this URL", NO_API_HINT
+        )
     if status in (429, 503):
         return fail(FailureClass.OVERLOAD, f"{where} ({text})")
     if status >= 500:
@@ -125,5 +180,39 @@ def classify_status(status: int, body: bytes, *, action: str, model: str | None 
 def classify_stream_error(text: str, *, action: str, model: str | None) -> Finding:
     """An `{"error": ...}` line inside a 200 NDJSON stream."""
     if model is not None and "not found" in text.lower():
-        return fail(FailureClass.MODEL_MISSING, f"{action}: error in stream: {text[:200]}")
+        return fail(
+            FailureClass.MODEL_MISSING,
+            f"{action}: error in stream: {text[:200]}",
+            model_missing_hint([model]),
+        )
     return fail(FailureClass.SERVER_ERROR, f"{action}: error in stream: {text[:200]}")
+
+
+def judge_time(what: str, ms: float | None, threshold: Threshold) -> Finding | None:
+    """A `slow` finding when `ms` reaches the threshold's warn or fail level; else None.
+
+    `what` reads before the value: "first token after" -> "first token after 3012 ms
+    (warn at 2000 ms)".
+    """
+    if ms is None:
+        return None
+    if ms >= threshold.fail:
+        return fail(FailureClass.SLOW, f"{what} {ms:.0f} ms (fail at {threshold.fail:g} ms)")
+    if ms >= threshold.warn:
+        return warn(FailureClass.SLOW, f"{what} {ms:.0f} ms (warn at {threshold.warn:g} ms)")
+    return None
+
+
+def judge_rate(rate: float | None, threshold: Threshold) -> Finding | None:
+    """A `slow` finding when tokens/s falls below the threshold's warn or fail level."""
+    if rate is None:
+        return None
+    if rate < threshold.fail:
+        return fail(
+            FailureClass.SLOW, f"{rate:g} tokens/s (fail below {threshold.fail:g} tokens/s)"
+        )
+    if rate < threshold.warn:
+        return warn(
+            FailureClass.SLOW, f"{rate:g} tokens/s (warn below {threshold.warn:g} tokens/s)"
+        )
+    return None

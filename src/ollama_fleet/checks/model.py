@@ -56,9 +56,10 @@ HINTS: Mapping[FailureClass, str] = {
     "something that does not speak TLS listens on this port (plain HTTP, Ollama itself), or "
     "the proxy hangs; check the URL's scheme and port",
     FailureClass.SLOW: "the answer came, but slower than the latency thresholds allow: look at "
-    "the host's load and the network path, or set latency_thresholds for this host",
+    "the host's load (`nvidia-smi`, `journalctl -u ollama`) and the network path, or set "
+    "latency_thresholds for this host if it is slow by design",
     FailureClass.READ_TIMEOUT: "connected, but the answer was too slow: the server is overloaded "
-    "or a model is still loading; see its logs",
+    "or a model is still loading; see `journalctl -u ollama` on the host",
     FailureClass.TLS_EXPIRED: "the certificate is outside its validity period: renew it "
     "(Caddy renews ACME certificates itself when it can reach the CA), or fix the clock",
     FailureClass.TLS_HOSTNAME: "the certificate does not name this host: issue it for the "
@@ -75,16 +76,18 @@ HINTS: Mapping[FailureClass, str] = {
     FailureClass.CPU_FALLBACK: "the model answered from the CPU, not the GPU: check `nvidia-smi` "
     "on the host, then `journalctl -u ollama` for the CUDA error (a driver awaiting its reboot, "
     "a missing /dev/nvidia-uvm, or a model larger than the VRAM)",
-    FailureClass.MODEL_MISSING: "a required model is not on the host: run the deploy "
-    "(it pulls required_models) or `ollama pull NAME` on the host",
-    FailureClass.OVERLOAD: "the server sheds load (429/503): raise OLLAMA_NUM_PARALLEL / "
-    "OLLAMA_MAX_QUEUE, add a node, or lower the request rate",
+    FailureClass.MODEL_MISSING: "a required model is not on the host: list it in "
+    "required_models and run `ollama-fleet deploy INVENTORY --roles models`",
+    FailureClass.OVERLOAD: "the server sheds load (429/503): raise ollama_num_parallel or "
+    "ollama_max_queue in the inventory and run `ollama-fleet deploy INVENTORY --roles ollama`, "
+    "add a node, or lower the request rate",
     FailureClass.SERVER_ERROR: "the server failed (5xx or an error inside the stream): "
     "read `journalctl -u ollama` on the host",
     FailureClass.BAD_RESPONSE: "the answer is not what Ollama sends: something else answers "
     "on this URL, or a proxy mangles or cuts the response",
-    FailureClass.EXPOSED: "a port that must be closed accepts connections from here: "
-    "fix the firewall (only 22, 80 and 443 in) and bind Ollama to 127.0.0.1",
+    FailureClass.EXPOSED: "a port that must be closed accepts connections from here: let the "
+    "firewall role manage the host (firewall_enabled; only SSH, 80 and 443 come in, plus "
+    "firewall_extra_tcp_ports) and keep ollama_host on 127.0.0.1",
 }
 
 
@@ -130,6 +133,14 @@ class CheckResult:
 
     `status`, `failure_class`, `summary` and `hint` come from the worst finding; `details`
     holds measured facts (timings in ms, TLS facts, model lists) as JSON-ready values.
+
+    Timings convention: every check that makes an HTTP request to the target puts that
+    request's `details["timings"]`: `connect_ms` and `tls_ms` (how long the TCP connect and
+    the TLS handshake took), `first_byte_ms` (the answer's headers) and `total_ms` (the
+    whole answer read), both from the start of the request, and for chat `first_token_ms`
+    (the first streamed token, from the start of the request). A step that did not happen
+    is None: a reused connection has no connect_ms or tls_ms, plain HTTP no tls_ms.
+    `elapsed_ms` is the whole check, also for one stopped by a timeout.
     """
 
     target: str
@@ -198,11 +209,14 @@ class LatencyPolicy:
     Times in ms (connect, first byte of an answer, first streamed token); `tokens_per_s` is
     a minimum rate of the streamed chat. The defaults suit an interactive service on a
     GPU: a CPU-only or cross-continent host sets its own (inventory `latency_thresholds`).
+    Each fail level sits below the timeout that would otherwise end the step first (connect
+    3 s, read 15 s), so a slow answer is reported as slow, not as a timeout.
     """
 
-    connect_ms: Threshold = field(default_factory=lambda: Threshold(warn=500, fail=3000))
+    connect_ms: Threshold = field(default_factory=lambda: Threshold(warn=500, fail=2000))
     first_byte_ms: Threshold = field(default_factory=lambda: Threshold(warn=2000, fail=10000))
-    first_token_ms: Threshold = field(default_factory=lambda: Threshold(warn=5000, fail=20000))
+    # the streamed chat follows the plain one, so the model is loaded: no load time in it
+    first_token_ms: Threshold = field(default_factory=lambda: Threshold(warn=2000, fail=10000))
     tokens_per_s: Threshold = field(default_factory=lambda: Threshold(warn=5, fail=1))
 
 
@@ -228,7 +242,8 @@ class Target:
     latency: LatencyPolicy = field(default_factory=LatencyPolicy)
     # the inventory groups the host is in, for reports (empty for --url targets)
     groups: tuple[str, ...] = ()
-    closed_ports: tuple[int, ...] = (11434,)
+    # no default: exposure runs only for ports the inventory or --closed-port names
+    closed_ports: tuple[int, ...] = ()
     open_ports: tuple[int, ...] = ()
     # closed: a request without a key must be refused; open: it may generate, and the auth
     # check reports that instead of failing

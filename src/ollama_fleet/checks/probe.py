@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -10,11 +11,17 @@ from typing import Any
 
 import httpx
 
-from ollama_fleet.checks.http import Answer, fetch
+from ollama_fleet.checks.http import ACTIVITY, Activity, Answer, fetch
 from ollama_fleet.checks.model import CheckResult, Finding, Target
 from ollama_fleet.checks.settings import ProbeSettings
 
-Trace = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class _SharedGet:
+    """A GET several checks await, with its own Activity that each of them follows."""
+
+    task: asyncio.Task[Answer]
+    activity: Activity
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,27 +35,38 @@ class ProbeContext:
     target: Target
     client: httpx.AsyncClient
     settings: ProbeSettings
-    _gets: dict[str, asyncio.Task[Answer]] = field(default_factory=dict)
+    _gets: dict[str, _SharedGet] = field(default_factory=dict)
 
     async def send(self, request: httpx.Request) -> Answer:
         """Send `request` and read its answer, never more than max_answer_bytes."""
         return await fetch(self.client, request, max_bytes=self.settings.max_answer_bytes)
 
-    async def get(self, path: str, *, trace: Trace | None = None) -> Answer:
-        """GET `path` once per target; `trace` applies if this call makes the request."""
-        task = self._gets.get(path)
-        if task is None:
-            extensions = {"trace": trace} if trace is not None else None
-            request = self.client.build_request("GET", path, extensions=extensions)
-            task = asyncio.ensure_future(self.send(request))
-            self._gets[path] = task
-        # shielded: a check that times out must not cancel a request others await
-        return await asyncio.shield(task)
+    async def get(self, path: str) -> Answer:
+        """GET `path` once per target; every check awaiting it sees its phase."""
+        shared = self._gets.get(path)
+        if shared is None:
+            # its own Activity: the request belongs to no single check, but every check
+            # that awaits it must be able to say where it hangs
+            activity = Activity()
+            context = contextvars.copy_context()
+            context.run(ACTIVITY.set, activity)
+            request = self.client.build_request("GET", path)
+            task = asyncio.get_running_loop().create_task(self.send(request), context=context)
+            shared = self._gets[path] = _SharedGet(task, activity)
+        mine = ACTIVITY.get()
+        if mine is not None:
+            mine.awaits.append(shared.activity)
+        try:
+            # shielded: a check that times out must not cancel a request others await
+            return await asyncio.shield(shared.task)
+        finally:
+            if mine is not None:
+                mine.awaits.remove(shared.activity)
 
     def cancel_pending(self) -> None:
         """Stop shared GETs nobody awaits any more, before the client closes under them."""
-        for task in self._gets.values():
-            task.cancel()
+        for shared in self._gets.values():
+            shared.task.cancel()
 
 
 Probe = Callable[["ProbeContext"], Awaitable[CheckResult]]

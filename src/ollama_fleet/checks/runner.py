@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ollama_fleet.checks.http import make_client
+from ollama_fleet.checks.classify import timeout_class
+from ollama_fleet.checks.http import ACTIVITY, Activity, make_client
 from ollama_fleet.checks.model import (
     CHECK_NAMES,
     CheckResult,
@@ -41,35 +44,109 @@ def plan_checks(target: Target, only: Iterable[str] | None = None) -> tuple[str,
     return tuple(name for name in CHECK_NAMES if name in wanted and applies[name])
 
 
+NOT_STARTED_HINT = (
+    "the run's deadline came before this check could start: look at the checks that were "
+    "still running, or raise --deadline (or --concurrency, when many targets wait)"
+)
+
+
 def _failed(
-    target: Target, check: str, why: str, failure_class: FailureClass = FailureClass.BAD_RESPONSE
+    target: Target,
+    check: str,
+    why: str,
+    failure_class: FailureClass = FailureClass.BAD_RESPONSE,
+    *,
+    elapsed_ms: float = 0.0,
+    hint: str | None = None,
 ) -> CheckResult:
     """A result for a check that produced none of its own."""
     return CheckResult(
         target=target.name,
         url=target.url,
         check=check,
-        findings=(fail(failure_class, why),),
-        elapsed_ms=0.0,
+        findings=(fail(failure_class, why, hint),),
+        elapsed_ms=elapsed_ms,
     )
 
 
-def _unfinished(target: Target, check: str, why: str) -> CheckResult:
-    return _failed(target, check, why, FailureClass.READ_TIMEOUT)
+def unfinished(target: Target, check: str, bound: str, activity: Activity | None) -> CheckResult:
+    """A check stopped by a time bound, classed by what it was doing at that moment.
 
-
-async def _run_one(ctx: ProbeContext, check: str) -> CheckResult:
-    """One probe, bounded in time; whatever it raises becomes a finding, never a crash."""
-    try:
-        async with asyncio.timeout(ctx.settings.check_timeout_s):
-            return await PROBES[check](ctx)
-    except TimeoutError:
-        return _unfinished(
-            ctx.target, check, f"not finished within {ctx.settings.check_timeout_s:g} s"
+    `bound` says which bound ("run deadline of 3 s reached"); `activity` is the check's
+    own, None for a check that never started.
+    """
+    if activity is None:
+        return _failed(
+            target,
+            check,
+            f"{bound} before the check started",
+            FailureClass.READ_TIMEOUT,
+            hint=NOT_STARTED_HINT,
         )
-    except Exception as exc:
-        log.debug("probe %s on %s raised", check, ctx.target.name, exc_info=True)
-        return _failed(ctx.target, check, f"probe failed: {type(exc).__name__}: {exc}")
+    step = activity.in_flight()
+    if step is None:  # between two steps: not waiting on the network
+        why, failure_class = bound, FailureClass.READ_TIMEOUT
+    else:
+        why, failure_class = f"{bound} {step.phase.words} ({step.label})", timeout_class(step.phase)
+    return _failed(target, check, why, failure_class, elapsed_ms=activity.elapsed_ms)
+
+
+Record = Callable[[CheckResult], None]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Running:
+    """A check in progress: what it is doing, the task running its probe, where it goes."""
+
+    target: Target
+    check: str
+    activity: Activity
+    task: asyncio.Task[CheckResult]
+    record: Record
+
+    def outcome(self, bound: str) -> CheckResult:
+        """The probe's own result, a finding for what it raised, or unfinished by `bound`."""
+        task = self.task
+        if not task.done() or task.cancelled():
+            return unfinished(self.target, self.check, bound, self.activity)
+        exc = task.exception()
+        if exc is None:
+            return task.result()
+        log.debug("probe %s on %s raised", self.check, self.target.name, exc_info=exc)
+        return _failed(
+            self.target,
+            self.check,
+            f"probe failed: {type(exc).__name__}: {exc}",
+            elapsed_ms=self.activity.elapsed_ms,
+        )
+
+
+RunningChecks = set[_Running]
+
+
+async def _probe(ctx: ProbeContext, check: str) -> CheckResult:
+    return await PROBES[check](ctx)
+
+
+async def _run_one(ctx: ProbeContext, check: str, record: Record, running: RunningChecks) -> None:
+    """One probe, bounded in time and recorded the moment it ends; never a crash."""
+    activity = Activity()
+    context = contextvars.copy_context()
+    context.run(ACTIVITY.set, activity)  # the probe and its subtasks report to this one
+    task = asyncio.get_running_loop().create_task(_probe(ctx, check), context=context)
+    this = _Running(ctx.target, check, activity, task, record)
+    running.add(this)
+    bound = f"not finished within {ctx.settings.check_timeout_s:g} s: stopped"
+    try:
+        await asyncio.wait({task}, timeout=ctx.settings.check_timeout_s)
+        # judged before the task is cancelled: cancelling ends the step it was in
+        result = this.outcome(bound)
+    finally:
+        running.discard(this)
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    record(result)
 
 
 async def _run_target(
@@ -77,14 +154,9 @@ async def _run_target(
     checks: Sequence[str],
     settings: ProbeSettings,
     limit: asyncio.Semaphore,
-    done: dict[tuple[str, str], CheckResult],
-    progress: Progress | None,
+    record: Record,
+    running: RunningChecks,
 ) -> None:
-    def record(result: CheckResult) -> None:
-        done[(target.name, result.check)] = result
-        if progress is not None:
-            progress(result)
-
     async with limit, make_client(target, settings) as client:
         ctx = ProbeContext(target=target, client=client, settings=settings)
         try:
@@ -92,9 +164,8 @@ async def _run_target(
             if "connectivity" in rest:
                 # First and alone: its timings measure a fresh connection the others reuse.
                 rest.remove("connectivity")
-                record(await _run_one(ctx, "connectivity"))
-            for result in await asyncio.gather(*(_run_one(ctx, check) for check in rest)):
-                record(result)
+                await _run_one(ctx, "connectivity", record, running)
+            await asyncio.gather(*(_run_one(ctx, check, record, running) for check in rest))
         finally:
             ctx.cancel_pending()
 
@@ -108,7 +179,9 @@ async def run_checks(
 ) -> CheckRun:
     """Check every target; one broken target never stops the others.
 
-    Results come back in target order, then check order, whatever order they finished in.
+    Each result is kept the moment its check ends; at the deadline only the checks still
+    running (or not started) fail, classed by what they were doing then. Results come back
+    in target order, then check order, whatever order they finished in.
     """
     settings = settings or ProbeSettings()
     only = tuple(only) if only is not None else None
@@ -116,33 +189,51 @@ async def run_checks(
     start = time.perf_counter()
     plans = [(target, plan_checks(target, only)) for target in targets]
     limit = asyncio.Semaphore(settings.concurrency)
-    done: dict[tuple[str, str], CheckResult] = {}
+    # by target index, not name: two --url targets may share a host:port
+    done: dict[tuple[int, str], CheckResult] = {}
+    running: RunningChecks = set()
+
+    def recorder(index: int) -> Record:
+        def record(result: CheckResult) -> None:
+            key = (index, result.check)
+            if key in done:  # a check stopped at the deadline is not recorded again
+                return
+            done[key] = result
+            if progress is not None:
+                progress(result)
+
+        return record
+
+    records = [recorder(index) for index in range(len(plans))]
     tasks = [
-        asyncio.create_task(_run_target(target, checks, settings, limit, done, progress))
-        for target, checks in plans
+        asyncio.create_task(_run_target(target, checks, settings, limit, record, running))
+        for (target, checks), record in zip(plans, records, strict=True)
     ]
-    crashed: dict[str, str] = {}
+    crashed: dict[int, str] = {}
+    deadline = f"run deadline of {settings.deadline_s:g} s reached"
     if tasks:
         finished, pending = await asyncio.wait(tasks, timeout=settings.deadline_s)
+        for still in list(running):
+            still.record(still.outcome(deadline))
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        for (target, _), task in zip(plans, tasks, strict=True):
+        for index, ((target, _), task) in enumerate(zip(plans, tasks, strict=True)):
             if task in finished and task.exception() is not None:
                 log.debug("checks of %s stopped", target.name, exc_info=task.exception())
-                crashed[target.name] = f"{type(task.exception()).__name__}: {task.exception()}"
-    results = []
-    for target, checks in plans:
+                crashed[index] = f"{type(task.exception()).__name__}: {task.exception()}"
+    for index, (target, checks) in enumerate(plans):
         for check in checks:
-            result = done.get((target.name, check))
-            if result is None and target.name in crashed:
-                result = _failed(target, check, f"check not run: {crashed[target.name]}")
-            results.append(
-                result
-                or _unfinished(target, check, f"run deadline of {settings.deadline_s:g} s reached")
-            )
+            if (index, check) in done:
+                continue
+            if index in crashed:
+                records[index](_failed(target, check, f"check not run: {crashed[index]}"))
+            else:
+                records[index](unfinished(target, check, deadline, None))
     return CheckRun(
-        results=tuple(results),
+        results=tuple(
+            done[(index, check)] for index, (_, checks) in enumerate(plans) for check in checks
+        ),
         started_at=started_at,
         duration_ms=round((time.perf_counter() - start) * 1000, 2),
         targets=tuple(target.name for target, _ in plans),

@@ -167,10 +167,13 @@ async def _refusing_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
         method, path = head.split(" ", 2)[:2]
         length = next(
-            (int(line.split(":", 1)[1]) for line in head.split("\r\n")
-             if line.lower().startswith("content-length:")),
+            (
+                int(line.split(":", 1)[1])
+                for line in head.split("\r\n")
+                if line.lower().startswith("content-length:")
+            ),
             0,
-        )  # fmt: skip
+        )
         await reader.readexactly(length)
         if path == "/api/tags":
             status, body = "200 OK", TAGS

@@ -25,8 +25,13 @@ def ps(*entries: dict[str, Any]) -> dict[str, Any]:
 
 
 def loaded(name: str, size: int, vram: int) -> dict[str, Any]:
-    return {"name": name, "model": name, "size": size, "size_vram": vram,
-            "expires_at": "2026-12-01T12:00:00Z"}  # fmt: skip
+    return {
+        "name": name,
+        "model": name,
+        "size": size,
+        "size_vram": vram,
+        "expires_at": "2026-12-01T12:00:00Z",
+    }
 
 
 @pytest.mark.parametrize(
@@ -63,9 +68,11 @@ def test_a_bare_name_matches_its_latest_tag() -> None:
 def test_the_chat_check_fails_an_ollama_that_runs_on_the_cpu(gpu: bool, expected: Status) -> None:
     with serve_in_thread(create_app(SimulatorConfig(gpu=gpu, tokens_per_second=0))) as port:
         target = Target(
-            name="gpu-1", url=f"http://127.0.0.1:{port}", expect_gpu=True,
+            name="gpu-1",
+            url=f"http://127.0.0.1:{port}",
+            expect_gpu=True,
             required_models=(RequiredModel(name="llama3.2:1b"),),
-        )  # fmt: skip
+        )
         run = asyncio.run(run_checks([target], only=["chat"]))
     (result,) = run.results
     assert result.status is expected, result.summary
@@ -79,14 +86,18 @@ def test_the_chat_check_fails_an_ollama_that_runs_on_the_cpu(gpu: bool, expected
 @pytest.mark.integration
 def test_without_expect_gpu_the_cpu_is_not_judged() -> None:
     with serve_in_thread(create_app(SimulatorConfig(gpu=False, tokens_per_second=0))) as port:
-        target = Target(name="cpu-1", url=f"http://127.0.0.1:{port}",
-                        required_models=(RequiredModel(name="llama3.2:1b"),))  # fmt: skip
+        target = Target(
+            name="cpu-1",
+            url=f"http://127.0.0.1:{port}",
+            required_models=(RequiredModel(name="llama3.2:1b"),),
+        )
         run = asyncio.run(run_checks([target], only=["chat"]))
     assert run.results[0].status is Status.OK
     assert "size_vram" not in run.results[0].details
 
 
 def test_the_registrys_long_name_is_the_same_model() -> None:
-    finding = placement(ps(loaded("registry.ollama.ai/library/llama3.2:1b", GIB, GIB)),
-                        "llama3.2:1b", {})  # fmt: skip
+    finding = placement(
+        ps(loaded("registry.ollama.ai/library/llama3.2:1b", GIB, GIB)), "llama3.2:1b", {}
+    )
     assert finding.status is Status.OK

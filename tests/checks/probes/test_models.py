@@ -1,4 +1,4 @@
-"""compare_models and canonical_name: required models (and pinned digests) against /api/tags."""
+"""compare_models: required models (and pinned digests) against /api/tags, in one spelling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from ollama_fleet.checks.model import FailureClass, RequiredModel, Status
-from ollama_fleet.checks.probes.models import canonical_name, compare_models
+from ollama_fleet.checks.probes.models import compare_models
+from ollama_fleet.values import canonical_model_name
 
 
 def digest(name: str) -> str:
@@ -38,7 +39,31 @@ PRESENT = {
     ],
 )
 def test_canonical_name(name: str, canonical: str) -> None:
-    assert canonical_name(name) == canonical
+    assert canonical_model_name(name) == canonical
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "registry.ollama.ai/library/llama3.2:1b",
+        "library/llama3.2:1b",
+        "Registry.Ollama.AI/Library/Llama3.2:1B",
+    ],
+)
+def test_ollamas_default_registry_and_namespace_name_the_same_model(name: str) -> None:
+    # the checks and the deploys share one spelling (values.canonical_model_name)
+    findings = compare_models([RequiredModel(name=name)], PRESENT)
+    assert [(f.status, f.message) for f in findings] == [(Status.OK, "llama3.2:1b present")]
+
+
+def test_the_missing_models_hint_names_them_and_this_tools_deploy() -> None:
+    (finding,) = compare_models(
+        [RequiredModel(name="llama3.1:70b"), RequiredModel(name="Mistral")], {}
+    )
+    assert finding.hint == (
+        "list them in required_models and run `ollama-fleet deploy INVENTORY --roles models` "
+        "(it pulls required_models), or run `ollama pull llama3.1:70b mistral:latest` on the host"
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,7 +73,7 @@ def test_canonical_name(name: str, canonical: str) -> None:
 def test_names_without_tag_mean_latest(name: str) -> None:
     findings = compare_models([RequiredModel(name=name)], PRESENT)
     assert [f.status for f in findings] == [Status.OK]
-    assert canonical_name(name) in findings[0].message
+    assert canonical_model_name(name) in findings[0].message
 
 
 def test_model_names_compare_case_insensitively() -> None:
@@ -83,8 +108,10 @@ def test_digest_mismatch_fails() -> None:
     assert finding.failure_class is FailureClass.MODEL_MISSING
     assert LLAMA[:12] in finding.message
     assert "000000000000" in finding.message
-    assert finding.hint is not None
-    assert "pull" in finding.hint
+    assert finding.hint == (
+        "the host has another build of this tag: run `ollama-fleet deploy INVENTORY --roles "
+        "models`, or `ollama pull llama3.2:1b` on the host"
+    )
 
 
 def test_digest_that_is_only_a_suffix_does_not_match() -> None:

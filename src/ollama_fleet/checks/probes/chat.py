@@ -1,4 +1,10 @@
-"""chat: a tiny /api/chat, plain and streamed: status, time to first token, tokens/s."""
+"""chat: a tiny /api/chat, plain and streamed: status, time to first token, tokens/s.
+
+The streamed answer is judged against the target's latency thresholds: the time to its
+first token, and its rate: eval_count / eval_duration from Ollama's final chunk when it
+sends them, else the content chunks after the first over the time they took (details
+`tokens_per_second_source`: "eval_duration" or "chunks").
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,13 @@ from ollama_fleet.checks.classify import (
     classify_exception,
     classify_status,
     classify_stream_error,
+    judge_rate,
+    judge_time,
 )
-from ollama_fleet.checks.http import json_body
+from ollama_fleet.checks.http import json_body, request_timings
 from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, Status, fail, ok, warn
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
+from ollama_fleet.values import canonical_model_name
 
 ACTION = "POST /api/chat"
 
@@ -21,9 +30,19 @@ ACTION = "POST /api/chat"
 def tokens_per_second(final: dict[str, Any]) -> float | None:
     """eval_count / eval_duration (ns), as Ollama reports it in the final chunk."""
     count, duration = final.get("eval_count"), final.get("eval_duration")
-    if isinstance(count, int) and isinstance(duration, int | float) and duration > 0:
+    if isinstance(count, bool) or not isinstance(count, int):
+        return None
+    if isinstance(duration, int | float) and duration > 0 and count > 0:
         return round(count / duration * 1e9, 1)
     return None
+
+
+def chunk_rate(token_times: list[float]) -> float | None:
+    """Tokens/s from when the content chunks arrived (s): those after the first, over
+    the time since the first. None with fewer than two, or no time between them."""
+    if len(token_times) < 2 or token_times[-1] <= token_times[0]:
+        return None
+    return round((len(token_times) - 1) / (token_times[-1] - token_times[0]), 1)
 
 
 def _payload(ctx: ProbeContext, model: str, *, stream: bool) -> dict[str, Any]:
@@ -45,6 +64,8 @@ async def _plain(ctx: ProbeContext, model: str, details: dict[str, Any]) -> Find
         response = await ctx.send(request)
     except Exception as exc:
         return classify_exception(exc, action=action)
+    if response.timings is not None:
+        details["timings"] = {**response.timings, "first_token_ms": None}
     if response.status_code != 200:
         return classify_status(response.status_code, response.content, action=action, model=model)
     try:
@@ -59,61 +80,72 @@ async def _plain(ctx: ProbeContext, model: str, details: dict[str, Any]) -> Find
     return ok(f"{model} answers a plain chat")
 
 
-async def _streamed(ctx: ProbeContext, model: str, details: dict[str, Any]) -> Finding:
+async def _streamed(ctx: ProbeContext, model: str, details: dict[str, Any]) -> list[Finding]:
+    """The streamed chat's finding, then its latency findings (slow, if any)."""
     action = f"{ACTION} (stream=true)"
     start = time.perf_counter()
-    first_token_ms: float | None = None
+    token_times: list[float] = []
     final: dict[str, Any] | None = None
     received = 0
     try:
         payload = _payload(ctx, model, stream=True)
         async with ctx.client.stream("POST", "/api/chat", json=payload) as response:
+            timings = request_timings(response.request)
             if response.status_code != 200:
                 body = await response.aread()
-                return classify_status(response.status_code, body, action=action, model=model)
+                return [classify_status(response.status_code, body, action=action, model=model)]
             async for line in response.aiter_lines():
                 received += len(line)
                 if received > ctx.settings.max_answer_bytes:
                     limit = ctx.settings.max_answer_bytes
-                    return fail(
-                        FailureClass.BAD_RESPONSE, f"{action}: answer larger than {limit} bytes"
-                    )
+                    too_large = f"{action}: answer larger than {limit} bytes"
+                    return [fail(FailureClass.BAD_RESPONSE, too_large)]
                 if not line.strip():
                     continue
                 chunk = json.loads(line)
                 if not isinstance(chunk, dict):
-                    return fail(FailureClass.BAD_RESPONSE, f"{action}: chunk is not an object")
+                    return [fail(FailureClass.BAD_RESPONSE, f"{action}: chunk is not an object")]
                 if isinstance(chunk.get("error"), str):
-                    return classify_stream_error(chunk["error"], action=action, model=model)
+                    return [classify_stream_error(chunk["error"], action=action, model=model)]
                 message = chunk.get("message")
-                if first_token_ms is None and isinstance(message, dict) and message.get("content"):
-                    first_token_ms = round((time.perf_counter() - start) * 1000, 2)
+                if isinstance(message, dict) and message.get("content"):
+                    token_times.append(time.perf_counter())
                 if chunk.get("done") is True:
                     final = chunk
                     break
     except Exception as exc:
-        return classify_exception(exc, action=action)
+        return [classify_exception(exc, action=action)]
     if final is None:
-        return fail(FailureClass.BAD_RESPONSE, f"{action}: stream ended without a done chunk")
-    rate = tokens_per_second(final)
+        return [fail(FailureClass.BAD_RESPONSE, f"{action}: stream ended without a done chunk")]
+    first_token_ms = round((token_times[0] - start) * 1000, 2) if token_times else None
+    rate, source = tokens_per_second(final), "eval_duration"
+    if rate is None:
+        rate, source = chunk_rate(token_times), "chunks"
+    if timings is not None:
+        details["timings"] = {**timings.summary(), "first_token_ms": first_token_ms}
     details.update(
         stream_ms=round((time.perf_counter() - start) * 1000, 2),
         first_token_ms=first_token_ms,
         tokens_per_second=rate,
+        tokens_per_second_source=None if rate is None else source,
         eval_count=final.get("eval_count"),
         prompt_eval_count=final.get("prompt_eval_count"),
     )
     ttft = "no token" if first_token_ms is None else f"first token in {first_token_ms:.0f} ms"
     speed = "" if rate is None else f", {rate:g} tokens/s"
-    return ok(f"{model} streams: {ttft}{speed}")
+    policy = ctx.target.latency
+    judged = (
+        judge_time("first token after", first_token_ms, policy.first_token_ms),
+        judge_rate(rate, policy.tokens_per_s),
+    )
+    return [ok(f"{model} streams: {ttft}{speed}"), *(f for f in judged if f is not None)]
 
 
-def _canonical(name: str) -> str:
-    """A model name as Ollama resolves it: the default registry and namespace left out,
-    `:latest` added when no tag is given (so "llama3" and
-    "registry.ollama.ai/library/llama3:latest" are one model)."""
-    name = name.strip().lower().removeprefix("registry.ollama.ai/").removeprefix("library/")
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+def _names(entry: Any) -> set[str]:
+    """The canonical names an /api/ps entry goes by (`name` and `model`)."""
+    if not isinstance(entry, dict):
+        return set()
+    return {canonical_model_name(str(entry.get(key))) for key in ("name", "model")}
 
 
 def placement(models: Any, model: str, details: dict[str, Any]) -> Finding:
@@ -121,17 +153,17 @@ def placement(models: Any, model: str, details: dict[str, Any]) -> Finding:
 
     The bytes in VRAM go into `details` as size_vram.
     """
-    wanted = {_canonical(model)}
+    wanted = {canonical_model_name(model)}
     entries = models.get("models") if isinstance(models, dict) else None
     if not isinstance(entries, list):
         return fail(FailureClass.BAD_RESPONSE, "GET /api/ps: no model list in the answer")
-    entry = next((e for e in entries if isinstance(e, dict) and
-                  {_canonical(str(e.get("name"))), _canonical(str(e.get("model")))} & wanted),
-                 None)  # fmt: skip
+    entry = next((e for e in entries if _names(e) & wanted), None)
     if entry is None:
-        return fail(FailureClass.CPU_FALLBACK,
-                    f"{model} is not loaded right after the chat (GET /api/ps), so where it ran "
-                    "cannot be told: is OLLAMA_KEEP_ALIVE 0?")  # fmt: skip
+        return fail(
+            FailureClass.CPU_FALLBACK,
+            f"{model} is not loaded right after the chat (GET /api/ps), so where it ran "
+            "cannot be told: is ollama_keep_alive 0?",
+        )
     size, vram = entry.get("size"), entry.get("size_vram")
     details["size_vram"] = vram
     if not isinstance(size, int) or not isinstance(vram, int) or size <= 0:
@@ -140,8 +172,10 @@ def placement(models: Any, model: str, details: dict[str, Any]) -> Finding:
         return fail(FailureClass.CPU_FALLBACK, f"{model} runs on the CPU (size_vram 0 in /api/ps)")
     share = vram / size
     if share < 1:
-        return warn(FailureClass.CPU_FALLBACK,
-                    f"{model} is only {share:.0%} in VRAM: the rest runs on the CPU")  # fmt: skip
+        return warn(
+            FailureClass.CPU_FALLBACK,
+            f"{model} is only {share:.0%} in VRAM: the rest runs on the CPU",
+        )
     return ok(f"{model} runs on the GPU ({vram / 2**20:.0f} MiB in VRAM)")
 
 
@@ -168,8 +202,8 @@ async def probe_chat(ctx: ProbeContext) -> CheckResult:
     plain = await _plain(ctx, model, details)
     if plain.status is not Status.OK:
         return watch.result([plain], details)  # a streamed try would only say the same
-    streamed = await _streamed(ctx, model, details)
-    findings = [streamed, plain]
+    streamed, *slow = await _streamed(ctx, model, details)
+    findings = [streamed, plain, *slow]
     if ctx.target.expect_gpu:  # right after the chat, while the model is still loaded
         findings.append(await _on_gpu(ctx, model, details))
     return watch.result(findings, details)

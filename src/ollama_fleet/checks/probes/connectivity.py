@@ -1,15 +1,25 @@
-"""connectivity: GET /api/version and /api/tags, with connect, TLS and first-byte timings."""
+"""connectivity: GET /api/version and /api/tags, with connect, TLS and first-byte timings.
+
+Its /api/version request is the target's first, on a fresh connection: its connect and
+first-byte times are judged against the target's latency thresholds.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
-from ollama_fleet.checks.classify import classify_exception, classify_status
-from ollama_fleet.checks.http import Timings, json_body
+from ollama_fleet.checks.classify import (
+    classify_exception,
+    classify_status,
+    judge_time,
+)
+from ollama_fleet.checks.http import json_body
 from ollama_fleet.checks.model import (
     CheckResult,
     FailureClass,
     Finding,
+    LatencyPolicy,
     PublicAccess,
     fail,
     ok,
@@ -17,22 +27,34 @@ from ollama_fleet.checks.model import (
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
 
 
+def latency_findings(timings: Mapping[str, float | None], policy: LatencyPolicy) -> list[Finding]:
+    """`slow` findings for a fresh connection's connect and first byte (pure)."""
+    judged = (
+        judge_time("TCP connect took", timings.get("connect_ms"), policy.connect_ms),
+        judge_time("first byte after", timings.get("first_byte_ms"), policy.first_byte_ms),
+    )
+    return [finding for finding in judged if finding is not None]
+
+
 async def probe_connectivity(ctx: ProbeContext) -> CheckResult:
     watch = Stopwatch(ctx, "connectivity")
     findings: list[Finding] = []
     details: dict[str, object] = {}
-    timings = Timings()
     try:
-        response = await ctx.get("/api/version", trace=timings.trace)
+        response = await ctx.get("/api/version")
     except Exception as exc:
         return watch.result([classify_exception(exc, action="GET /api/version")])
-    details["timings"] = timings.summary((time.perf_counter() - timings.start) * 1000)
+    if response.timings is not None:
+        details["timings"] = dict(response.timings)
+        slow = latency_findings(response.timings, ctx.target.latency)
+    else:
+        slow = []
     details["http_version"] = response.http_version
     closed = ctx.target.public_access is PublicAccess.CLOSED
     if response.status_code == 401 and closed and not ctx.target.api_key:
         # a key is required and none was given: the 401 is the answer this target owes
         findings.append(ok("reachable; answers 401 without a key, as expected"))
-        return watch.result(findings, details)
+        return watch.result(findings + slow, details)
     if response.status_code != 200:
         return watch.result(
             [classify_status(response.status_code, response.content, action="GET /api/version")],
@@ -49,6 +71,7 @@ async def probe_connectivity(ctx: ProbeContext) -> CheckResult:
         )
     details["version"] = version
     findings.append(ok(f"Ollama {version} answers over {response.http_version}"))
+    findings += slow
 
     start = time.perf_counter()
     try:

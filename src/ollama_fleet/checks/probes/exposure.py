@@ -12,6 +12,7 @@ import contextlib
 import socket
 from urllib.parse import urlsplit
 
+from ollama_fleet.checks.http import Phase, network_step
 from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, fail, ok
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
 
@@ -24,28 +25,32 @@ async def tcp_state(host: str, port: int, *, timeout_s: float, speak: bool = Fal
     With `speak`, an accepted connection is asked an HTTP question: 'open' if anything comes
     back, 'dropped' if the peer closes without a byte, 'silent' if nothing comes in time.
     """
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except TimeoutError:
-        return "timeout"
-    except socket.gaierror:
-        return "dns"
-    except OSError:
-        return "refused"
-    state = "open"
-    if speak:
+    with network_step(Phase.CONNECT, f"TCP connect to port {port}") as step:
         try:
-            writer.write(PROBE_REQUEST)
-            await writer.drain()
-            state = "open" if await asyncio.wait_for(reader.read(1), timeout_s) else "dropped"
+            connecting = asyncio.open_connection(host, port)
+            reader, writer = await asyncio.wait_for(connecting, timeout_s)
         except TimeoutError:
-            state = "silent"
+            return "timeout"
+        except socket.gaierror:
+            return "dns"
         except OSError:
-            state = "dropped"
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return state
+            return "refused"
+        try:
+            if not speak:
+                return "open"
+            step.label, step.phase = f"HTTP question to port {port}", Phase.WAIT
+            try:
+                writer.write(PROBE_REQUEST)
+                await writer.drain()
+                return "open" if await asyncio.wait_for(reader.read(1), timeout_s) else "dropped"
+            except TimeoutError:
+                return "silent"
+            except OSError:
+                return "dropped"
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 CLOSED_WORDING = {

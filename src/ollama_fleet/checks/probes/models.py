@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ollama_fleet.checks.classify import classify_exception, classify_status
+from ollama_fleet.checks.classify import classify_exception, classify_status, model_missing_hint
 from ollama_fleet.checks.http import json_body
 from ollama_fleet.checks.model import (
     CheckResult,
@@ -17,12 +17,7 @@ from ollama_fleet.checks.model import (
     warn,
 )
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
-
-
-def canonical_name(name: str) -> str:
-    """Ollama's own spelling: lower case, and a name without a tag means `:latest`."""
-    name = name.strip().lower()
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+from ollama_fleet.values import canonical_model_name
 
 
 def _digest_hex(digest: str) -> str:
@@ -34,7 +29,7 @@ def compare_models(required: Iterable[RequiredModel], present: Mapping[str, str]
     findings: list[Finding] = []
     missing = []
     for model in required:
-        name = canonical_name(model.name)
+        name = canonical_model_name(model.name)
         if name not in present:
             missing.append(name)
             continue
@@ -44,13 +39,21 @@ def compare_models(required: Iterable[RequiredModel], present: Mapping[str, str]
                     FailureClass.MODEL_MISSING,
                     f"{name} is present with digest {_digest_hex(present[name])[:12]}, "
                     f"not the pinned {_digest_hex(model.digest)[:12]}",
-                    "the host has another build of this tag: pull the pinned one again",
+                    "the host has another build of this tag: run `ollama-fleet deploy "
+                    f"INVENTORY --roles models`, or `ollama pull {name}` on the host",
                 )
             )
         else:
             findings.append(ok(f"{name} present"))
     if missing:
-        findings.insert(0, fail(FailureClass.MODEL_MISSING, f"missing: {', '.join(missing)}"))
+        findings.insert(
+            0,
+            fail(
+                FailureClass.MODEL_MISSING,
+                f"missing: {', '.join(missing)}",
+                model_missing_hint(missing),
+            ),
+        )
     return findings
 
 
@@ -61,7 +64,7 @@ def _model_index(data: Any) -> dict[str, str]:
     index: dict[str, str] = {}
     for entry in models:
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            index[canonical_name(entry["name"])] = str(entry.get("digest", ""))
+            index[canonical_model_name(entry["name"])] = str(entry.get("digest", ""))
     return index
 
 
@@ -82,16 +85,28 @@ async def probe_models(ctx: ProbeContext) -> CheckResult:
             [fail(FailureClass.BAD_RESPONSE, "GET /api/tags: not an Ollama model list")]
         )
     details: dict[str, Any] = {"present": sorted(present)}
+    if response.timings is not None:
+        details["timings"] = dict(response.timings)
     findings = compare_models(ctx.target.required_models, present)
     if not ctx.target.required_models:
         findings.append(ok(f"{len(present)} models present, none required"))
 
+    findings += await _loaded(ctx, details)
+    return watch.result(findings, details)
+
+
+async def _loaded(ctx: ProbeContext, details: dict[str, Any]) -> list[Finding]:
+    """/api/ps into details["loaded"]; a problem there is only a warning, classed as usual."""
+    details["loaded"] = []
     try:
         ps = await ctx.get("/api/ps")
-        details["loaded"] = sorted(_model_index(json_body(ps))) if ps.status_code == 200 else []
         if ps.status_code != 200:
-            findings.append(warn(FailureClass.BAD_RESPONSE, f"GET /api/ps: HTTP {ps.status_code}"))
+            found = classify_status(ps.status_code, ps.content, action="GET /api/ps")
+        else:
+            details["loaded"] = sorted(_model_index(json_body(ps)))
+            return []
+    except ValueError:
+        found = fail(FailureClass.BAD_RESPONSE, "GET /api/ps: not an Ollama model list")
     except Exception as exc:
-        finding = classify_exception(exc, action="GET /api/ps")
-        findings.append(warn(finding.failure_class or FailureClass.BAD_RESPONSE, finding.message))
-    return watch.result(findings, details)
+        found = classify_exception(exc, action="GET /api/ps")
+    return [warn(found.failure_class or FailureClass.BAD_RESPONSE, found.message, found.hint)]

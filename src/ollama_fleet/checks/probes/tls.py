@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 
 from ollama_fleet.checks.certinfo import cert_facts, cert_findings
 from ollama_fleet.checks.classify import classify_exception, classify_tls_verify_error
-from ollama_fleet.checks.http import ALPN_PROTOCOLS, plain_http_status, probe_context
+from ollama_fleet.checks.http import (
+    ALPN_PROTOCOLS,
+    Phase,
+    PhaseTimeout,
+    network_step,
+    plain_http_status,
+    probe_context,
+)
 from ollama_fleet.checks.model import CheckResult, FailureClass, Finding, fail, ok, warn
 from ollama_fleet.checks.probe import ProbeContext, Stopwatch
 
@@ -54,22 +61,44 @@ def _legacy_context() -> ssl.SSLContext:
 
 
 async def handshake(host: str, port: int, ctx: ssl.SSLContext, *, timeout_s: float) -> Handshake:
-    _, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=ctx, server_hostname=host), timeout_s
+    """A TLS handshake: the TCP connect, then TLS, each within `timeout_s`.
+
+    Two steps, so a port that accepts TCP but never answers TLS (plain HTTP, Ollama
+    itself) reads as a TLS timeout, not as a connect that timed out.
+    """
+    with network_step(Phase.CONNECT, f"TLS handshake with {host}:{port}") as step:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except TimeoutError:
+            raise PhaseTimeout(Phase.CONNECT, f"no TCP connect within {timeout_s:g} s") from None
+        step.phase = Phase.TLS
+        try:
+            await asyncio.wait_for(writer.start_tls(ctx, server_hostname=host), timeout_s)
+        except BaseException as exc:
+            # abort, not close: a close would wait (30 s) for a TLS goodbye that never comes
+            writer.transport.abort()
+            if isinstance(exc, TimeoutError):
+                raise PhaseTimeout(
+                    Phase.TLS, f"TCP connected, but no TLS handshake within {timeout_s:g} s"
+                ) from None
+            raise
+        try:
+            return _facts(writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+
+
+def _facts(writer: asyncio.StreamWriter) -> Handshake:
+    sslobj: ssl.SSLObject = writer.get_extra_info("ssl_object")
+    cipher = sslobj.cipher()
+    return Handshake(
+        version=sslobj.version() or "unknown",
+        cipher=cipher[0] if cipher else "unknown",
+        alpn=sslobj.selected_alpn_protocol(),
+        leaf_der=sslobj.getpeercert(binary_form=True) or b"",
     )
-    try:
-        sslobj: ssl.SSLObject = writer.get_extra_info("ssl_object")
-        cipher = sslobj.cipher()
-        return Handshake(
-            version=sslobj.version() or "unknown",
-            cipher=cipher[0] if cipher else "unknown",
-            alpn=sslobj.selected_alpn_protocol(),
-            leaf_der=sslobj.getpeercert(binary_form=True) or b"",
-        )
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError):
-            await writer.wait_closed()
 
 
 def _handshake_failure(exc: Exception) -> Finding:
