@@ -20,10 +20,10 @@ from ollama_fleet.controller import (
     hosts_to_check,
     make_plan,
     resolve_release,
-    select_hosts,
     sha256_from_sums,
 )
 from ollama_fleet.errors import ConfigError, FleetError
+from ollama_fleet.hostpatterns import select_hosts
 from ollama_fleet.hostvars import resolved
 from ollama_fleet.inventory import Inventory, load_inventory
 from ollama_fleet.redact import redactor
@@ -83,64 +83,74 @@ def plan_error(inventory: Inventory, tmp_path: Path, **options: Any) -> str:
 # -- validation before any host is touched -------------------------------------------------------
 
 
-def test_misspelled_variable_names_file_host_and_the_right_name(tmp_path: Path) -> None:
-    inventory = fleet(tmp_path, {"gpu-2": "ollama_verison: 0.12.0"})
+def load_error(folder: Path, extra: dict[str, str]) -> str:
+    """The one-line error loading the fleet with `extra` raises, before any plan."""
+    with pytest.raises(ConfigError) as info:
+        fleet(folder, extra)
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
 
-    assert plan_error(inventory, tmp_path) == (
-        f"{inventory.path}: host gpu-2: unknown variable 'ollama_verison' "
-        "(did you mean 'ollama_version'?); see docs/deploy.md"
+
+def line_of(inventory: Path, text: str) -> int:
+    return next(n for n, line in enumerate(inventory.read_text().splitlines(), 1) if text in line)
+
+
+def test_misspelled_variable_names_file_line_and_the_right_name(tmp_path: Path) -> None:
+    message = load_error(tmp_path, {"gpu-2": "ollama_verison: 0.12.0"})
+
+    path = tmp_path / "inventory.yml"
+    assert message == (
+        f"{path}:{line_of(path, 'ollama_verison')}: ollama_verison: unknown variable; "
+        "did you mean ollama_version?"
     )
 
 
-def test_wrong_type_names_file_host_variable_and_value(tmp_path: Path) -> None:
-    inventory = fleet(tmp_path, {"gpu-1": 'ollama_num_parallel: "x"'})
+def test_wrong_type_names_file_line_variable_and_value(tmp_path: Path) -> None:
+    message = load_error(tmp_path, {"gpu-1": 'ollama_num_parallel: "x"'})
 
-    assert plan_error(inventory, tmp_path) == (
-        f"{inventory.path}: host gpu-1: ollama_num_parallel: expected a whole number >= 0, got 'x'"
+    path = tmp_path / "inventory.yml"
+    assert message == (
+        f"{path}:{line_of(path, 'ollama_num_parallel')}: ollama_num_parallel: "
+        "expected a whole number >= 0, got 'x'"
     )
 
 
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("sshd_port: 70000", "sshd_port: 70000 is not a TCP port (1-65535)"),
+        ("sshd_port: 70000", "sshd_port: 70000 is not a port (1-65535)"),
         ("gpu_allow_reboot: 'yes'", "gpu_allow_reboot: expected true or false, got 'yes'"),
         ("nvidia_driver_source: nvidia", "nvidia_driver_source: expected one of vendor, distro"),
-        ("caddy_tls: acme", "caddy_tls is acme but caddy_acme_email is not set"),
+        ("caddy_tls: acme", "caddy_tls: acme, but caddy_acme_email is not set (host cpu-1)"),
         ("firewall_allow_ollama: [10.0.0.0/33]", "'10.0.0.0/33' is not an IP address or CIDR"),
     ],
 )
-def test_bad_values_are_refused_with_the_host_and_variable(
-    tmp_path: Path, line: str, expected: str
-) -> None:
-    inventory = fleet(tmp_path, {"cpu-1": line})
+def test_bad_values_are_refused_at_their_line(tmp_path: Path, line: str, expected: str) -> None:
+    message = load_error(tmp_path, {"cpu-1": line})
 
-    message = plan_error(inventory, tmp_path)
-
-    assert message.startswith(f"{inventory.path}: host cpu-1: ")
+    path = tmp_path / "inventory.yml"
+    assert message.startswith(f"{path}:{line_of(path, line.split(':')[0])}: ")
     assert expected in message
 
 
-def test_variables_of_other_owners_are_left_alone(tmp_path: Path) -> None:
-    inventory = fleet(tmp_path, {"gpu-1": "my_team: search", "gpu-2": "closed_ports: [11434]"})
+def test_the_users_own_variables_start_with_x(tmp_path: Path) -> None:
+    inventory = fleet(tmp_path, {"gpu-1": "x_team: search", "gpu-2": "closed_ports: [11434]"})
 
     assert [h.name for h in plan(inventory, tmp_path).hosts] == ["gpu-1", "gpu-2", "cpu-1"]
+    assert "did you mean" not in load_error(tmp_path, {"gpu-1": "my_team: search"})
 
 
-def test_only_the_limited_hosts_are_validated(tmp_path: Path) -> None:
-    inventory = fleet(tmp_path, {"cpu-1": "ollama_verison: 0.12.0"})
-
-    chosen = plan(inventory, tmp_path, limit=("gpu",))
-
-    assert [h.name for h in chosen.hosts] == ["gpu-1", "gpu-2"]
-    assert "cpu-1" in plan_error(inventory, tmp_path)
+def test_every_host_is_validated_whatever_the_limit(tmp_path: Path) -> None:
+    # a typo on a host outside --limit is still a typo: the whole file loads strictly
+    assert "ollama_verison" in load_error(tmp_path, {"cpu-1": "ollama_verison: 0.12.0"})
 
 
 def test_limit_that_names_nothing_is_refused(tmp_path: Path) -> None:
     inventory = fleet(tmp_path)
 
     assert plan_error(inventory, tmp_path, limit=("gpu-1,gpu-9",)) == (
-        f"--limit gpu-9: no host or group of that name in {inventory.path}"
+        f"--limit gpu-9: no host or group matches in {inventory.path}; did you mean gpu-2?"
     )
 
 

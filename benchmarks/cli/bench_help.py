@@ -1,4 +1,4 @@
-"""CLI start-up benchmark: `ollama-fleet --help` and `ollama-fleet check --help` against bare Python.
+"""CLI start-up benchmark: `ollama-fleet --help` and two commands' --help against bare Python.
 
     .venv/bin/python benchmarks/cli/bench_help.py [--repeat 15]
 

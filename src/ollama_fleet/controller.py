@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +26,8 @@ import httpx
 
 from ollama_fleet import hostvars
 from ollama_fleet.errors import ConfigError, FleetError
+from ollama_fleet.fsutil import atomic_write
+from ollama_fleet.hostpatterns import select_hosts
 from ollama_fleet.inventory import Host, Inventory
 from ollama_fleet.lab.image import default_cache_dir
 from ollama_fleet.redact import escaped_forms, redact_strings, redactor
@@ -36,7 +38,14 @@ SIMULATOR = "simulator"
 
 
 class DeployFailed(FleetError):
-    """The deploy ran but a host failed, or the checks after it failed."""
+    """The deploy ran but a host failed, or the checks after it failed.
+
+    `unreachable`: a host could not be reached at all (the CLI exits 4 for it, as Ansible).
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +55,7 @@ class HostOutcome:
     changed: tuple[str, ...] = ()
     error: str | None = None  # the first failure on this host, already redacted
     planned: tuple[str, ...] = ()  # with --dry: operations that would change something
+    unreachable: bool = False  # the failure was the connection: nothing ran there
 
     @property
     def failed(self) -> bool:
@@ -65,6 +75,10 @@ class DeployResult:
     def changed(self) -> tuple[HostOutcome, ...]:
         return tuple(h for h in self.hosts if h.changed)
 
+    @property
+    def unreachable(self) -> tuple[HostOutcome, ...]:
+        return tuple(h for h in self.hosts if h.unreachable)
+
 
 @dataclass(slots=True)
 class _Tally:
@@ -72,20 +86,7 @@ class _Tally:
     changed: list[str] = field(default_factory=list)
     planned: list[str] = field(default_factory=list)
     error: str | None = None
-
-
-def select_hosts(inventory: Inventory, limit: Sequence[str]) -> tuple[Host, ...]:
-    """Hosts named by --limit (host or group names, comma-separated); all without a limit."""
-    names = [n.strip() for item in limit for n in item.split(",") if n.strip()]
-    if not names:
-        return inventory.hosts
-    chosen: dict[str, Host] = {}
-    for name in names:
-        matches = [h for h in inventory.hosts if h.name == name or name in h.groups]
-        if not matches:
-            raise ConfigError(f"--limit {name}: no host or group of that name in {inventory.path}")
-        chosen.update((h.name, h) for h in matches)
-    return tuple(h for h in inventory.hosts if h.name in chosen)
+    unreachable: bool = False
 
 
 def select_roles(roles: Sequence[str]) -> tuple[str, ...]:
@@ -96,11 +97,6 @@ def select_roles(roles: Sequence[str]) -> tuple[str, ...]:
             f"--roles: unknown role {unknown[0]!r}; roles: {', '.join(hostvars.ROLES)}"
         )
     return tuple(r for r in hostvars.ROLES if r in names) if names else hostvars.ROLES
-
-
-def validate_hosts(inventory: Inventory, hosts: Iterable[Host]) -> None:
-    for host in hosts:
-        hostvars.validate(host.vars, where=f"{inventory.path}: host {host.name}")
 
 
 # -- what the controller prepares for the hosts ------------------------------------------------
@@ -122,10 +118,14 @@ class Release:
 
     def as_data(self) -> dict[str, Any]:
         return {
-            "source": self.source, "version": self.version, "sha256": self.sha256,
-            "filename": self.filename, "path": self.path, "url": self.url,
+            "source": self.source,
+            "version": self.version,
+            "sha256": self.sha256,
+            "filename": self.filename,
+            "path": self.path,
+            "url": self.url,
             "arches": {arch: dict(files) for arch, files in self.arches.items()},
-        }  # fmt: skip
+        }
 
 
 # The release archives per host architecture (dpkg's names), as each release's sha256sum.txt
@@ -152,10 +152,19 @@ def sha256_from_sums(text: str, filename: str) -> str | None:
 
 
 def resolve_release(
-    ollama_vars: Mapping[str, Any], *, where: str, inventory_dir: Path, cache_dir: Path,
+    ollama_vars: Mapping[str, Any],
+    *,
+    where: str,
+    inventory_dir: Path,
+    cache_dir: Path,
     fetch: Callable[[str], str] | None = None,
-) -> Release:  # fmt: skip
-    """What the ollama role installs, decided on the controller (checksums included)."""
+    offline: bool = False,
+) -> Release:
+    """What the ollama role installs, decided on the controller (checksums included).
+
+    `offline` (a dry run): an unpinned download's checksums are not fetched; the release
+    carries an empty sha256 and the role plans the download as "checksum read on apply".
+    """
     artifact = str(ollama_vars["ollama_artifact"])
     version = str(ollama_vars["ollama_version"])
     if artifact == SIMULATOR:
@@ -163,9 +172,13 @@ def resolve_release(
 
         built = build_artifact(cache_dir / "artifacts")
         return Release(
-            source="artifact", version=built.version, sha256=built.sha256,
-            filename=built.path.name, path=str(built.path), simulator=True,
-        )  # fmt: skip
+            source="artifact",
+            version=built.version,
+            sha256=built.sha256,
+            filename=built.path.name,
+            path=str(built.path),
+            simulator=True,
+        )
     if artifact:
         path = hostvars.controller_path(artifact, inventory_dir / "x")
         if not path.is_file():
@@ -190,6 +203,8 @@ def resolve_release(
     if pinned:
         # one pinned digest: the archive of the host's architecture must match it on the host
         by_arch = {arch: pinned for arch in ARCHIVES}
+    elif offline:
+        by_arch = {arch: "" for arch in ARCHIVES}
     else:
         sums_url = f"{base}/sha256sum.txt"
         try:
@@ -205,11 +220,16 @@ def resolve_release(
             raise FleetError(f"{where}: {sums_url} lists none of {', '.join(ARCHIVES.values())}")
     first = next(iter(by_arch))
     return Release(
-        source="download", version=version, sha256=by_arch[first], filename=ARCHIVES[first],
+        source="download",
+        version=version,
+        sha256=by_arch[first],
+        filename=ARCHIVES[first],
         url=f"{base}/{ARCHIVES[first]}",
-        arches={arch: {"filename": ARCHIVES[arch], "sha256": sha, "url": f"{base}/{ARCHIVES[arch]}"}
-                for arch, sha in by_arch.items()},
-    )  # fmt: skip
+        arches={
+            arch: {"filename": ARCHIVES[arch], "sha256": sha, "url": f"{base}/{ARCHIVES[arch]}"}
+            for arch, sha in by_arch.items()
+        },
+    )
 
 
 def _fetch(url: str) -> str:
@@ -246,10 +266,13 @@ class Bundle:
 
     def as_data(self) -> dict[str, Any]:
         return {
-            "path": str(self.path), "filename": self.path.name, "sha256": self.sha256,
-            "wheel": self.wheel, "requirements": list(self.requirements),
+            "path": str(self.path),
+            "filename": self.path.name,
+            "sha256": self.sha256,
+            "wheel": self.wheel,
+            "requirements": list(self.requirements),
             "requires_python": self.requires_python,
-        }  # fmt: skip
+        }
 
 
 def project_requires_python() -> str:
@@ -329,9 +352,16 @@ def build_bundle(cache_dir: Path) -> Bundle:
         for version in HOST_PYTHONS:
             platforms = [arg for p in HOST_PLATFORMS for arg in ("--platform", p)]
             _pip(
-                "download", "-q", "-d", str(wheels), "--only-binary=:all:",
-                "--python-version", version, *platforms, *requirements,
-            )  # fmt: skip
+                "download",
+                "-q",
+                "-d",
+                str(wheels),
+                "--only-binary=:all:",
+                "--python-version",
+                version,
+                *platforms,
+                *requirements,
+            )
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             listing = "\n".join(requirements) + "\n"
@@ -345,16 +375,17 @@ def build_bundle(cache_dir: Path) -> Bundle:
                 tar.addfile(info, io.BytesIO(data))
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "wheel").write_text(next(wheels.glob("ollama_fleet-*.whl")).name)
-        temporary = archive.with_name(archive.name + ".tmp")  # the archive last: it marks
-        temporary.write_bytes(raw.getvalue())  # the folder complete
-        temporary.replace(archive)
+        # the archive last: it marks the folder complete
+        atomic_write(archive, raw.getvalue(), mode=0o644, what="services bundle")
         import shutil
 
         shutil.rmtree(work)
     return Bundle(
-        path=archive, sha256=file_sha256(archive), wheel=(folder / "wheel").read_text().strip(),
+        path=archive,
+        sha256=file_sha256(archive),
+        wheel=(folder / "wheel").read_text().strip(),
         requirements=requirements,
-    )  # fmt: skip
+    )
 
 
 # -- the child process -------------------------------------------------------------------------
@@ -386,9 +417,12 @@ def run_runner(
     env = {**{k: v for k, v in os.environ.items() if k not in hidden}, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(  # noqa: S603 - our own module, no shell
         [sys.executable, "-m", "ollama_fleet.deploys.runner"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert process.stdin and process.stdout and process.stderr
 
     def pump_log() -> None:
@@ -422,12 +456,18 @@ def run_runner(
         )
     return DeployResult(
         hosts=tuple(
-            HostOutcome(name=n, ops=t.ops, changed=tuple(t.changed), error=t.error,
-                        planned=tuple(t.planned))
+            HostOutcome(
+                name=n,
+                ops=t.ops,
+                changed=tuple(t.changed),
+                error=t.error,
+                planned=tuple(t.planned),
+                unreachable=t.unreachable,
+            )
             for n, t in tallies.items()
         ),
         dry=bool(spec.get("dry")),
-    )  # fmt: skip
+    )
 
 
 def _tally(tallies: dict[str, _Tally], event: Event) -> None:
@@ -450,6 +490,7 @@ def _tally(tallies: dict[str, _Tally], event: Event) -> None:
     elif kind == "plan" and event.get("change"):
         tally.planned.append(str(event["op"]))
     elif kind in ("prepare_error", "connect") and not event.get("ok", False):
+        tally.unreachable = tally.unreachable or (tally.error is None and kind == "connect")
         tally.error = tally.error or str(event.get("error"))
 
 
@@ -487,9 +528,8 @@ def make_plan(
     inventory: Inventory, options: DeployOptions, *, decrypt: Callable[[str, Path], str]
 ) -> Plan:
     """Choose, validate and prepare: every ConfigError surfaces here, before any SSH."""
-    hosts = select_hosts(inventory, options.limit)
+    hosts = select_hosts(inventory, options.limit)  # load_inventory validated every value
     roles = select_roles(options.roles)
-    validate_hosts(inventory, hosts)
     secrets = set(inventory.secrets)
     notes: list[str] = []
     entries = []
@@ -500,10 +540,18 @@ def make_plan(
         prepared: dict[str, Any] = {}
         if "ollama" in roles and hostvars.enabled(host.vars, "ollama"):
             release = resolve_release(
-                hostvars.resolved(host.vars, "ollama"), where=where,
-                inventory_dir=inventory_dir, cache_dir=options.cache_dir,
-            )  # fmt: skip
+                hostvars.resolved(host.vars, "ollama"),
+                where=where,
+                inventory_dir=inventory_dir,
+                cache_dir=options.cache_dir,
+                offline=options.dry,
+            )
             prepared["ollama"] = release.as_data()
+            if not release.sha256:
+                notes.append(
+                    f"{host.name}: dry run: Ollama {release.version}'s sha256 is read from "
+                    f"{release.url.rsplit('/', 1)[0]}/sha256sum.txt on apply, not now"
+                )
             if release.simulator:
                 notes.append(
                     f"{host.name}: Ollama comes from the SIMULATOR artifact (a test double of "
@@ -524,15 +572,22 @@ def make_plan(
                 ("caddy_key", "caddy_tls_key_file"),
             ):  # noqa: E501
                 prepared[key] = read_controller_file(
-                    str(caddy[name]), where=f"{where}: {name}", inventory_dir=inventory_dir,
+                    str(caddy[name]),
+                    where=f"{where}: {name}",
+                    inventory_dir=inventory_dir,
                     decrypt=decrypt,
-                )  # fmt: skip
+                )
             secrets.add(prepared["caddy_key"])
         entries.append(host_entry(host, prepared))
     spec = {
-        "hosts": entries, "roles": list(roles), "dry": options.dry, "diff": options.diff,
-        "verbose": options.verbose, "redact": sorted(secrets), "snapshot": options.snapshot,
-    }  # fmt: skip
+        "hosts": entries,
+        "roles": list(roles),
+        "dry": options.dry,
+        "diff": options.diff,
+        "verbose": options.verbose,
+        "redact": sorted(secrets),
+        "snapshot": options.snapshot,
+    }
     targets: tuple[Any, ...] = ()
     if options.checks != "none" and any(h.vars.get("public_url") for h in hosts):
         from ollama_fleet.checks.targets import targets_from_inventory
@@ -540,9 +595,15 @@ def make_plan(
         chosen = {h.name for h in hosts}
         targets = tuple(t for t in targets_from_inventory(inventory) if t.name in chosen)
     return Plan(
-        inventory=inventory, hosts=hosts, roles=roles, spec=spec, secrets=frozenset(secrets),
-        notes=tuple(notes), targets=targets, cache_dir=options.cache_dir,
-    )  # fmt: skip
+        inventory=inventory,
+        hosts=hosts,
+        roles=roles,
+        spec=spec,
+        secrets=frozenset(secrets),
+        notes=tuple(notes),
+        targets=targets,
+        cache_dir=options.cache_dir,
+    )
 
 
 def hosts_to_check(result: DeployResult, plan: Plan, mode: str) -> tuple[str, ...]:
@@ -583,15 +644,16 @@ def trust_caddy_roots(plan: Plan, targets: Sequence[Any]) -> list[Any]:
     the chain and the name instead of turning verification off. A target that names its
     own tls_ca_file keeps it.
     """
-    from dataclasses import replace
 
     hosts = {h.name: h for h in plan.hosts}
     internal = [
-        t.name for t in targets
-        if t.tls.ca_file is None and t.name in hosts
+        t.name
+        for t in targets
+        if t.tls.ca_file is None
+        and t.name in hosts
         and hostvars.enabled(hosts[t.name].vars, "caddy")
         and hostvars.resolved(hosts[t.name].vars, "caddy")["caddy_tls"] == "internal"
-    ]  # fmt: skip
+    ]
     if not internal:
         return list(targets)
     roots = read_host_files(plan, internal, [CADDY_LOCAL_ROOT])
@@ -611,19 +673,34 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
-def check_hosts(plan: Plan, names: Sequence[str], report: Path) -> Any:
+def check_hosts(plan: Plan, names: Sequence[str], report: Path, *, command: str = "") -> Any:
     """Run every check on `names` (hosts with a public_url); write the HTML report atomically."""
     import asyncio
+    import platform
 
+    from ollama_fleet.checks.model import RunContext
     from ollama_fleet.checks.reports import render_html
     from ollama_fleet.checks.runner import run_checks
 
     chosen = [t for t in plan.targets if t.name in set(names)]
     targets = trust_caddy_roots(plan, chosen)
     run = asyncio.run(run_checks(targets))
-    report.parent.mkdir(parents=True, exist_ok=True)
-    temporary = report.with_name(f".{report.name}.tmp")
+    context = RunContext(
+        command=command, inventory=str(plan.inventory.path), controller=platform.node()
+    )
+    run = replace(run, context=context)
     redact = redactor(escaped_forms(plan.secrets))
-    temporary.write_text(redact(render_html(run)), encoding="utf-8")
-    temporary.replace(report)
+    atomic_write(report, redact(render_html(run)), what="report")
     return run
+
+
+def write_retry_file(path: Path, result: DeployResult) -> Path | None:
+    """The failed and unreachable hosts, one per line, for `--limit @FILE` (as Ansible's)."""
+    names = [h.name for h in result.failed]
+    if not names:
+        return None
+    try:
+        atomic_write(path, "".join(f"{name}\n" for name in names), what="retry file")
+    except ConfigError:
+        return None  # a retry file is a convenience: the deploy's own error says what failed
+    return path

@@ -88,7 +88,7 @@ def answer(
 
 
 def fake_answers(answers: Mapping[str | Matcher, Any]) -> list[dict[str, Any]]:
-    """The answers as the inventory's `fake_answers` list, in order."""
+    """The answers as the inventory's `x_fake_answers` list, in order."""
     entries = []
     for key, value in answers.items():
         found = dict(value) if isinstance(value, dict) else {"stdout": list(value)}

@@ -8,7 +8,8 @@ connector) one "op" event per operation, and "prepare_error" for a refused host.
 costs a second or two, so each test module deploys all its hosts at once.
 
 The `@strictfake` connector (strict_fake/strict_fake.py) answers a command only from the host's
-`fake_answers`, which host() writes: the test's own answers, then those of a bare host of its OS
+`x_fake_answers` (x_: a user's own variable, which the strict inventory leaves alone), which
+host() writes: the test's own answers, then those of a bare host of its OS
 (facts/<os>/, captured from real hosts) and "no such file" for other paths (answers.py). Any
 other command fails, and deploy_fakes fails the test listing each command that had no answer:
 register an answer for it (answers.py has helpers), or fix the command line.
@@ -73,7 +74,7 @@ def host(*answers: Answers, distro: str = "debian12", **data: Any) -> dict[str, 
     for more in (bare_host(distro, models_dir=models_dir), absent()):
         for key, value in more.items():
             merged.setdefault(key, value)
-    return {**data, "fake_answers": fake_answers(merged)}
+    return {**data, "x_fake_answers": fake_answers(merged)}
 
 
 def gpu_host(

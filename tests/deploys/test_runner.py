@@ -202,7 +202,7 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory, fast_scrypt: None) -> D
                 required_models=[vaulted(SECRET)],
                 gateway_api_keys=[vaulted(SECRET)],
                 ollama_extra_env={"OLLAMA_API_KEY": vaulted(SECRET)},
-                backup_token=vaulted(PREFIX),
+                x_backup_token=vaulted(PREFIX),
             ),
             # model names are ASCII now (validated), so the escaping secret goes elsewhere
             "escaped": host(ollama_extra_env={"HTTPS_PROXY": vaulted(ESCAPED)}),

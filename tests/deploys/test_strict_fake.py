@@ -90,8 +90,8 @@ def test_modes_read_as_stat_prints_them() -> None:
 
 def without(entry: dict[str, Any], command: str) -> dict[str, Any]:
     """`entry` (from host()) with no answer for `command`."""
-    answers = [a for a in entry["fake_answers"] if a.get("exact") != command]
-    return {**entry, "fake_answers": answers}
+    answers = [a for a in entry["x_fake_answers"] if a.get("exact") != command]
+    return {**entry, "x_fake_answers": answers}
 
 
 @pytest.mark.integration

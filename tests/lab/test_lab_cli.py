@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ollama_fleet.cli.lab import lab
+from ollama_fleet.lab.health import LabStatus, render_status, status
 from ollama_fleet.lab.recipe import recipe_hash
 from ollama_fleet.lab.state import LabInfo, save_info
-from ollama_fleet.lab.status import LabStatus, render_status, status
 
 
 def invoke(args: Sequence[str]) -> Result:

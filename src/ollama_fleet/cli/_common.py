@@ -6,12 +6,11 @@ loads every command module, and each imports its heavy parts inside the command.
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -60,6 +59,11 @@ class FleetGroup(click.Group):
     The wrapper sits here, once: no command needs a decorator, and a traceback is only
     ever a bug.
     """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            ctx.meta["ollama_fleet.argv"] = list(args)  # for reports: the command line
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -131,21 +135,26 @@ class VaultPassword:
         from ollama_fleet.vault import read_password
 
         if self.password is None:
-            self.password = read_password(self.source)
+            self.password = read_password(self.source, warn=lambda line: click.echo(line, err=True))
         return self.password
 
-    def load(self, path: Path) -> Any:
-        """The inventory at `path`, its vault data opened with the password."""
-        from ollama_fleet.inventory import load_inventory
-        from ollama_fleet.vault import holds_vault_data, is_encrypted
+    def load(self, path: Path, *, extra_vars: tuple[str, ...] = ()) -> Any:
+        """The inventory at `path` (a file or a directory, with group_vars/ and host_vars/),
+        its vault data opened with the password, read only if some file needs it; `-e`
+        values on top."""
+        from ollama_fleet.inventory import load_inventory, needs_vault_password, parse_extra_vars
 
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return load_inventory(path)  # it says what is wrong with the file
-        if is_encrypted(text) or holds_vault_data(text, where=str(path)):
-            return load_inventory(path, vault=self.get())
-        return load_inventory(path)
+        extra = parse_extra_vars(extra_vars) if extra_vars else None
+        vault = self.get() if needs_vault_password(path) else None
+        return load_inventory(path, vault=vault, extra_vars=extra)
+
+    def decrypt(self, text: str, path: Path) -> str:
+        """A controller file (a TLS key) that may be a vault file; plain text passes."""
+        from ollama_fleet.vault import decrypt_text, is_encrypted
+
+        if not is_encrypted(text):
+            return text
+        return decrypt_text(text, self.get(), where=str(path), what="vault file")
 
 
 def split_names(values: tuple[str, ...]) -> list[str]:
@@ -196,21 +205,20 @@ def vault_password_option(fn: F) -> F:
     )(fn)
 
 
-def use_color(stream: IO[str]) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (no-color.org) or TERM=dumb."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    return stream.isatty()
-
-
 def command_line() -> str:
-    """How this process was started, for reports (the caller redacts secrets)."""
-    return shlex.join(["ollama-fleet", *sys.argv[1:]])
+    """The command line this command was run with, for reports (the caller redacts secrets)."""
+    context = click.get_current_context(silent=True)
+    argv = context.find_root().meta.get("ollama_fleet.argv") if context else None
+    return shlex.join(["ollama-fleet", *(sys.argv[1:] if argv is None else argv)])
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
 
 
 def confirm(question: str) -> None:
     """Ask before changing hosts; a non-terminal stdin is refused, never read as an answer."""
-    if not sys.stdin.isatty():
+    if not _stdin_is_terminal():
         raise click.UsageError(
             "stdin is not a terminal, so nobody can answer the confirmation: pass -y to "
             "change the hosts without asking, or --dry to see what would change"

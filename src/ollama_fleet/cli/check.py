@@ -4,25 +4,39 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ollama_fleet.checks.model import CHECK_NAMES
 from ollama_fleet.cli._common import (
     CONTEXT,
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
     VaultPassword,
+    command_line,
+    extra_vars_option,
+    limit_option,
+    list_hosts_option,
     report_options,
+    split_names,
+    vault_password_option,
     write_report,
 )
 from ollama_fleet.errors import ConfigError
 
+# == checks.model.CHECK_NAMES and LATENCY_NAMES (tests/test_cli.py keeps them equal): the
+# checks package is not imported just to build --help
+CHECK_NAMES = ("connectivity", "tls", "models", "chat", "auth", "exposure")
+LATENCY_NAMES = ("connect_ms", "first_byte_ms", "first_token_ms", "tokens_per_s")
 _SUFFIX_FORMATS = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}
+# a target whose connection never got anywhere: exit 4, as Ansible for an unreachable host
+_UNREACHABLE = frozenset({"dns", "refused", "connect_timeout"})
 
 
 def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
-    names = tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+    names = tuple(split_names(values))
     unknown = sorted(set(names) - set(CHECK_NAMES))
     if unknown:
         raise click.BadParameter(
@@ -32,8 +46,45 @@ def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
     return names or None
 
 
+def _ports(values: tuple[str, ...], option: str) -> tuple[int, ...]:
+    from ollama_fleet.values import parse_port
+
+    return tuple(dict.fromkeys(parse_port(v, where=f"{option} {v}") for v in split_names(values)))
+
+
+def _latency(values: tuple[str, ...]) -> Any:
+    """--latency NAME=WARN,FAIL (repeatable) over the defaults."""
+    from dataclasses import replace
+
+    from ollama_fleet.checks.model import LatencyPolicy, Threshold
+
+    policy = LatencyPolicy()
+    for value in values:
+        name, _, levels = value.partition("=")
+        name = name.strip()
+        if name not in LATENCY_NAMES:
+            raise ConfigError(
+                f"--latency {value}: unknown threshold {name!r}; one of {', '.join(LATENCY_NAMES)}"
+            )
+        try:
+            warn, fail = (float(x) for x in levels.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"--latency {value}: expected {name}=WARN,FAIL (two numbers)"
+            ) from None
+        rate = name == "tokens_per_s"
+        if warn <= 0 or fail <= 0 or (warn < fail if rate else warn > fail):
+            order = "WARN >= FAIL" if rate else "WARN <= FAIL"
+            raise ConfigError(f"--latency {value}: expected two positive numbers, {order}")
+        policy = replace(policy, **{name: Threshold(warn=warn, fail=fail)})
+    return policy
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("inventory", required=False, type=click.Path(path_type=Path))
+@limit_option
+@list_hosts_option
+@extra_vars_option
 @click.option("--url", "urls", multiple=True, help="Check this base URL (repeatable).")
 @click.option(
     "--only",
@@ -44,6 +95,21 @@ def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @report_options
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on failures.")
 @click.option("--model", "models", multiple=True, help="With --url: a model that must be present.")
+@click.option(
+    "--closed-port",
+    "closed_ports",
+    multiple=True,
+    metavar="PORT",
+    help="With --url: a port of the URL's host that must not accept connections from here "
+    "(repeatable or comma-separated; e.g. 11434 behind a proxy). None by default.",
+)
+@click.option(
+    "--open-port",
+    "open_ports",
+    multiple=True,
+    metavar="PORT",
+    help="With --url: a port of the URL's host that must accept connections (repeatable).",
+)
 @click.option(
     "--ca-file",
     type=click.Path(exists=True, dir_okay=False),
@@ -64,6 +130,14 @@ def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
     "open reports that instead, for a host open on purpose.",
 )
 @click.option(
+    "--latency",
+    multiple=True,
+    metavar="NAME=WARN,FAIL",
+    help="With --url: a latency threshold over the defaults (repeatable): connect_ms, "
+    "first_byte_ms, first_token_ms (ms; WARN <= FAIL) or tokens_per_s (a minimum; "
+    "WARN >= FAIL). Inventory hosts set latency_thresholds.",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(1, 1024),
     default=32,
@@ -82,25 +156,27 @@ def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
     type=click.FloatRange(0.1),
     default=120.0,
     show_default=True,
-    help="Seconds the whole run may take; unfinished checks fail as read_timeout.",
+    help="Seconds the whole run may take. Finished checks keep their results; the ones "
+    "still running fail by what they were doing (connect_timeout, tls_timeout, read_timeout).",
 )
-@click.option(
-    "--vault-password-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="For an inventory with vault data: read the password from FILE "
-    "(else $OLLAMA_FLEET_VAULT_PASSWORD, else a prompt).",
-)
+@vault_password_option
 def check(
     inventory: Path | None,
+    limit: tuple[str, ...],
+    list_hosts: bool,
+    extra_vars: tuple[str, ...],
     urls: tuple[str, ...],
     only: tuple[str, ...],
     fmt: str | None,
     output: Path | None,
     strict: bool,
     models: tuple[str, ...],
+    closed_ports: tuple[str, ...],
+    open_ports: tuple[str, ...],
     ca_file: str | None,
     api_key_env: str | None,
     public_access: str,
+    latency: tuple[str, ...],
     concurrency: int,
     timeout: float,
     deadline: float,
@@ -110,34 +186,57 @@ def check(
 
     Targets come from INVENTORY (hosts with a public_url; see docs/inventory.md), from
     --url options, or both. Every check of every target runs concurrently; the report says
-    for each failure what class of problem it is and what to look at.
+    for each failure what class of problem it is and what to look at. A --url target is
+    checked only for what it is told: no port is probed without --closed-port/--open-port.
 
-    Exit status: 0 all ok, 1 a check failed (or warned, with --strict), 2 usage or
-    config error.
+    Exit status: 0 all ok; 1 a check failed (or warned, with --strict); 2 usage or config
+    error, or nothing was checked; 4 a target could not be reached at all (dns, refused,
+    connect_timeout), as Ansible's unreachable.
     """
     import asyncio
     import os
+    import platform
+    from dataclasses import replace
 
     from ollama_fleet.checks import reports
-    from ollama_fleet.checks.model import CheckResult, PublicAccess, Status
+    from ollama_fleet.checks.model import CheckResult, PublicAccess, RunContext, Status
+    from ollama_fleet.checks.reports import use_color
     from ollama_fleet.checks.runner import plan_checks, run_checks
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
+    from ollama_fleet.hostpatterns import host_list, select_hosts
     from ollama_fleet.redact import escaped_forms, redactor
 
     if inventory is None and not urls:
         raise click.UsageError("give an INVENTORY, or at least one --url")
+    if inventory is None and (limit or list_hosts or extra_vars):
+        raise click.UsageError("--limit, --list-hosts and -e select from an INVENTORY; give one")
+    if urls and not inventory and list_hosts:
+        raise click.UsageError("--list-hosts lists inventory hosts")
     selected = _split_only(only)
     api_key = None
     if api_key_env is not None:
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise ConfigError(f"--api-key-env: environment variable {api_key_env} is not set")
-    loaded = VaultPassword(vault_password_file).load(inventory) if inventory else None
-    targets = list(targets_from_inventory(loaded)) if loaded else []
+    loaded = (
+        VaultPassword(vault_password_file).load(inventory, extra_vars=extra_vars)
+        if inventory
+        else None
+    )
+    targets = []
+    if loaded is not None:
+        hosts = select_hosts(loaded, limit)
+        if list_hosts:
+            click.echo(host_list(hosts))
+            return
+        chosen = {h.name for h in hosts}
+        targets = [t for t in targets_from_inventory(loaded) if t.name in chosen]
     # a vault value (a key, a webhook URL) never reaches a report, whatever a server echoes
     redact = redactor(escaped_forms(loaded.secrets if loaded else ()))
     seen = {t.name for t in targets}
+    closed, opened = _ports(closed_ports, "--closed-port"), _ports(open_ports, "--open-port")
+    policy = _latency(latency)
     for url in dict.fromkeys(urls):
         target = target_from_url(
             url,
@@ -145,6 +244,9 @@ def check(
             required_models=models,
             api_key=api_key,
             public_access=PublicAccess(public_access),
+            closed_ports=closed,
+            open_ports=opened,
+            latency=policy,
         )
         if target.name in seen:
             raise ConfigError(f"--url {url}: target {target.name!r} is listed twice")
@@ -155,9 +257,18 @@ def check(
         fmt = _SUFFIX_FORMATS.get(output.suffix.lower(), "text")
     fmt = fmt or "text"
 
+    total = sum(len(plan_checks(target, selected)) for target in targets)
+    if total == 0:
+        why = (
+            "no target: the inventory's selected hosts have no public_url"
+            if not targets
+            else f"no check applies: {', '.join(selected or ())} "
+            f"does not apply to {', '.join(t.url for t in targets)}"
+        )
+        click.echo(f"Error: nothing was checked ({why})", err=True)
+        sys.exit(EXIT_USAGE)
     progress_out = sys.stderr
     show_progress = progress_out.isatty()
-    total = sum(len(plan_checks(target, selected)) for target in targets)
     finished = 0
 
     def progress(result: CheckResult) -> None:
@@ -175,12 +286,24 @@ def check(
         raise click.Abort() from None
     if show_progress:
         progress_out.write("\r" + " " * 79 + "\r")
-    color = sys.stdout.isatty()
+    context = RunContext(
+        command=redact(command_line()),
+        inventory=str(inventory) if inventory else "",
+        controller=platform.node(),
+    )
+    run = replace(run, context=context)
+    color = use_color(sys.stdout)
     if output is not None:
         write_report(output, redact(reports.render(run, fmt)))
         click.echo(redact(reports.render(run, "text", color=color)), nl=False)
         click.echo(f"{fmt} report written to {output}")
     else:
         click.echo(redact(reports.render(run, fmt, color=color and fmt == "text")), nl=False)
+    unreachable = sorted(
+        {r.target for r in run.results if r.failure_class in _UNREACHABLE and r.check != "exposure"}
+    )
+    if unreachable:
+        click.echo(f"unreachable: {', '.join(unreachable)}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
     failed = run.status is Status.FAIL or (strict and run.status is Status.WARN)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ollama_fleet.cli._common import CONTEXT, VaultPassword
+from ollama_fleet.cli._common import (
+    CONTEXT,
+    VaultPassword,
+    command_line,
+    confirm,
+    extra_vars_option,
+    limit_option,
+    list_hosts_option,
+    vault_password_option,
+)
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("inventory", type=click.Path(path_type=Path))
+@limit_option
+@list_hosts_option
+@extra_vars_option
 @click.option(
-    "--limit",
-    multiple=True,
-    metavar="HOST|GROUP",
-    help="Deploy only these hosts or groups (repeatable or comma-separated).",
+    "--dry",
+    "--check",
+    "dry",
+    is_flag=True,
+    help="Show what would change; change nothing. --check is the same (Ansible's name). "
+    "Needs no internet: a checksum still to be fetched is planned for the apply.",
 )
-@click.option("--dry", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--diff", is_flag=True, help="Show a diff of every file that changes.")
 @click.option(
     "--roles",
@@ -29,18 +43,15 @@ from ollama_fleet.cli._common import CONTEXT, VaultPassword
     "gpu, ollama, models, caddy, firewall, services.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before changing hosts.")
-@click.option(
-    "--vault-password-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Read the vault password from FILE (else $OLLAMA_FLEET_VAULT_PASSWORD, else a prompt).",
-)
+@vault_password_option
 @click.option(
     "--checks",
     "checks_mode",
     type=click.Choice(["changed", "all", "none"]),
     default="changed",
     show_default=True,
-    help="After the deploy, check the hosts that changed, all deployed hosts, or none.",
+    help="After the deploy, verify (ollama-fleet check) the hosts that changed, all deployed "
+    "hosts, or none. Not the dry run: that is --check/--dry.",
 )
 @click.option(
     "--report",
@@ -49,7 +60,7 @@ from ollama_fleet.cli._common import CONTEXT, VaultPassword
     show_default=True,
     help="Where the checks' HTML report goes.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show pyinfra's log.")
+@click.option("-v", "--verbose", is_flag=True, help="Show pyinfra's log and connection tracebacks.")
 @click.option(
     "--full",
     is_flag=True,
@@ -59,6 +70,8 @@ from ollama_fleet.cli._common import CONTEXT, VaultPassword
 def deploy(
     inventory: Path,
     limit: tuple[str, ...],
+    list_hosts: bool,
+    extra_vars: tuple[str, ...],
     dry: bool,
     diff: bool,
     roles: tuple[str, ...],
@@ -77,66 +90,97 @@ def deploy(
     a bad inventory, an unknown variable or a wrong vault password stops the deploy before
     any host is touched. A failed check after the deploy fails it, with the report's path.
 
-    Exit status: 0 converged and checked, 1 a host or a check failed, 2 usage or config error.
+    \b
+    What would change:  ollama-fleet deploy INVENTORY --check --diff
+    Some hosts:         ollama-fleet deploy INVENTORY --limit 'gpu:!gpu-3' --list-hosts
+    Retry the failed:   ollama-fleet deploy INVENTORY --limit @out/deploy/failed.txt
+    Override a value:   ollama-fleet deploy INVENTORY -e ollama_version=0.5.7
+
+    Exit status: 0 converged and checked; 1 a host or a check failed, or not confirmed;
+    2 usage or config error; 4 a host could not be reached.
     """
-    from ollama_fleet import controller as fleet_deploy
+    from ollama_fleet import controller
     from ollama_fleet.redact import redactor
-    from ollama_fleet.vault import decrypt_text, is_encrypted
 
     password = VaultPassword(vault_password_file)
-    inventory_data = password.load(inventory)
+    inventory_data = password.load(inventory, extra_vars=extra_vars)
+    if list_hosts:
+        from ollama_fleet.hostpatterns import host_list, select_hosts
 
-    def decrypt(text: str, path: Path) -> str:
-        if not is_encrypted(text):
-            return text
-        return decrypt_text(text, password.get(), where=str(path), what="vault file")
+        click.echo(host_list(select_hosts(inventory_data, limit)))
+        return
 
-    options = fleet_deploy.DeployOptions(
-        limit=limit, roles=roles, dry=dry, diff=diff, checks=checks_mode, report=report,
-        verbose=verbose, snapshot=not full,
-    )  # fmt: skip
-    plan = fleet_deploy.make_plan(inventory_data, options, decrypt=decrypt)
+    options = controller.DeployOptions(
+        limit=limit,
+        roles=roles,
+        dry=dry,
+        diff=diff,
+        checks=checks_mode,
+        report=report,
+        verbose=verbose,
+        snapshot=not full,
+    )
+    plan = controller.make_plan(inventory_data, options, decrypt=password.decrypt)
     redact = redactor(plan.secrets)
+    if dry:
+        click.secho("DRY RUN: nothing on the hosts is changed", fg="cyan", bold=True, err=True)
     for note in plan.notes:
         click.secho(f"NOTE {note}", fg="yellow", err=True)
     names = ", ".join(h.name for h in plan.hosts)
-    click.echo(f"deploying {len(plan.hosts)} host(s) [{names}], roles: {', '.join(plan.roles)}")
-    if not dry and not yes and not click.confirm("Change these hosts?", default=False):
-        raise click.Abort()
-    result = fleet_deploy.run_runner(plan.spec, on_event=_show_event, secrets=plan.secrets)
+    verb = "planning" if dry else "deploying"
+    click.echo(f"{verb} {len(plan.hosts)} host(s) [{names}], roles: {', '.join(plan.roles)}")
+    if not dry and not yes:
+        confirm("Change these hosts?")
+    result = controller.run_runner(
+        plan.spec, on_event=functools.partial(_show_event, verbose=verbose), secrets=plan.secrets
+    )
     click.echo(_summary(result))
     if result.failed:
-        raise fleet_deploy.DeployFailed(
-            redact(
-                f"{len(result.failed)} host(s) failed: "
-                + "; ".join(
-                    f"{h.name}: {(h.error or '').splitlines()[0] if h.error else ''}"
-                    for h in result.failed
-                )
-            )
+        retry = controller.write_retry_file(report.parent / "failed.txt", result)
+        raise controller.DeployFailed(
+            redact(_failure_line(result, retry)), unreachable=bool(result.unreachable)
         )
-    to_check = fleet_deploy.hosts_to_check(result, plan, checks_mode)
+    to_check = controller.hosts_to_check(result, plan, checks_mode)
     if not to_check:
         click.echo("checks: nothing changed, nothing to check" if not dry else "dry run: no checks")
         return
     click.echo(f"checking {', '.join(to_check)} ...")
-    run = fleet_deploy.check_hosts(plan, to_check, report)
+    run = controller.check_hosts(plan, to_check, report, command=redact(command_line()))
     from ollama_fleet.checks.model import Status
-    from ollama_fleet.checks.reports import render_text
+    from ollama_fleet.checks.reports import render_text, use_color
 
-    click.echo(redact(render_text(run, color=sys.stdout.isatty())), nl=False)
+    click.echo(redact(render_text(run, color=use_color(sys.stdout))), nl=False)
     if run.status is Status.FAIL:
-        raise fleet_deploy.DeployFailed(f"the checks after the deploy failed; report: {report}")
+        raise controller.DeployFailed(f"the checks after the deploy failed; report: {report}")
     click.echo(f"checks passed; report: {report}")
 
 
-def _show_event(event: dict[str, Any]) -> None:
+def _failure_line(result: Any, retry: Path | None) -> str:
+    parts = []
+    if result.unreachable:
+        parts.append(
+            f"{len(result.unreachable)} host(s) unreachable: "
+            + ", ".join(h.name for h in result.unreachable)
+        )
+    failed = [h for h in result.failed if not h.unreachable]
+    if failed:
+        parts.append(
+            f"{len(failed)} host(s) failed: "
+            + "; ".join(f"{h.name}: {(h.error or '').splitlines()[0]}" for h in failed)
+        )
+    line = "; ".join(parts)
+    return f"{line} (retry them: --limit @{retry})" if retry else line
+
+
+def _show_event(event: dict[str, Any], *, verbose: bool = False) -> None:
     kind, host = event.get("event"), event.get("host")
     if kind == "connect":
         if event.get("ok"):
             click.echo(f"[{host}] connected")
         else:
-            click.secho(f"[{host}] cannot connect: {event.get('error')}", fg="red")
+            click.secho(f"[{host}] UNREACHABLE {event.get('error')}", fg="red")
+            if verbose and event.get("detail"):
+                click.secho(f"[{host}]     {event['detail']}", fg="red")
     elif kind == "op":
         if not event.get("ok"):
             click.secho(f"[{host}] FAILED {event['op']}", fg="red")
@@ -158,7 +202,9 @@ def _show_event(event: dict[str, Any]) -> None:
 def _summary(result: Any) -> str:
     lines = ["", "summary:"]
     for host in result.hosts:
-        if host.failed:
+        if host.unreachable:
+            lines.append(f"  {host.name}: UNREACHABLE, nothing ran")
+        elif host.failed:
             lines.append(f"  {host.name}: FAILED after {host.ops} operation(s)")
         elif result.dry:
             lines.append(f"  {host.name}: {len(host.planned)} operation(s) would change")

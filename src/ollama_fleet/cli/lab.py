@@ -14,8 +14,8 @@ import click
 from ollama_fleet import lab as lab_api
 from ollama_fleet.cli._common import CONTEXT, FleetGroup
 from ollama_fleet.errors import TestbedError
-from ollama_fleet.lab.state import ACCELS, STATE_DIR_ENV
-from ollama_fleet.lab.vm import BOOT_TIMEOUT_S, POWEROFF_TIMEOUT_S
+from ollama_fleet.lab.defaults import ACCELS, BOOT_TIMEOUT_S, POWEROFF_TIMEOUT_S, STATE_DIR_ENV
+from ollama_fleet.lab.recipe import DEFAULT_MIRROR
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +37,7 @@ def state_dir_option(fn: F) -> F:
 def mirror_option(fn: F) -> F:
     return click.option(
         "--mirror",
-        default=lab_api.DEFAULT_MIRROR,
+        default=DEFAULT_MIRROR,
         show_default=True,
         envvar="OLLAMA_FLEET_LAB_MIRROR",
         help="Debian mirror the image is built from (only when it is not cached yet).",

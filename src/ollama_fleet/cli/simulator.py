@@ -14,7 +14,7 @@ from ollama_fleet.cli._common import CONTEXT
     type=click.IntRange(0, 65535),
     default=11434,
     show_default=True,
-    help="Port to listen on.",
+    help="Port to listen on; 0 lets the OS pick a free one (the banner says which).",
 )
 @click.option(
     "--model",
@@ -36,6 +36,9 @@ def simulator(host: str, port: int, models: tuple[str, ...], tokens_per_second: 
     made-up but well-formed data, for tests of clients, proxies and these checks. Faults
     (latency, error codes, broken streams) are set at runtime with PUT /_simulator/faults;
     see docs/simulator.md.
+
+    The banner, printed once the port is bound, says where it listens; a port that is
+    taken is a one-line error (exit status 2).
     """
     from ollama_fleet.simulator import SimulatorConfig, serve
     from ollama_fleet.simulator.config import model_from_name

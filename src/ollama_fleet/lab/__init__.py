@@ -16,12 +16,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ollama_fleet.lab.health import LabStatus, render_status, status
     from ollama_fleet.lab.image import LabImage, build_image, default_cache_dir, find_image
     from ollama_fleet.lab.inventory import write_lab_inventory
     from ollama_fleet.lab.recipe import DEFAULT_MIRROR, DEFAULT_RECIPE, ImageRecipe, recipe_hash
     from ollama_fleet.lab.ssh import run_ssh, ssh_command
     from ollama_fleet.lab.state import GUEST_PORTS, LabInfo, default_state_dir, load_info
-    from ollama_fleet.lab.status import LabStatus, render_status, status
     from ollama_fleet.lab.tools import Progress
     from ollama_fleet.lab.vm import LabOptions, down, reboot, up, wait_for_ssh
 
@@ -42,9 +42,9 @@ _WHERE = {
     "LabInfo": "ollama_fleet.lab.state",
     "default_state_dir": "ollama_fleet.lab.state",
     "load_info": "ollama_fleet.lab.state",
-    "LabStatus": "ollama_fleet.lab.status",
-    "render_status": "ollama_fleet.lab.status",
-    "status": "ollama_fleet.lab.status",
+    "LabStatus": "ollama_fleet.lab.health",
+    "render_status": "ollama_fleet.lab.health",
+    "status": "ollama_fleet.lab.health",
     "Progress": "ollama_fleet.lab.tools",
     "LabOptions": "ollama_fleet.lab.vm",
     "down": "ollama_fleet.lab.vm",

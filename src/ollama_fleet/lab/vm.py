@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ollama_fleet.errors import ConfigError, TestbedError
-from ollama_fleet.lab.defaults import BOOT_TIMEOUT_S, POWEROFF_TIMEOUT_S
+from ollama_fleet.lab.defaults import ACCELS, BOOT_TIMEOUT_S, POWEROFF_TIMEOUT_S
 from ollama_fleet.lab.files import exclusive_lock
 from ollama_fleet.lab.image import LabImage, build_image, check_mirror, load_image
 from ollama_fleet.lab.inventory import write_lab_inventory
@@ -26,7 +26,6 @@ from ollama_fleet.lab.qemu import (
 from ollama_fleet.lab.recipe import DEFAULT_MIRROR, recipe_hash
 from ollama_fleet.lab.ssh import ensure_key_pair, run_ssh
 from ollama_fleet.lab.state import (
-    ACCELS,
     KEY_FILE,
     KNOWN_HOSTS_FILE,
     OVERLAY_FILE,

@@ -2,7 +2,7 @@
 
 pyinfra's own `@fake` connector answers every command it was not told about with success and no
 output, so no wrong command line can fail a test. This one answers only from the host's
-`fake_answers` (tests/deploys/answers.py writes them; tests/deploys/facts/README.md describes
+`x_fake_answers` (tests/deploys/answers.py writes them; tests/deploys/facts/README.md describes
 them) and fails any other command: exit status 1 and `strict fake: no answer for: <command>` on
 its standard error, which pyinfra logs and a failed operation's event shows. Each refusal is
 also appended, as a JSON line, to the file named by $STRICT_FAKE_REPORT, from which the harness
@@ -50,7 +50,7 @@ Answer = Mapping[str, Any]
 
 
 class StrictFakeData(TypedDict, total=False):
-    fake_answers: list[dict[str, Any]]
+    x_fake_answers: list[dict[str, Any]]
 
 
 def guarded(command: str) -> str | None:
@@ -128,12 +128,12 @@ def _output(stdout: Sequence[str], stderr: Sequence[str]) -> CommandOutput:
 
 
 class StrictFakeConnector(BaseConnector):
-    """`@strictfake/NAME` hosts: commands answered from the host's `fake_answers` only."""
+    """`@strictfake/NAME` hosts: commands answered from the host's `x_fake_answers` only."""
 
     handles_execution = True
     data_cls = StrictFakeData
     data_meta = {
-        "fake_answers": DataMeta(
+        "x_fake_answers": DataMeta(
             "Answers, first match wins: exact, regex or contains; stdout, stderr, success; "
             "expand (regex groups into the output); after (commands that ran before, in order).",
             default=[],
@@ -158,7 +158,7 @@ class StrictFakeConnector(BaseConnector):
         problem = shell_error(raw)
         if problem is not None:
             return self._refuse(f"{BAD_SHELL}({problem}) ", shown)
-        found = find_answer(self.data.get("fake_answers") or [], shown, self.history)
+        found = find_answer(self.data.get("x_fake_answers") or [], shown, self.history)
         self.history.append(shown)
         if found is None:
             return self._refuse(UNANSWERED, shown)
