@@ -43,9 +43,12 @@ def escaped_forms(secrets: Iterable[str]) -> set[str]:
     forms = set()
     for secret in secrets:
         forms |= {
-            secret, html.escape(secret, quote=True), html.escape(secret, quote=False),
-            json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-        }  # fmt: skip
+            secret,
+            html.escape(secret, quote=True),
+            html.escape(secret, quote=False),
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+        }
     return forms
 
 
