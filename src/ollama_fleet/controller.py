@@ -662,8 +662,7 @@ def trust_caddy_roots(plan: Plan, targets: Sequence[Any]) -> list[Any]:
         pem = roots.get(target.name, {}).get(CADDY_LOCAL_ROOT)
         if target.name in internal and pem and "BEGIN CERTIFICATE" in pem:
             path = plan.cache_dir / "caddy-roots" / f"{_safe_name(target.name)}.pem"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(pem, encoding="utf-8")
+            atomic_write(path, pem, mode=0o644, what="Caddy root certificate")
             target = replace(target, tls=replace(target.tls, ca_file=str(path)))
         trusted.append(target)
     return trusted

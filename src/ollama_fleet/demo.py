@@ -9,6 +9,7 @@ from pathlib import Path
 from ollama_fleet.checks.reports import render_html, render_text
 from ollama_fleet.checks.runner import run_checks
 from ollama_fleet.checks.targets import targets_from_inventory
+from ollama_fleet.fsutil import atomic_write
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.simulator import Faults
 from ollama_fleet.testbed.fleet import LocalFleet, SiteSpec
@@ -48,5 +49,5 @@ def run_demo(*, workdir: Path, echo: Callable[[str], None]) -> Path:
         run = asyncio.run(run_checks(targets))
     echo(render_text(run).rstrip("\n"))
     report = workdir / "report.html"
-    report.write_text(render_html(run), encoding="utf-8")
+    atomic_write(report, render_html(run), mode=0o644, what="report")
     return report
