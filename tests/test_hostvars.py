@@ -6,12 +6,15 @@ allow-list on the controller, before any SSH: shell syntax in any of them is a o
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ollama_fleet import hostvars
 from ollama_fleet.errors import ConfigError
+from ollama_fleet.inventory import InventoryError, load_inventory
 
 HOSTILE = ["$(reboot)", "`reboot`", "x; reboot", "x\nreboot", "x && reboot", "x | sh", "x'y", 'x"y']
 
@@ -184,3 +187,221 @@ def test_an_ansible_connection_variable_names_this_tools_spelling() -> None:
     assert refusal({"ansible_host": "10.0.0.11"}) == (
         "inv.yml: host gpu-1: ansible_host: Ansible's name; here it is ssh_hostname"
     )
+
+
+# -- the rules rendering used to apply: now in the validation step, before anything renders ------
+
+# (values, the refusal's text after "inv.yml: host gpu-1: "): each was refused by render.py.
+REFUSED: list[tuple[dict[str, Any], str]] = [
+    (
+        {"ollama_extra_env": {"OLLAMA_HOST": "0.0.0.0:1"}},
+        "ollama_extra_env: invalid value (not shown: it is a secret); "
+        "OLLAMA_HOST is set by ollama_host; use that",
+    ),
+    (
+        {"ollama_extra_env": {"NOTE": "line\nExecStartPre=/bin/sh"}},
+        "ollama_extra_env: invalid value (not shown: it is a secret); NOTE",
+    ),
+    ({"ollama_extra_env": {"lower": "x"}}, "ollama_extra_env: invalid value (not shown"),
+    ({"ollama_models_dir": "models"}, "ollama_models_dir: 'models' is not an absolute path"),
+    ({"ollama_models_dir": "/srv/models\n[Service]"}, "ollama_models_dir: '/srv/models\\n"),
+    ({"ollama_models_dir": "/srv/two words"}, "ollama_models_dir: '/srv/two words' is not"),
+    ({"ollama_models_dir": "/srv/../up"}, "ollama_models_dir: '/srv/../up' has a `..`"),
+    (
+        {"ollama_origins": ["https://a.example,https://b.example"]},
+        "ollama_origins: 'https://a.example,https://b.example' is not one origin",
+    ),
+    ({"ollama_host": "localhost"}, "ollama_host: 'localhost' is not HOST:PORT"),
+    ({"ollama_keep_alive": "forever"}, "ollama_keep_alive: 'forever' is not a duration"),
+    ({"ollama_num_parallel": -1}, "ollama_num_parallel: expected a whole number >= 0, got -1"),
+    ({"ollama_flash_attention": "yes"}, "ollama_flash_attention: expected true or false"),
+    (
+        {"caddy_site_names": ["llm.example.com evil.example"]},
+        "caddy_site_names: 'llm.example.com evil.example' is not a host name",
+    ),
+    ({"caddy_site_names": ["llm.example.com{"]}, "caddy_site_names: 'llm.example.com{' is not"),
+    ({"caddy_tls": "acme"}, "caddy_tls: acme, but caddy_acme_email is not set"),
+    (
+        {"caddy_tls": "acme", "caddy_acme_email": "ops@example.com\n}"},
+        "caddy_acme_email: 'ops@example.com\\n}' is not an e-mail address",
+    ),
+    ({"caddy_tls": "files"}, "caddy_tls: files, but caddy_tls_cert_file is not set"),
+    ({"caddy_response_timeout": "-1"}, "caddy_response_timeout: '-1' is negative"),
+    ({"caddy_response_timeout": "ten minutes"}, "caddy_response_timeout: 'ten minutes' is not"),
+    ({"caddy_hsts": "no"}, "caddy_hsts: expected true or false, got 'no'"),
+    # Caddy 2.6 takes a site block left open at the end of the file without a word.
+    (
+        {"caddy_extra_directives": "respond /x 200 {"},
+        "caddy_extra_directives: a { is never closed; its braces must balance",
+    ),
+    (
+        {"caddy_extra_directives": "}\nevil.example.com {"},
+        "caddy_extra_directives: a } closes the site block; its braces must balance",
+    ),
+    ({"sshd_port": 0}, "sshd_port: "),
+    ({"sshd_port": "22"}, "sshd_port: "),
+    ({"firewall_allow_ollama": ["10.0.0.0/33"]}, "firewall_allow_ollama: '10.0.0.0/33' is not"),
+    ({"firewall_allow_metrics": ["everyone"]}, "firewall_allow_metrics: 'everyone' is not"),
+    ({"firewall_metrics_ports": [70000]}, "firewall_metrics_ports: "),
+    ({"firewall_extra_tcp_ports": ["80; drop"]}, "firewall_extra_tcp_ports: "),
+    ({"firewall_manage_forward": "yes"}, "firewall_manage_forward: expected true or false"),
+    ({"fleet_check_interval": "soon"}, "fleet_check_interval: 'soon' is not a systemd time span"),
+    ({"fleet_check_interval": "5min\nExecStart=/bin/sh"}, "fleet_check_interval: '5min\\n"),
+    ({"fleet_check_interval": ""}, "fleet_check_interval: '' is not a systemd time span"),
+    ({"fleet_check_interval": "5 min please"}, "fleet_check_interval: '5 min please' is not"),
+    ({"fleet_venv": "venv"}, "fleet_venv: 'venv' is not an absolute path"),
+    ({"fleet_venv": "/opt/ollama fleet"}, "fleet_venv: '/opt/ollama fleet' is not"),
+    ({"fleet_venv": "/opt/%h/venv"}, "fleet_venv: '/opt/%h/venv' is not"),
+    ({"fleet_venv": "/opt/\n"}, "fleet_venv: '/opt/\\n' is not"),
+    (
+        {"monitor_port": 443},
+        "monitor_port: 443 needs privileges the service does not have; use >= 1024",
+    ),
+    (
+        {"gateway_port": 443},
+        "gateway_port: 443 needs privileges the service does not have; use >= 1024",
+    ),
+    (
+        {"gateway_api_keys": ["sk-first", ""]},
+        "gateway_api_keys: invalid value (not shown: it is a secret); "
+        "key 2 is empty or has blanks around it",
+    ),
+    (
+        {"gateway_api_keys": [" sk-padded"]},
+        "gateway_api_keys: invalid value (not shown: it is a secret); "
+        "key 1 is empty or has blanks around it",
+    ),
+    (
+        {"gateway_api_keys": ["sk-first", 12345678]},
+        "gateway_api_keys: invalid value (not shown: it is a secret); key 2: expected a string",
+    ),
+    (
+        {"monitor_webhook_url": "hooks.example.com/secret-token"},
+        "monitor_webhook_url: invalid value (not shown: it is a secret); expected an http(s) URL",
+    ),
+    (
+        {"public_url": "https://gpu_1.example.com"},
+        "public_url: its host name 'gpu_1.example.com' is not a site name Caddy can serve; "
+        "set caddy_site_names",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "shown"), REFUSED)
+def test_what_rendering_refused_is_refused_by_the_validation_step(
+    values: dict[str, Any], shown: str
+) -> None:
+    message = refusal(values)
+    assert message.startswith(f"inv.yml: host gpu-1: {shown}")
+    assert "sk-" not in message and "12345678" not in message and "secret-token" not in message
+
+
+def test_values_rendering_takes_pass_the_validation_step() -> None:
+    hostvars.validate(
+        {
+            "caddy_extra_directives": 'header X-Note "{ not a block" # } neither\nrespond 200',
+            "caddy_response_timeout": "600",
+            "ollama_keep_alive": "-1",  # Ollama's "forever": only Caddy's timeout is never < 0
+            "monitor_port": 1024,
+            "monitor_webhook_url": "https://hooks.example.com/T0/B1?token=a:b%20c#frag&x='y'",
+            "gateway_api_keys": ["sk-first", "key: with # yaml 'specials' \"too\""],
+            "ollama_extra_env": {"OLLAMA_CONTEXT_LENGTH": 8192},
+            "public_url": "https://gpu-1.example.com:8443",
+        },
+        where="inv.yml",
+    )
+
+
+def test_the_site_name_caddy_would_derive_must_be_one() -> None:
+    bad = "inv.yml: host gpu_1: caddy_site_names: no site name: public_url is not set and the "
+    with pytest.raises(ConfigError, match=re.escape(bad)):
+        hostvars.validate({}, where="inv.yml: host gpu_1", host="gpu_1")
+    for values in (
+        {"caddy_site_names": ["gpu-1.example.com"]},
+        {"public_url": "https://gpu-1.example.com"},
+        {"caddy_enabled": False},
+        {"ollama_enabled": False},
+        {"caddy_site_names": ["llm.example.com"], "public_url": "https://gpu_1.example.com"},
+        {"public_url": "https://10.0.0.5:8443"},  # an IP address is a site address too
+        {"public_url": "https://[2001:db8::5]:8443"},
+    ):
+        hostvars.validate(values, where="inv.yml", host="gpu_1")
+    hostvars.validate({}, where="inv.yml", host="gpu-1")
+
+
+# -- the same rules, reported by the inventory loader at the line that sets the value ------------
+
+# (the YAML of one variable of host gpu-1, the problem after "inv.yml:LINE: ")
+AT_LINE: list[tuple[str, str]] = [
+    (
+        'caddy_extra_directives: "respond /x 200 {"',
+        "caddy_extra_directives: a { is never closed; its braces must balance",
+    ),
+    (
+        'caddy_extra_directives: "}\\nevil.example.com {"',
+        "caddy_extra_directives: a } closes the site block; its braces must balance",
+    ),
+    ('caddy_response_timeout: "-1"', "caddy_response_timeout: '-1' is negative"),
+    (
+        "ollama_extra_env: {OLLAMA_ORIGINS: '*'}",
+        "ollama_extra_env: invalid value (not shown: it is a secret); "
+        "OLLAMA_ORIGINS is set by ollama_origins; use that",
+    ),
+    (
+        'ollama_origins: ["https://a.example,https://b.example"]',
+        "ollama_origins: 'https://a.example,https://b.example' is not one origin such as "
+        "https://app.example.com",
+    ),
+    (
+        "ollama_host: localhost",
+        "ollama_host: 'localhost' is not HOST:PORT "
+        "(a name, an IPv4 address or [IPv6], then a port)",
+    ),
+    (
+        "fleet_check_interval: soon",
+        "fleet_check_interval: 'soon' is not a systemd time span such as 5min or 1h 30min",
+    ),
+    (
+        "fleet_venv: /opt/$X/venv",
+        "fleet_venv: '/opt/$X/venv' is not an absolute path "
+        "of letters, digits and . _ + @ / - only",
+    ),
+    ("caddy_acme_email: ops@example", "caddy_acme_email: 'ops@example' is not an e-mail address"),
+    (
+        "monitor_port: 443",
+        "monitor_port: 443 needs privileges the service does not have; use >= 1024",
+    ),
+    (
+        "gateway_port: 80",
+        "gateway_port: 80 needs privileges the service does not have; use >= 1024",
+    ),
+    (
+        'gateway_api_keys: ["sk-first", " sk-padded"]',
+        "gateway_api_keys: invalid value (not shown: it is a secret); "
+        "key 2 is empty or has blanks around it",
+    ),
+    (
+        "monitor_webhook_url: hooks.example.com/secret-token",
+        "monitor_webhook_url: invalid value (not shown: it is a secret); expected an http(s) URL",
+    ),
+    # rules across variables: named at the line of the value, with the hosts they hit
+    ("caddy_tls: acme", "caddy_tls: acme, but caddy_acme_email is not set (host gpu-1)"),
+    ("caddy_tls: files", "caddy_tls: files, but caddy_tls_cert_file is not set (host gpu-1)"),
+    (
+        "public_url: https://gpu_1.example.com",
+        "public_url: its host name 'gpu_1.example.com' is not a site name Caddy can serve; "
+        "set caddy_site_names (host gpu-1)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "shown"), AT_LINE)
+def test_the_loader_names_the_line_of_a_value_rendering_would_have_refused(
+    tmp_path: Path, line: str, shown: str
+) -> None:
+    path = tmp_path / "inv.yml"
+    path.write_text(f"all:\n  hosts:\n    gpu-1:\n      ssh_port: 22\n      {line}\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert [str(p) for p in info.value.problems][:1] == [f"{path}:5: {shown}"]
+    assert "secret-token" not in str(info.value) and "sk-" not in str(info.value)

@@ -1,4 +1,8 @@
-"""The files rendered onto hosts: what an operator would see in them, and bad values refused."""
+"""The files rendered onto hosts: what an operator would see in them.
+
+Rendering takes values that passed the validation step (their rules are tested in
+test_hostvars.py); what it refuses itself are parameters its roles pass wrong (ValueError).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,14 @@ from ollama_fleet.errors import ConfigError
 
 def role(name: str, **values: Any) -> dict[str, Any]:
     return hostvars.resolved(values, name)
+
+
+def role_bug(call: Any, *args: Any, **kwargs: Any) -> str:
+    """The message of the ValueError a role's wrong parameter gets: a bug, not user input."""
+    with pytest.raises(ValueError) as caught:
+        call(*args, **kwargs)
+    assert not isinstance(caught.value, ConfigError)
+    return str(caught.value)
 
 
 def caddyfile(**values: Any) -> str:
@@ -135,12 +147,6 @@ def test_dropin_values_survive_systemd_quoting(value: str) -> None:
     assert env["NOTE"] == value
 
 
-@pytest.mark.parametrize("value", ["two words", 'a "quoted"', "$(id)", "a;b", "../up", "x`id`"])
-def test_models_dir_is_refused_unless_plain(value: str) -> None:
-    with pytest.raises(ConfigError, match="ollama_models_dir"):
-        render.render_ollama_dropin(role("ollama", ollama_models_dir=f"/srv/{value}"))
-
-
 def test_dropin_numbers_in_extra_env_are_written_as_numbers() -> None:
     dropin = render.render_ollama_dropin(
         role("ollama", ollama_extra_env={"OLLAMA_CONTEXT_LENGTH": 8192, "OLLAMA_X": 0.5})
@@ -149,31 +155,29 @@ def test_dropin_numbers_in_extra_env_are_written_as_numbers() -> None:
     assert (env["OLLAMA_CONTEXT_LENGTH"], env["OLLAMA_X"]) == ("8192", "0.5")
 
 
-@pytest.mark.parametrize(
-    ("values", "named"),
-    [
-        ({"ollama_extra_env": {"OLLAMA_HOST": "0.0.0.0:1"}}, "ollama_extra_env: OLLAMA_HOST"),
-        ({"ollama_extra_env": {"NOTE": "line\nExecStartPre=/bin/sh"}}, "ollama_extra_env"),
-        ({"ollama_extra_env": {"lower": "x"}}, "ollama_extra_env"),
-        ({"ollama_models_dir": "models"}, "ollama_models_dir"),
-        ({"ollama_models_dir": "/srv/models\n[Service]"}, "ollama_models_dir"),
-        ({"ollama_origins": ["https://a.example,https://b.example"]}, "ollama_origins"),
-        ({"ollama_host": "localhost"}, "ollama_host"),
-        ({"ollama_keep_alive": "forever"}, "ollama_keep_alive"),
-        ({"ollama_num_parallel": -1}, "ollama_num_parallel"),
-        ({"ollama_flash_attention": "yes"}, "ollama_flash_attention"),
-    ],
-)
-def test_dropin_refuses_bad_values_naming_the_variable(values: dict[str, Any], named: str) -> None:
-    with pytest.raises(ConfigError, match=f"^{re.escape(named)}"):
-        render.render_ollama_dropin(role("ollama", **values))
-
-
-def test_a_missing_variable_is_named() -> None:
+def test_a_missing_variable_is_named_as_the_roles_bug() -> None:
     ollama_vars = role("ollama")
     del ollama_vars["ollama_max_queue"]
-    with pytest.raises(ConfigError, match="^ollama_max_queue: missing"):
-        render.render_ollama_dropin(ollama_vars)
+    assert role_bug(render.render_ollama_dropin, ollama_vars) == (
+        "ollama_max_queue: missing (pass hostvars.resolved(...) for its role)"
+    )
+
+
+def test_a_newline_systemd_cannot_quote_is_refused_without_showing_the_value() -> None:
+    dropin_vars = role("ollama", ollama_extra_env={"NOTE": "sk-secret\nExecStartPre=/bin/sh"})
+    message = role_bug(render.render_ollama_dropin, dropin_vars)
+    assert message == "ollama_extra_env: a value holds a control character such as a newline"
+
+
+def test_rendering_does_not_validate_again_the_validation_step_did() -> None:
+    # Values the schema refuses: rendering writes them as they are, the refusal is the loader's.
+    refused = {"ollama_keep_alive": "forever", "ollama_num_parallel": -1}
+    for name, value in refused.items():
+        assert hostvars.value_problem(name, value)
+    env = environment(render.render_ollama_dropin(role("ollama", **refused)))
+    assert (env["OLLAMA_KEEP_ALIVE"], env["OLLAMA_NUM_PARALLEL"]) == ("forever", "-1")
+    assert yaml.safe_load(gateway_config(gateway_port=443))["listen"] == "127.0.0.1:443"
+    assert caddyfile(caddy_extra_directives="respond /x 200 {").endswith("\nrespond /x 200 {\n}\n")
 
 
 # -- ollama.service -------------------------------------------------------------------------------
@@ -222,8 +226,7 @@ def test_ollama_unit_models_dir_with_a_space_is_one_writable_path() -> None:
 
 @pytest.mark.parametrize("binary", ["ollama", "/opt/my ollama/bin/ollama", "/opt/$X/ollama"])
 def test_ollama_unit_refuses_a_binary_path_execstart_would_mangle(binary: str) -> None:
-    with pytest.raises(ConfigError, match="^binary:"):
-        render.render_ollama_unit(binary=binary)
+    assert role_bug(render.render_ollama_unit, binary=binary).startswith("binary:")
 
 
 # -- Caddyfile ------------------------------------------------------------------------------------
@@ -332,38 +335,27 @@ def test_caddyfile_refuses_ollamas_write_endpoints_unless_opened() -> None:
 @pytest.mark.parametrize(
     ("values", "named"),
     [
-        ({"site_names": []}, "caddy_site_names"),
-        ({"site_names": ["llm.example.com evil.example"]}, "caddy_site_names"),
-        ({"site_names": ["llm.example.com{"]}, "caddy_site_names"),
-        ({"caddy_tls": "acme"}, "caddy_acme_email"),
-        ({"caddy_tls": "acme", "caddy_acme_email": "ops@example.com\n}"}, "caddy_acme_email"),
+        ({"site_names": []}, "site_names: none given"),
+        ({"site_names": ["llm.example.com evil.example"]}, "site_names: 'llm.example.com evil"),
+        ({"site_names": ["llm.example.com{"]}, "site_names: 'llm.example.com{'"),
         ({"caddy_tls": "files"}, "caddy_tls is files"),
         ({"cert_file": "/c.pem", "key_file": "/k.pem"}, "caddy_tls is internal"),
         (
             {"caddy_tls": "files", "cert_file": "/etc/{$HOME}.pem", "key_file": "/k.pem"},
-            "caddy_tls_cert_file",
+            "cert_file: '/etc/{$HOME}.pem' has a character",
         ),
         (
             {"caddy_tls": "files", "cert_file": "/c.pem", "key_file": 'k".pem'},
-            "caddy_tls_key_file",
+            "key_file: 'k\".pem' is not an absolute path",
         ),
-        ({"upstream": "127.0.0.1"}, "upstream"),
+        ({"upstream": "127.0.0.1"}, "upstream: '127.0.0.1' is not HOST:PORT"),
         ({"upstream": "127.0.0.1:11434 { }"}, "upstream"),
         ({"upstream": "127.0.0.1:99999"}, "upstream"),
-        ({"caddy_response_timeout": "-1"}, "caddy_response_timeout"),
-        ({"caddy_response_timeout": "ten minutes"}, "caddy_response_timeout"),
-        ({"caddy_hsts": "no"}, "caddy_hsts"),
-        ({"log_file": "access.log"}, "log_file"),
-        # Caddy 2.6 takes a site block left open at the end of the file without a word.
-        ({"caddy_extra_directives": "respond /x 200 {"}, "caddy_extra_directives"),
-        ({"caddy_extra_directives": "}\nevil.example.com {"}, "caddy_extra_directives"),
+        ({"log_file": "access.log"}, "log_file: 'access.log' is not an absolute path"),
     ],
 )
-def test_caddyfile_refuses_bad_values_naming_the_variable(
-    values: dict[str, Any], named: str
-) -> None:
-    with pytest.raises(ConfigError, match=f"^{re.escape(named)}"):
-        caddyfile(**values)
+def test_caddyfile_refuses_what_its_role_passes_wrong(values: dict[str, Any], named: str) -> None:
+    assert role_bug(caddyfile, **values).startswith(named)
 
 
 # -- nftables.conf --------------------------------------------------------------------------------
@@ -474,29 +466,11 @@ def test_plan_firewall_orders_rules_ssh_first() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("values", "named"),
-    [
-        ({"sshd_port": 0}, "sshd_port"),
-        ({"sshd_port": "22"}, "sshd_port"),
-        ({"firewall_allow_ollama": ["10.0.0.0/33"]}, "firewall_allow_ollama"),
-        ({"firewall_allow_metrics": ["everyone"]}, "firewall_allow_metrics"),
-        ({"firewall_metrics_ports": [70000]}, "firewall_metrics_ports"),
-        ({"firewall_extra_tcp_ports": ["80; drop"]}, "firewall_extra_tcp_ports"),
-        ({"firewall_manage_forward": "yes"}, "firewall_manage_forward"),
-        ({"ollama_port": 0}, "ollama_port"),
-    ],
-)
-def test_nftables_refuses_bad_values_naming_the_variable(
-    values: dict[str, Any], named: str
-) -> None:
-    with pytest.raises(ConfigError, match=f"^{named}:"):
-        nftables(**values)
-
-
-def test_nftables_refuses_bad_http_ports() -> None:
-    with pytest.raises(ConfigError, match="^http_ports:"):
-        render.render_nftables(role("firewall"), ollama_port=11434, http_ports=(443, True))
+def test_nftables_refuses_ports_its_role_passes_wrong() -> None:
+    assert role_bug(nftables, ollama_port=0).startswith("ollama_port: ")
+    assert role_bug(
+        render.render_nftables, role("firewall"), ollama_port=11434, http_ports=(443, True)
+    ).startswith("http_ports: ")
 
 
 def test_firewall_unit_loads_the_ruleset_and_stops_by_deleting_only_its_table() -> None:
@@ -515,8 +489,8 @@ def test_firewall_unit_loads_the_ruleset_and_stops_by_deleting_only_its_table() 
 
 
 def test_firewall_unit_refuses_a_ruleset_path_systemd_would_expand() -> None:
-    with pytest.raises(ConfigError, match="^ruleset:"):
-        render.render_firewall_unit(ruleset="/etc/nftables.d/100%.nft")
+    message = role_bug(render.render_firewall_unit, ruleset="/etc/nftables.d/100%.nft")
+    assert message.startswith("ruleset: ")
 
 
 # -- this project's services ----------------------------------------------------------------------
@@ -542,12 +516,6 @@ def test_check_timer_runs_after_boot_then_every_interval() -> None:
     assert settings(timer, "OnBootSec") == ["2min"]
     assert settings(timer, "OnUnitActiveSec") == ["1h 30min"]
     assert settings(timer, "WantedBy") == ["timers.target"]
-
-
-@pytest.mark.parametrize("interval", ["soon", "5min\nExecStart=/bin/sh", "", "5 min please"])
-def test_check_timer_refuses_what_is_not_a_time_span(interval: str) -> None:
-    with pytest.raises(ConfigError, match="^fleet_check_interval:"):
-        render.render_fleet_check_timer(role("services", fleet_check_interval=interval))
 
 
 @pytest.mark.parametrize(
@@ -583,21 +551,6 @@ def test_services_run_unprivileged_with_only_their_state_dir_writable(name: str)
     for key, value in expected.items():
         assert settings(unit, key) == [value], key
     assert settings(unit, "ReadWritePaths") == []
-
-
-@pytest.mark.parametrize("venv", ["venv", "/opt/ollama fleet", "/opt/%h/venv", "/opt/\n"])
-@pytest.mark.parametrize("name", SERVICES)
-def test_services_refuse_a_venv_path_execstart_would_mangle(name: str, venv: str) -> None:
-    with pytest.raises(ConfigError, match="^fleet_venv:"):
-        SERVICES[name](role("services", fleet_venv=venv))
-
-
-@pytest.mark.parametrize(
-    ("name", "port"), [("monitor", "monitor_port"), ("gateway", "gateway_port")]
-)
-def test_services_refuse_a_privileged_port(name: str, port: str) -> None:
-    with pytest.raises(ConfigError, match=f"^{port}: 443 needs privileges"):
-        SERVICES[name](role("services", **{port: 443}))
 
 
 # -- gateway.yml and monitor.yml ------------------------------------------------------------------
@@ -646,17 +599,9 @@ def test_gateway_config_dials_wildcard_listen_addresses_on_loopback(
     assert yaml.safe_load(gateway_config(ollama_host=ollama_host))["upstreams"] == [upstream]
 
 
-@pytest.mark.parametrize("keys", [["sk-first", ""], [" sk-padded"], ["sk-first", 12345678]])
-def test_gateway_config_refuses_bad_keys_without_showing_them(keys: list[Any]) -> None:
-    with pytest.raises(ConfigError, match="^gateway_api_keys:") as caught:
-        gateway_config(gateway_api_keys=keys)
-    assert "sk-" not in str(caught.value)
-    assert "12345678" not in str(caught.value)
-
-
-def test_gateway_config_refuses_an_ollama_host_without_port() -> None:
-    with pytest.raises(ConfigError, match="^ollama_host:"):
-        gateway_config(ollama_host="localhost")
+def test_dial_address_refuses_what_is_not_host_port() -> None:
+    # ollama_host passed validation before any role reads it: this is only a bug's guard.
+    assert role_bug(render.dial_address, "localhost") == "ollama_host: 'localhost' is not HOST:PORT"
 
 
 def test_monitor_config_keeps_port_target_and_webhook_exactly() -> None:
@@ -677,15 +622,6 @@ def test_monitor_config_without_webhook_has_no_webhook() -> None:
     assert "webhook_url" not in yaml.safe_load(text)
 
 
-def test_monitor_config_refuses_a_bad_webhook_without_showing_it() -> None:
-    with pytest.raises(ConfigError, match="^monitor_webhook_url:") as caught:
-        render.render_monitor_config(
-            role("services", monitor_webhook_url="hooks.example.com/secret-token"),
-            targets_url="https://llm.example.com",
-        )
-    assert "secret-token" not in str(caught.value)
-
-
-def test_monitor_config_refuses_a_bad_targets_url() -> None:
-    with pytest.raises(ConfigError, match="^targets_url:"):
-        render.render_monitor_config(role("services"), targets_url="llm.example.com")
+def test_monitor_config_refuses_a_targets_url_its_role_passes_wrong() -> None:
+    message = role_bug(render.render_monitor_config, role("services"), targets_url="example.com")
+    assert message == "targets_url: 'example.com' is not an http(s) URL"

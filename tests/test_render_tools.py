@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 
 def role(name: str, **values: Any) -> dict[str, Any]:
+    """A role's variables as the roles get them: passed the validation step, then resolved."""
+    hostvars.validate(values, where=f"the {name} variables of this test")
     return hostvars.resolved(values, name)
 
 

@@ -9,12 +9,14 @@ here is pure: no pyinfra, no I/O beyond resolving controller-side file paths.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ollama_fleet import varchecks as rule
 from ollama_fleet.errors import ConfigError
@@ -66,6 +68,17 @@ def _public_access(value: Any) -> str | None:
 
 PORTS = rule.list_of(rule.port, "ports")
 ONE_LINE = rule.one_line
+# Environment the ollama role sets from its own variables; ollama_extra_env may not repeat them.
+OLLAMA_ENV: Mapping[str, str] = {
+    "OLLAMA_HOST": "ollama_host",
+    "OLLAMA_MODELS": "ollama_models_dir",
+    "OLLAMA_KEEP_ALIVE": "ollama_keep_alive",
+    "OLLAMA_NUM_PARALLEL": "ollama_num_parallel",
+    "OLLAMA_MAX_LOADED_MODELS": "ollama_max_loaded_models",
+    "OLLAMA_MAX_QUEUE": "ollama_max_queue",
+    "OLLAMA_FLASH_ATTENTION": "ollama_flash_attention",
+    "OLLAMA_ORIGINS": "ollama_origins",
+}
 
 # fmt: off
 VARS: tuple[Var, ...] = (
@@ -93,7 +106,7 @@ VARS: tuple[Var, ...] = (
     Var("ollama_max_queue", "ollama", 512, "OLLAMA_MAX_QUEUE: queued requests before 503.", INT),
     Var("ollama_flash_attention", "ollama", False, "OLLAMA_FLASH_ATTENTION.", BOOL),
     Var("ollama_origins", "ollama", [], "OLLAMA_ORIGINS: extra allowed browser origins.", rule.list_of(rule.origin, "origins")),
-    Var("ollama_extra_env", "ollama", {}, "Other environment for the service, e.g. OLLAMA_CONTEXT_LENGTH.", rule.env_map),
+    Var("ollama_extra_env", "ollama", {}, "Other environment for the service, e.g. OLLAMA_CONTEXT_LENGTH; not the names the variables above set (OLLAMA_HOST...).", rule.extra_env(OLLAMA_ENV)),
     Var("ollama_wait_timeout", "ollama", 60, "Seconds to wait for Ollama to answer after a (re)start.", INT),
     # models
     Var("models_enabled", "models", True, "Pull required_models on this host (where Ollama runs).", BOOL),
@@ -102,15 +115,15 @@ VARS: tuple[Var, ...] = (
     # caddy
     Var("caddy_enabled", "caddy", True, "Run Caddy here, in front of Ollama (where Ollama runs).", BOOL),
     Var("caddy_source", "caddy", "auto", "`debian`: the distribution's caddy package; `caddy-repo`: Caddy's own apt repository; `auto`: the distribution's where it has one (Debian 12, Ubuntu 24.04), else Caddy's (Ubuntu 22.04).", rule.one_of("auto", "debian", "caddy-repo")),
-    Var("caddy_site_names", "caddy", [], "Site names Caddy serves; empty: the host name of public_url.", rule.list_of(rule.site_name, "host names")),
+    Var("caddy_site_names", "caddy", [], "Site names Caddy serves; empty: the host name of public_url, else the host's inventory name.", rule.list_of(rule.site_name, "host names")),
     Var("caddy_tls", "caddy", "internal", "`acme` (needs caddy_acme_email), `internal` (Caddy's own CA) or `files` (caddy_tls_cert_file/key_file).", rule.one_of("acme", "internal", "files")),
     Var("caddy_acme_email", "caddy", "", "Account e-mail for ACME certificates.", rule.email),
     Var("caddy_tls_cert_file", "caddy", "", "Controller path of a PEM certificate chain (caddy_tls: files).", STR),
     Var("caddy_tls_key_file", "caddy", "", "Controller path of its private key; may be a vault-encrypted file.", STR),
-    Var("caddy_response_timeout", "caddy", "10m", "How long Caddy waits for the first byte of an answer (model loads are slow).", rule.duration),
+    Var("caddy_response_timeout", "caddy", "10m", "How long Caddy waits for the first byte of an answer (model loads are slow); a bare number is seconds.", rule.wait_duration),
     Var("caddy_hsts", "caddy", True, "Send Strict-Transport-Security.", BOOL),
     Var("caddy_open_admin_endpoints", "caddy", False, "Let Ollama's write and admin endpoints (/api/pull, /api/push, /api/delete, /api/create, /api/copy, /api/blobs/*) through from outside. Off: Caddy answers them 403.", BOOL),
-    Var("caddy_extra_directives", "caddy", "", "Raw Caddyfile directives added inside the site block (validated on the host before use).", STR),
+    Var("caddy_extra_directives", "caddy", "", "Raw Caddyfile directives added inside the site block; their braces must balance (validated on the host before use).", rule.caddy_directives),
     # firewall
     Var("firewall_enabled", "firewall", True, "Manage the firewall's own nftables table, inet ollama_fleet (other tables are left alone).", BOOL),
     Var("sshd_port", "firewall", 22, "The port sshd listens on, on the host (may differ from ssh_port behind a forward); always allowed.", rule.port),
@@ -124,11 +137,11 @@ VARS: tuple[Var, ...] = (
     Var("fleet_venv", "services", "/opt/ollama-fleet", "Where the project's venv lives on the host.", rule.host_path),
     Var("fleet_check_interval", "services", "5min", "How often the host's ollama-fleet-check.timer runs the checks against itself (systemd time span; only where Ollama runs).", rule.timespan),
     Var("monitor_enabled", "services", False, "Run the monitor service (arrives with the monitor issue; config keys below are rendered already). true is refused until then.", rule.not_yet("monitor")),
-    Var("monitor_port", "services", 9464, "Port of the monitor's metrics and status page.", rule.port),
-    Var("monitor_webhook_url", "services", "", "Alert webhook (a secret: keep it in the vault).", rule.one_line),
+    Var("monitor_port", "services", 9464, "Port of the monitor's metrics and status page (1024 or above: the service runs unprivileged).", rule.unprivileged_port),
+    Var("monitor_webhook_url", "services", "", "Alert webhook, an http(s) URL (a secret: keep it in the vault).", rule.http_url),
     Var("gateway_enabled", "services", False, "Run the gateway and point Caddy at it (arrives with the gateway issue). true is refused until then.", rule.not_yet("gateway")),
-    Var("gateway_port", "services", 8080, "Port the gateway listens on, on loopback.", rule.port),
-    Var("gateway_api_keys", "services", [], "Client API keys (secrets: keep them in the vault); stored on the host only as sha256 hashes.", rule.list_of(rule.one_line, "one-line strings")),
+    Var("gateway_port", "services", 8080, "Port the gateway listens on, on loopback (1024 or above: the service runs unprivileged).", rule.unprivileged_port),
+    Var("gateway_api_keys", "services", [], "Client API keys (secrets: keep them in the vault); stored on the host only as sha256 hashes (a key written as `sha256:` and 64 hex digits is taken as its hash).", rule.api_keys),
     # checks
     Var("public_url", "checks", None, "Base URL clients use, e.g. `https://gpu-1.example.com`. Hosts without it are not check targets. No user name or password in it.", rule.url_problem),
     Var("chat_model", "checks", None, "Model for the tiny chat request; default: the first of `required_models`; without either, the chat check does not run.", rule.model_name),
@@ -251,8 +264,11 @@ def value_problem(key: str, value: Any, *, secret: bool = False) -> str | None:
     return problem
 
 
-def host_problems(hostvars: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(variable, problem) for each rule that ties variables of one host together."""
+def host_problems(hostvars: Mapping[str, Any], *, host: str | None = None) -> list[tuple[str, str]]:
+    """(variable, problem) for each rule that ties variables of one host together.
+
+    `host`, the host's inventory name, is the caddy role's last choice of a site name.
+    """
 
     def get(key: str) -> Any:
         value = hostvars.get(key)
@@ -275,6 +291,8 @@ def host_problems(hostvars: Mapping[str, Any]) -> list[tuple[str, str]]:
         for key in ("caddy_tls_cert_file", "caddy_tls_key_file"):
             if not get(key):
                 problems.append(("caddy_tls", f"files, but {key} is not set"))
+    if enabled(hostvars, "caddy") and not get("caddy_site_names"):
+        problems += _site_name_problems(hostvars.get("public_url"), host)
     warn, fail = get("tls_warn_days"), get("tls_fail_days")
     if isinstance(warn, int) and isinstance(fail, int) and fail > warn:
         problems.append(("tls_fail_days", f"{fail} exceeds tls_warn_days ({warn})"))
@@ -292,17 +310,48 @@ def host_problems(hostvars: Mapping[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def validate(hostvars: Mapping[str, Any], *, where: str) -> None:
+def _is_ip(name: Any) -> bool:
+    try:
+        ipaddress.ip_address(str(name))
+    except ValueError:
+        return False
+    return True
+
+
+def _site_name_problems(public_url: Any, host: str | None) -> list[tuple[str, str]]:
+    """The site name the caddy role derives without caddy_site_names (see deploys/caddy.py):
+    public_url's host name, else the inventory name; Caddy must be able to serve it."""
+    if public_url is not None:
+        if rule.url_problem(public_url):
+            return []  # reported as public_url's own problem
+        name = urlsplit(public_url).hostname
+        if rule.site_name(name) and not _is_ip(name):  # an IP is a site address too
+            text = (
+                f"its host name {name!r} is not a site name Caddy can serve; set caddy_site_names"
+            )
+            return [("public_url", text)]
+        return []
+    if host is not None and rule.site_name(host):
+        text = (
+            f"no site name: public_url is not set and the host's name {host!r} is not a host name"
+            " (set caddy_site_names or public_url)"
+        )
+        return [("caddy_site_names", text)]
+    return []
+
+
+def validate(hostvars: Mapping[str, Any], *, where: str, host: str | None = None) -> None:
     """ConfigError for the first unknown variable or bad value; `where` names file and host.
 
-    The inventory loader already runs these rules where each value is set; this is for
-    variables that come from elsewhere.
+    The validation step: the inventory loader runs these rules where each value is set, and
+    this runs them on variables that come from elsewhere. The roles render only values that
+    passed it. `host` is the host's inventory name (see host_problems).
     """
     for key, value in hostvars.items():
         problem = name_problem(key) or value_problem(key, value)
         if problem:
             raise ConfigError(f"{where}: {key}: {problem}")
-    for key, problem in host_problems(hostvars):
+    for key, problem in host_problems(hostvars, host=host):
         raise ConfigError(f"{where}: {key}: {problem}")
 
 

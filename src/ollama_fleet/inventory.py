@@ -312,7 +312,7 @@ class _Fleet:
                     else:
                         values[setting.key] = setting.value
                         origins[setting.key] = setting.origin
-            for key, text in hostvars.host_problems(values):
+            for key, text in hostvars.host_problems(values, host=name):
                 conflicts.setdefault((origins.get(key, host.origin), key, text), []).append(name)
             merged.append(Host(name=name, groups=tuple(groups), vars=values, origins=origins))
         for (origin, key, text), names in conflicts.items():

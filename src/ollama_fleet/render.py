@@ -1,9 +1,11 @@
 """Render the files the deploy roles put on hosts: Caddyfile, nftables.conf, units, service configs.
 
-Pure functions: each takes one role's resolved variables (`hostvars.resolved(hostvars, role)`)
-plus explicit keyword parameters and returns the file's text. Every value is checked again here
-and quoted for the syntax of the file it lands in; a bad one raises ConfigError naming the
-variable (never echoing a secret).
+Pure functions: each takes one role's resolved variables (`hostvars.resolved(hostvars, role)`),
+already validated, plus the role's own keyword parameters, and returns the file's text. The
+validation is its own step, before anything renders: the rules of every variable, and those that
+tie variables together, are in ollama_fleet.hostvars, which the inventory loader runs where each
+value is set. Here values are only quoted for the syntax of the file they land in. A parameter
+the file's syntax cannot hold raises ValueError: that is a bug in the role that passed it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from ollama_fleet import hostvars
-from ollama_fleet.errors import ConfigError
+from ollama_fleet.hostvars import OLLAMA_ENV
 from ollama_fleet.values import port_problem
 
 CONFIG_DIR = "/etc/ollama-fleet"
@@ -36,7 +37,6 @@ OLLAMA_HOME = "/usr/share/ollama"
 OLLAMA_HOST_HEADER = "localhost:11434"
 MANAGED = "# Managed by ollama-fleet (the services role): overwritten on the next deploy.\n"
 
-SECRET_VARS = hostvars.SECRET_VARS
 # Ollama's endpoints that change the server (models pulled, pushed, deleted, created, copied,
 # blobs uploaded): Caddy refuses them from outside unless caddy_open_admin_endpoints is set.
 OLLAMA_ADMIN_PATHS = (
@@ -50,30 +50,17 @@ OLLAMA_ADMIN_PATHS = (
 CADDY_ADMIN_SOCKET = "/run/caddy/admin.sock"
 # Directories that systemd's ProtectHome= hides or makes read-only.
 HOME_DIRS = (PurePosixPath("/home"), PurePosixPath("/root"), PurePosixPath("/run/user"))
-# Environment the ollama role sets from its own variables; ollama_extra_env may not repeat them.
-OLLAMA_ENV = {
-    "OLLAMA_HOST": "ollama_host",
-    "OLLAMA_MODELS": "ollama_models_dir",
-    "OLLAMA_KEEP_ALIVE": "ollama_keep_alive",
-    "OLLAMA_NUM_PARALLEL": "ollama_num_parallel",
-    "OLLAMA_MAX_LOADED_MODELS": "ollama_max_loaded_models",
-    "OLLAMA_MAX_QUEUE": "ollama_max_queue",
-    "OLLAMA_FLASH_ATTENTION": "ollama_flash_attention",
-    "OLLAMA_ORIGINS": "ollama_origins",
-}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Characters that need no quoting in ExecStart=, a Caddyfile, or anywhere else we put a path.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
 _CADDY_PLAIN = re.compile(r"[A-Za-z0-9._/:@+=,~-]+")
-# Quoted strings and comments first, so their braces do not count; then the braces themselves.
-_CADDY_TOKENS = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`|(?:^|(?<=\s))#[^\n]*|[{}]')
+# What a site address may be written as: a name, a wildcard, an address with a port.
+_CADDY_SITE = re.compile(r"[A-Za-z0-9*._:\[\]-]+")
 _CADDY_UNQUOTABLE = re.compile(r'[\x00-\x1f\x7f"\\{}`]')
 _UPSTREAM = re.compile(r"(?:http://)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})")
 _HOST_PORT = re.compile(r"(?:https?://)?(.*):([0-9]{1,5})")
-_EMAIL = re.compile(r"[^\s@\"\\{}`]+@[^\s@\"\\{}`]+\.[^\s@\"\\{}`]+")
 _URL = re.compile(r"https?://[^\s\"\\{}`]+")
-_TIMESPAN = hostvars.TIMESPAN
 _SHA256_KEY = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -108,20 +95,19 @@ def render_caddyfile(
     """
     names = list(dict.fromkeys(site_names))
     if not names:
-        raise ConfigError("caddy_site_names: no site name (set it or public_url)")
-    _check("caddy_site_names", names)
+        raise ValueError("site_names: none given (deploys/caddy.py always derives one)")
+    for name in names:
+        if not _CADDY_SITE.fullmatch(name):
+            raise ValueError(f"site_names: {name!r} cannot be written as a Caddyfile site address")
     tls_mode = _value(caddy_vars, "caddy_tls")
     if (tls_mode == "files") != bool(cert_file and key_file):
-        raise ConfigError(
+        raise ValueError(
             f"caddy_tls is {tls_mode}: cert_file and key_file go with files, and only with files"
         )
     global_options = []
     tls = ""
     if tls_mode == "acme":
-        email = _value(caddy_vars, "caddy_acme_email")
-        if not _EMAIL.fullmatch(email):
-            raise ConfigError(f"caddy_acme_email: {email!r} is not an e-mail address")
-        global_options.append(f"email {email}")
+        global_options.append(f"email {_value(caddy_vars, 'caddy_acme_email')}")
     elif tls_mode == "internal":
         # Caddy cannot add its root to the host's trust store as the caddy user; don't try.
         global_options.append("skip_install_trust")
@@ -129,13 +115,11 @@ def render_caddyfile(
     else:
         tls = " ".join(
             _caddy_token(_absolute_path(path, name), name)
-            for path, name in ((cert_file, "caddy_tls_cert_file"), (key_file, "caddy_tls_key_file"))
+            for path, name in ((cert_file, "cert_file"), (key_file, "key_file"))
         )
     match = _UPSTREAM.fullmatch(upstream)
-    if not match or not 0 < int(match.group(1)) < 65536:
-        raise ConfigError(f"upstream: {upstream!r} is not HOST:PORT")
-    extra = _value(caddy_vars, "caddy_extra_directives").strip("\n")
-    _check_braces(extra, "caddy_extra_directives")
+    if not match or port_problem(int(match.group(1))):
+        raise ValueError(f"upstream: {upstream!r} is not HOST:PORT")
     return _template("Caddyfile.j2").render(
         global_options=global_options,
         hsts=_value(caddy_vars, "caddy_hsts"),
@@ -149,34 +133,22 @@ def render_caddyfile(
         admin_paths=[f"{path}{tail}" for path in OLLAMA_ADMIN_PATHS for tail in ("", "/*")],
         ollama_host_header=OLLAMA_HOST_HEADER,
         response_timeout=_caddy_duration(caddy_vars),
-        extra_directives=extra,
+        extra_directives=_value(caddy_vars, "caddy_extra_directives").strip("\n"),
     )
 
 
 def _caddy_duration(caddy_vars: Mapping[str, Any]) -> str:
     value = str(_value(caddy_vars, "caddy_response_timeout"))
-    if value.startswith("-"):
-        raise ConfigError(f"caddy_response_timeout: {value!r} is negative")
     # Caddy wants a unit; a bare number in the table means seconds.
     return value if value[-1].isalpha() else f"{value}s"
 
 
-def _check_braces(directives: str, name: str) -> None:
-    """Refuse unbalanced braces: Caddy 2.6 silently accepts a site block left open at the end."""
-    depth = 0
-    for token in _CADDY_TOKENS.findall(directives):
-        depth += {"{": 1, "}": -1}.get(token, 0)
-        if depth < 0:
-            raise ConfigError(f"{name}: a }} closes the site block; its braces must balance")
-    if depth:
-        raise ConfigError(f"{name}: a {{ is never closed; its braces must balance")
-
-
 def _caddy_token(value: str, name: str) -> str:
+    """One Caddyfile token: as it is when plain, else double-quoted."""
     if _CADDY_PLAIN.fullmatch(value):
         return value
     if _CADDY_UNQUOTABLE.search(value):
-        raise ConfigError(f'{name}: {value!r} has a character a Caddyfile cannot hold (" \\ {{ }})')
+        raise ValueError(f'{name}: {value!r} has a character a Caddyfile cannot hold (" \\ {{ }})')
     return f'"{value}"'
 
 
@@ -187,8 +159,8 @@ def plan_firewall(
     firewall_vars: Mapping[str, Any], *, ollama_port: int, http_ports: Iterable[int] = (80, 443)
 ) -> tuple[FirewallRule, ...]:
     """The input chain's accept rules, in order: sshd first, then HTTP(S), then the rest."""
-    _check_port(ollama_port, "ollama_port")
-    web = tuple(sorted({_check_port(port, "http_ports") for port in http_ports}))
+    _port(ollama_port, "ollama_port")
+    web = tuple(sorted({_port(port, "http_ports") for port in http_ports}))
     extra = tuple(sorted(set(_value(firewall_vars, "firewall_extra_tcp_ports"))))
     metrics = tuple(sorted(set(_value(firewall_vars, "firewall_metrics_ports"))))
     rules = [FirewallRule((_value(firewall_vars, "sshd_port"),), "sshd_port")]
@@ -265,13 +237,7 @@ def render_ollama_unit(
 def render_ollama_dropin(ollama_vars: Mapping[str, Any]) -> str:
     """/etc/systemd/system/ollama.service.d/ollama-fleet.conf: Ollama's settings as Environment=."""
     env: dict[str, Any] = {key: _value(ollama_vars, name) for key, name in OLLAMA_ENV.items()}
-    for origin in env["OLLAMA_ORIGINS"]:
-        if "," in origin or not origin.strip():
-            raise ConfigError(f"ollama_origins: {origin!r} is not one origin (list each one)")
     extra = _value(ollama_vars, "ollama_extra_env")
-    for key in extra:
-        if key in OLLAMA_ENV:
-            raise ConfigError(f"ollama_extra_env: {key} is set by {OLLAMA_ENV[key]}; use that")
     env["OLLAMA_MODELS"] = _absolute_path(env["OLLAMA_MODELS"], "ollama_models_dir")
     # Left out when off or empty, so Ollama's own default applies.
     env["OLLAMA_FLASH_ATTENTION"] = 1 if env["OLLAMA_FLASH_ATTENTION"] else None
@@ -298,14 +264,11 @@ def render_fleet_check_service(services_vars: Mapping[str, Any]) -> str:
 def render_fleet_check_timer(services_vars: Mapping[str, Any]) -> str:
     """ollama-fleet-check.timer: two minutes after boot, then every fleet_check_interval."""
     interval = _value(services_vars, "fleet_check_interval").strip()
-    if not _TIMESPAN.fullmatch(interval):
-        raise ConfigError(f"fleet_check_interval: {interval!r} is not a time span such as 5min")
     return _template("ollama-fleet-check.timer.j2").render(interval=interval)
 
 
 def render_monitor_service(services_vars: Mapping[str, Any]) -> str:
     """ollama-fleet-monitor.service: `ollama-fleet monitor` on monitor.yml."""
-    _unprivileged_port(services_vars, "monitor_port")
     return _template("ollama-fleet-monitor.service.j2").render(
         **_service_context(services_vars), config=MONITOR_CONFIG
     )
@@ -313,7 +276,6 @@ def render_monitor_service(services_vars: Mapping[str, Any]) -> str:
 
 def render_gateway_service(services_vars: Mapping[str, Any]) -> str:
     """ollama-fleet-gateway.service: `ollama-fleet gateway` on gateway.yml."""
-    _unprivileged_port(services_vars, "gateway_port")
     return _template("ollama-fleet-gateway.service.j2").render(
         **_service_context(services_vars), config=GATEWAY_CONFIG
     )
@@ -325,13 +287,11 @@ def render_gateway_config(services_vars: Mapping[str, Any], *, ollama_host: str)
     A key already written as `sha256:<64 hex digits>` is taken as its hash.
     """
     hashes = set()
-    for index, key in enumerate(_value(services_vars, "gateway_api_keys"), start=1):
-        if not key.strip() or key != key.strip():
-            raise ConfigError(f"gateway_api_keys: key {index} is empty or has blanks around it")
+    for key in _value(services_vars, "gateway_api_keys"):
         digest = hashlib.sha256(key.encode()).hexdigest()
         hashes.add(key if _SHA256_KEY.fullmatch(key) else f"sha256:{digest}")
     document = {
-        "listen": f"127.0.0.1:{_unprivileged_port(services_vars, 'gateway_port')}",
+        "listen": f"127.0.0.1:{_value(services_vars, 'gateway_port')}",
         "upstreams": [f"http://{dial_address(ollama_host)}"],
         "api_keys": sorted(hashes),
     }
@@ -342,24 +302,23 @@ def render_gateway_config(services_vars: Mapping[str, Any], *, ollama_host: str)
 def render_monitor_config(services_vars: Mapping[str, Any], *, targets_url: str) -> str:
     """monitor.yml: metrics port, what to watch and where to alert (a secret: mode 0640)."""
     if not _URL.fullmatch(targets_url):
-        raise ConfigError(f"targets_url: {targets_url!r} is not an http(s) URL")
+        raise ValueError(f"targets_url: {targets_url!r} is not an http(s) URL")
     document: dict[str, Any] = {
         "port": _value(services_vars, "monitor_port"),
         "targets_url": targets_url,
     }
     webhook = _value(services_vars, "monitor_webhook_url")
     if webhook:
-        if not _URL.fullmatch(webhook):
-            raise ConfigError("monitor_webhook_url: not an http(s) URL (value not shown: a secret)")
         document["webhook_url"] = webhook
     return MANAGED + _yaml(document)
 
 
 def dial_address(host_port: str) -> str:
-    """Where a local client reaches a listen address: wildcards become loopback, no scheme."""
+    """Where a local client reaches a listen address (ollama_host, validated as HOST:PORT):
+    wildcards become loopback, no scheme."""
     match = _HOST_PORT.fullmatch(host_port)
-    if not match or not 0 < int(match.group(2)) < 65536:
-        raise ConfigError(f"ollama_host: {host_port!r} is not HOST:PORT")
+    if not match or port_problem(int(match.group(2))):
+        raise ValueError(f"ollama_host: {host_port!r} is not HOST:PORT")
     host, port = match.groups()
     host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}.get(host, host)
     return f"{host}:{port}"
@@ -373,61 +332,51 @@ def _service_context(services_vars: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _unprivileged_port(services_vars: Mapping[str, Any], name: str) -> int:
-    port: int = _value(services_vars, name)
-    if port < 1024:
-        raise ConfigError(f"{name}: {port} needs privileges the service does not have; use >= 1024")
-    return port
-
-
 def _yaml(document: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False)
 
 
-# -- shared checks and quoting -----------------------------------------------------------------
+# -- reading and quoting -----------------------------------------------------------------------
 
 
 def _value(role_vars: Mapping[str, Any], name: str) -> Any:
-    """A role variable, checked against the table in hostvars."""
+    """A role variable as it is: validated before rendering (ollama_fleet.hostvars)."""
     if name not in role_vars:
-        raise ConfigError(f"{name}: missing (pass hostvars.resolved(...) for its role)")
-    _check(name, role_vars[name])
+        raise ValueError(f"{name}: missing (pass hostvars.resolved(...) for its role)")
     return role_vars[name]
 
 
-def _check(name: str, value: Any) -> None:
-    problem = hostvars.BY_NAME[name].check(value)
-    if problem:
-        if name in SECRET_VARS:
-            problem = "invalid value (not shown: it is a secret)"
-        raise ConfigError(f"{name}: {problem}")
-
-
-def _check_port(value: Any, name: str) -> int:
+def _port(value: Any, name: str) -> int:
+    """A port the role passes (constants, or one read from a validated ollama_host)."""
     problem = port_problem(value)
     if problem:
-        raise ConfigError(f"{name}: {problem}")
+        raise ValueError(f"{name}: {problem}")
     return int(value)
 
 
 def _absolute_path(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.startswith("/") or _CONTROL.search(value):
-        raise ConfigError(f"{name}: {value!r} is not an absolute path")
+        raise ValueError(f"{name}: {value!r} is not an absolute path")
     return str(PurePosixPath(value))
 
 
 def _exec_path(value: Any, name: str) -> str:
-    """A path for ExecStart=, where systemd would expand $, % and quotes: plain characters only."""
+    """A path for ExecStart=, where systemd would expand $, % and quotes: plain characters only
+    (a path variable's rule in hostvars allows no others)."""
     path = _absolute_path(value, name)
     if not _PLAIN_PATH.fullmatch(path):
-        raise ConfigError(f"{name}: {path!r} may hold only letters, digits and . _ + @ / -")
+        raise ValueError(f"{name}: {path!r} may hold only letters, digits and . _ + @ / -")
     return path
 
 
 def _systemd_quote(value: str, name: str) -> str:
-    """One double-quoted systemd word: `\\`, `"` escaped, `%` doubled (specifiers)."""
+    """One double-quoted systemd word: `\\`, `"` escaped, `%` doubled (specifiers).
+
+    A control character has no quoting there; the variables' rules refuse them.
+    """
     if _CONTROL.search(value):
-        raise ConfigError(f"{name}: {value!r} holds a control character such as a newline")
+        # not shown: ollama_extra_env may hold a secret
+        raise ValueError(f"{name}: a value holds a control character such as a newline")
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
     return f'"{escaped}"'
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from difflib import get_close_matches
 from typing import Any
 from urllib.parse import urlsplit
@@ -198,6 +198,77 @@ def not_yet(service: str) -> Check:
 def duration(value: Any) -> str | None:
     ok = isinstance(value, str) and re.fullmatch(r"-?[0-9]+(ms|s|m|h)?", value)
     return None if ok else f"{value!r} is not a duration such as 5m, 30s or -1"
+
+
+def wait_duration(value: Any) -> str | None:
+    """A duration to wait for: as `duration`, but never negative (-1 means nothing here)."""
+    problem = duration(value)
+    if problem is None and value.startswith("-"):
+        return f"{value!r} is negative"
+    return problem
+
+
+def unprivileged_port(value: Any) -> str | None:
+    """A port a service without privileges may listen on."""
+    problem = port(value)
+    if problem is None and value < 1024:
+        return f"{value} needs privileges the service does not have; use >= 1024"
+    return problem
+
+
+# Caddyfile tokens that may hold braces which do not count: quoted strings and comments first,
+# then the braces themselves.
+CADDY_TOKENS = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`|(?:^|(?<=\s))#[^\n]*|[{}]')
+
+
+def caddy_directives(value: Any) -> str | None:
+    """Raw Caddyfile directives; braces balanced, since Caddy 2.6 silently takes a site block
+    left open at the end of the file."""
+    if not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    depth = 0
+    for token in CADDY_TOKENS.findall(value):
+        depth += {"{": 1, "}": -1}.get(token, 0)
+        if depth < 0:
+            return "a } closes the site block; its braces must balance"
+    return "a { is never closed; its braces must balance" if depth else None
+
+
+def http_url(value: Any) -> str | None:
+    """An http(s) URL on one line, or empty (not set)."""
+    problem = one_line(value)
+    if problem or value == "":
+        return problem
+    ok = re.fullmatch(r"https?://[^\s\"\\{}`]+", value)
+    return None if ok else f"expected an http(s) URL, got {value!r}"
+
+
+def api_keys(value: Any) -> str | None:
+    """Client API keys: strings on one line, none empty or with blanks around it."""
+    if not isinstance(value, list):
+        return f"expected a list of one-line strings, got {value!r}"
+    for index, key in enumerate(value, start=1):
+        problem = one_line(key)
+        if problem:
+            return f"key {index}: {problem}"
+        if not key.strip() or key != key.strip():
+            return f"key {index} is empty or has blanks around it"
+    return None
+
+
+def extra_env(managed: Mapping[str, str]) -> Check:
+    """`env_map`, refusing the names in `managed` (environment name: the variable that sets it)."""
+
+    def check(value: Any) -> str | None:
+        problem = env_map(value)
+        if problem:
+            return problem
+        for key in value:
+            if key in managed:
+                return f"{key} is set by {managed[key]}; use that"
+        return None
+
+    return check
 
 
 def env_map(value: Any) -> str | None:

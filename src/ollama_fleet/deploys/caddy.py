@@ -59,7 +59,7 @@ def site_names(configured: list[str], public_url: str | None, fallback: str) -> 
     if public_url:
         name = urlsplit(public_url).hostname
         if name:
-            return [name]
+            return [f"[{name}]" if ":" in name else name]  # Caddy writes IPv6 in brackets
     return [fallback]
 
 
