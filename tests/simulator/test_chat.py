@@ -168,7 +168,11 @@ def test_empty_chat_loads_and_keep_alive_zero_unloads(client: httpx.Client) -> N
 def test_num_predict_is_capped(client: httpx.Client) -> None:
     body = client.post(
         "/api/generate",
-        json={"model": "llama3.2:1b", "prompt": "a", "stream": False,
-              "options": {"num_predict": 10**12}},
-    ).json()  # fmt: skip
+        json={
+            "model": "llama3.2:1b",
+            "prompt": "a",
+            "stream": False,
+            "options": {"num_predict": 10**12},
+        },
+    ).json()
     assert body["eval_count"] == 4096

@@ -112,8 +112,11 @@ def test_status_fault_on_v1_is_openai_shaped(client: httpx.Client, oai: openai.O
     with pytest.raises(openai.RateLimitError) as caught:
         oai.models.list()
     assert caught.value.body == {
-        "message": "too many requests", "type": "api_error", "param": None, "code": None
-    }  # fmt: skip
+        "message": "too many requests",
+        "type": "api_error",
+        "param": None,
+        "code": None,
+    }
 
 
 def test_malformed(client: httpx.Client, ollama_client: ollama.Client) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 import ollama_fleet.simulator as simulator
-from ollama_fleet.testbed.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +21,14 @@ def test_exports() -> None:
         "Faults",
         "SimModel",
         "serve",
+        "listen",
+        "serve_socket",
     }
     assert "test double" in (simulator.__doc__ or "")
 
 
-def test_serve_prints_a_banner_and_serves() -> None:
-    port = free_port()
-    code = f"from ollama_fleet.simulator import serve; serve(port={port})"
+def test_serve_prints_a_banner_with_the_bound_port_and_serves() -> None:
+    code = "from ollama_fleet.simulator import serve; serve(port=0)"
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -36,14 +36,9 @@ def test_serve_prints_a_banner_and_serves() -> None:
         assert process.stdout is not None
         banner = process.stdout.readline()
         assert "simulator" in banner and "test double" in banner and "not Ollama" in banner
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/api/version")
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline, "serve() did not start"
-                time.sleep(0.05)
+        url = banner.rsplit(" ", 1)[-1].strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9]\d*", url), banner
+        response = httpx.get(f"{url}/api/version", timeout=10)
         assert response.json() == {"version": "0.12.0-simulator"}
         assert response.headers["x-ollama-simulator"] == "1"
     finally:

@@ -26,8 +26,15 @@ def test_ps_lists_models_after_use(fresh_url: str) -> None:
     assert [m["name"] for m in running] == ["nomic-embed-text:latest", "llama3.2:1b"]
     entry = running[1]
     assert set(entry) == {
-        "name", "model", "size", "digest", "details", "expires_at", "size_vram", "context_length"
-    }  # fmt: skip
+        "name",
+        "model",
+        "size",
+        "digest",
+        "details",
+        "expires_at",
+        "size_vram",
+        "context_length",
+    }
     assert entry["size_vram"] == entry["size"] == 1_321_098_329
     assert ps_models[1].expires_at is not None
 

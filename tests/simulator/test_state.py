@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import stat
+from pathlib import Path
+
 import pytest
 
+from ollama_fleet.errors import ConfigError
 from ollama_fleet.simulator import Faults, SimulatorConfig, model_from_name
 from ollama_fleet.simulator.state import (
     DEFAULT_KEEP_ALIVE_S,
@@ -66,3 +71,24 @@ def test_faults_for_respects_paths() -> None:
     assert state.faults_for("/api/tags") is None
     state.faults = Faults()
     assert state.faults_for("/api/chat") is None
+
+
+def test_a_pulled_model_is_remembered_in_models_dir(tmp_path: Path) -> None:
+    config = SimulatorConfig(models=(), models_dir=tmp_path)
+    model = model_from_name("llama3.2:1b")
+    SimulatorState(config).save_manifest(model)
+    manifest = tmp_path / "manifests/registry.ollama.ai/library/llama3.2/1b"
+    assert json.loads(manifest.read_text()) == {"name": "llama3.2:1b", "digest": model.digest}
+    assert stat.S_IMODE(manifest.stat().st_mode) == 0o644
+    assert [p.name for p in manifest.parent.iterdir()] == ["1b"]  # no temporary file left
+    assert SimulatorState(config).find("llama3.2:1b") is not None  # a restart still has it
+
+
+def test_an_unwritable_models_dir_names_the_manifest(tmp_path: Path) -> None:
+    (tmp_path / "manifests").write_text("a file where a directory belongs")
+    state = SimulatorState(SimulatorConfig(models=(), models_dir=tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        state.save_manifest(model_from_name("llama3.2:1b"))
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path}/manifests/registry.ollama.ai/library/llama3.2/1b: ")
+    assert "cannot write the model manifest" in message

@@ -18,11 +18,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ollama_fleet.fsutil import atomic_write
 from ollama_fleet.simulator.ollama_cli import LABEL, VERSION
 
 # The simulator's imports, transitively: all pure Python.
 BUNDLED = ("starlette", "uvicorn", "h11", "anyio", "sniffio", "idna", "click", "typing_extensions")
-OWN_FILES = ("__init__.py", "errors.py")
+OWN_FILES = ("__init__.py", "errors.py", "fsutil.py")  # the simulator's own imports
 EPOCH = (1980, 1, 1, 0, 0, 0)
 MAIN = "from ollama_fleet.simulator.ollama_cli import main\nraise SystemExit(main())\n"
 README = f"""{LABEL}.
@@ -100,9 +101,6 @@ def build_artifact(out_dir: Path) -> Artifact:
         tar.addfile(*_tar_member("bin/ollama", _zipapp(), 0o755))
         tar.addfile(*_tar_member("lib/ollama/SIMULATOR.txt", README.encode(), 0o644))
     data = raw.getvalue()
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "ollama-linux-amd64-simulator.tgz"
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+    atomic_write(path, data, mode=0o644, what="simulator artifact")
     return Artifact(path=path, sha256=hashlib.sha256(data).hexdigest(), version=VERSION)

@@ -108,9 +108,14 @@ def _load_only(state: SimulatorState, body: JsonObject, name: str, field: str) -
     content: Any = {"role": "assistant", "content": ""} if field == "message" else ""
     reason = "unload" if keep_alive_s <= 0 else "load"
     return JSONResponse(
-        {"model": name, "created_at": rfc3339(utcnow()), field: content,
-         "done_reason": reason, "done": True}
-    )  # fmt: skip
+        {
+            "model": name,
+            "created_at": rfc3339(utcnow()),
+            field: content,
+            "done_reason": reason,
+            "done": True,
+        }
+    )
 
 
 async def native_answer(
@@ -151,12 +156,14 @@ def routes(state: SimulatorState) -> list[Route]:
         if not messages:
             return _load_only(state, body, name, "message")
         run = start_run(
-            state, name, "chat",
+            state,
+            name,
+            "chat",
             prompt_tokens=gen.chat_prompt_tokens(messages),
             source_text=gen.last_user_text(messages),
             max_tokens=_num_predict(body),
             keep_alive=body.get("keep_alive"),
-        )  # fmt: skip
+        )
         return await native_answer(state, run, body, "message", request.url.path)
 
     @ollama_endpoint
@@ -168,12 +175,14 @@ def routes(state: SimulatorState) -> list[Route]:
             return _load_only(state, body, name, "response")
         system = opt_str(body, "system") or ""
         run = start_run(
-            state, name, "generate",
+            state,
+            name,
+            "generate",
             prompt_tokens=gen.count_tokens(f"{system} {prompt}") + gen.MESSAGE_OVERHEAD,
             source_text=prompt,
             max_tokens=_num_predict(body),
             keep_alive=body.get("keep_alive"),
-        )  # fmt: skip
+        )
         return await native_answer(state, run, body, "response", request.url.path)
 
     return [

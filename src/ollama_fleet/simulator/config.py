@@ -86,9 +86,12 @@ def model_from_name(name: str) -> SimModel:
     base = base.rsplit("/", 1)[-1]
     if "embed" in base:
         return SimModel(
-            name=full, size=274_302_450, family="bert", parameter_size="137M",
+            name=full,
+            size=274_302_450,
+            family="bert",
+            parameter_size="137M",
             quantization_level="F16",
-        )  # fmt: skip
+        )
     family = re.sub(r"[\d.]+$", "", base) or "llama"
     match = re.search(r"(\d+(?:\.\d+)?)([bm])", tag)
     amount, unit = (float(match.group(1)), match.group(2).upper()) if match else (1.0, "B")

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ollama_fleet.errors import ConfigError
 from ollama_fleet.simulator import generation as gen
 from ollama_fleet.simulator.chat import find_model
 from ollama_fleet.simulator.config import SimModel, model_from_name
@@ -99,11 +100,13 @@ def routes(state: SimulatorState) -> list[Route]:
     async def ps(request: Request) -> Response:
         running = [
             tag_entry(item)
-            | {"expires_at": rfc3339(expires),
-               "size_vram": item.model.size if state.config.gpu else 0,
-               "context_length": CONTEXT_LENGTH}
+            | {
+                "expires_at": rfc3339(expires),
+                "size_vram": item.model.size if state.config.gpu else 0,
+                "context_length": CONTEXT_LENGTH,
+            }
             for item, expires in state.running()
-        ]  # fmt: skip
+        ]
         for entry in running:
             del entry["modified_at"]
         return JSONResponse({"models": running})
@@ -134,8 +137,8 @@ def routes(state: SimulatorState) -> list[Route]:
                 raise ApiError(PULL_ERROR, 500)
             try:
                 state.save_manifest(_pull_target(state, name))
-            except OSError as exc:
-                raise ApiError(_write_error(exc), 500) from None
+            except ConfigError as exc:
+                raise ApiError(str(exc), 500) from None
             state.add(_pull_target(state, name))
             return JSONResponse({"status": "success"})
         return ndjson_stream(_pull_chunks(state, name, known), state.faults_for(request.url.path))
@@ -152,9 +155,11 @@ def routes(state: SimulatorState) -> list[Route]:
             raise BadRequest(str(exc)) from None
         prompt_tokens = sum(gen.count_tokens(text) for text in inputs)
         counters = gen.Counters.for_run(
-            prompt_tokens=prompt_tokens, eval_tokens=0,
-            tokens_per_second=state.config.tokens_per_second, loaded=loaded,
-        )  # fmt: skip
+            prompt_tokens=prompt_tokens,
+            eval_tokens=0,
+            tokens_per_second=state.config.tokens_per_second,
+            loaded=loaded,
+        )
         return JSONResponse(
             {
                 "model": name,
@@ -186,11 +191,6 @@ def routes(state: SimulatorState) -> list[Route]:
     ]
 
 
-def _write_error(exc: OSError) -> str:
-    """Ollama's wording for a manifest it cannot write (e.g. a models dir it does not own)."""
-    return f"open {exc.filename}: {(exc.strerror or 'error').lower()}"
-
-
 def _pull_target(state: SimulatorState, name: str) -> SimModel:
     """What pulling `name` installs: the installed or configured model, else a guessed one."""
     installed = state.find(name)
@@ -209,14 +209,18 @@ async def _pull_chunks(state: SimulatorState, name: str, known: bool) -> AsyncIt
     for digest, total in _layers(target):
         for completed in (0, total // 2, total):
             yield ndjson(
-                {"status": f"pulling {digest[:12]}", "digest": f"sha256:{digest}",
-                 "total": total, "completed": completed}
-            )  # fmt: skip
+                {
+                    "status": f"pulling {digest[:12]}",
+                    "digest": f"sha256:{digest}",
+                    "total": total,
+                    "completed": completed,
+                }
+            )
     yield ndjson({"status": "verifying sha256 digest"})
     try:
         state.save_manifest(target)
-    except OSError as exc:  # e.g. OLLAMA_MODELS owned by someone else, as Ollama reports it
-        yield Final(ndjson({"error": _write_error(exc)}))
+    except ConfigError as exc:  # e.g. OLLAMA_MODELS owned by someone else: the path and why
+        yield Final(ndjson({"error": str(exc)}))
         return
     yield ndjson({"status": "writing manifest"})
     yield Final(ndjson({"status": "success"}), commit=lambda: state.add(target))

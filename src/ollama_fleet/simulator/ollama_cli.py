@@ -60,8 +60,9 @@ def _request(
 
 
 def serve() -> int:
-    from ollama_fleet.simulator import serve as run
+    from ollama_fleet.errors import ConfigError
     from ollama_fleet.simulator.config import KNOWN_NAMES, SimulatorConfig
+    from ollama_fleet.simulator.server import listen, serve_socket
 
     host, port = host_and_port(os.environ.get("OLLAMA_HOST"))
     home = Path(os.environ.get("HOME", "/usr/share/ollama"))
@@ -72,8 +73,13 @@ def serve() -> int:
         loopback_only_hosts=_is_loopback(host),
         models_dir=models_dir,
     )
+    try:
+        sock = listen(host, port)
+    except ConfigError as exc:  # one line, as Ollama's "Error: listen tcp ...: bind: ..."
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     print(f"{LABEL}; models in {models_dir}", file=sys.stderr, flush=True)
-    run(config, host=host, port=port)
+    serve_socket(config, sock)
     return 0
 
 

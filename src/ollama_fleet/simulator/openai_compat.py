@@ -65,18 +65,29 @@ def _model_entry(item: Installed) -> dict[str, Any]:
 
 def _usage(run: Run) -> dict[str, int]:
     prompt, completion = run.counters.prompt_eval_count, run.counters.eval_count
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}  # fmt: skip
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _sse_chunks(run: Run, ident: str, include_usage: bool) -> AsyncIterator[Chunk]:
     def chunk(content: str, finish: str | None) -> dict[str, Any]:
         return {
-            "id": ident, "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": run.name, "system_fingerprint": "fp_ollama",
-            "choices": [{"index": 0, "delta": {"role": "assistant", "content": content},
-                         "finish_reason": finish}],
-        }  # fmt: skip
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": run.name,
+            "system_fingerprint": "fp_ollama",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": content},
+                    "finish_reason": finish,
+                }
+            ],
+        }
 
     async def chunks() -> AsyncIterator[Chunk]:
         async for token in paced(run.tokens, run.rate):
@@ -105,11 +116,13 @@ def routes(state: SimulatorState) -> list[Route]:
         stream = opt_bool(body, "stream", False)
         include_usage = opt_bool(opt_object(body, "stream_options"), "include_usage", False)
         run = start_run(
-            state, name, "chat",
+            state,
+            name,
+            "chat",
             prompt_tokens=gen.chat_prompt_tokens(messages),
             source_text=gen.last_user_text(messages),
             max_tokens=max_tokens,
-        )  # fmt: skip
+        )
         ident = f"chatcmpl-{state.next_id()}"
         if stream:
             return FaultableStream(
@@ -127,12 +140,15 @@ def routes(state: SimulatorState) -> list[Route]:
                 "model": name,
                 "system_fingerprint": "fp_ollama",
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": run.text},
-                     "finish_reason": run.done_reason}
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": run.text},
+                        "finish_reason": run.done_reason,
+                    }
                 ],
                 "usage": _usage(run),
             }
-        )  # fmt: skip
+        )
 
     async def list_models(request: Request) -> Response:
         return JSONResponse(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ollama_fleet.fsutil import atomic_write
 from ollama_fleet.simulator.config import (
     Faults,
     SimModel,
@@ -131,13 +132,12 @@ class SimulatorState:
         self._models[model.name] = Installed(model=model, modified_at=utcnow())
 
     def save_manifest(self, model: SimModel) -> None:
-        """Remember `model` in models_dir (if any); OSError when that is not writable."""
+        """Remember `model` in models_dir (if any); ConfigError naming the file when that
+        is not writable."""
         if self.config.models_dir is not None:
             path = manifest_path(self.config.models_dir, model.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_text(json.dumps({"name": model.name, "digest": model.digest}))
-            temporary.replace(path)
+            manifest = json.dumps({"name": model.name, "digest": model.digest})
+            atomic_write(path, manifest, what="model manifest")
 
     def remove(self, name: str) -> bool:
         """Delete a model; False when it was not installed."""

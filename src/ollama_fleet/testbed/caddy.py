@@ -19,8 +19,14 @@ from ollama_fleet.testbed.certs import CertFiles
 START_TIMEOUT_S = 20.0
 OLLAMA_HOST_HEADER = "localhost:11434"
 # Ollama's endpoints that change the server; the deploy's Caddy refuses them from outside.
-OLLAMA_WRITE_PATHS = ("/api/pull", "/api/push", "/api/delete", "/api/create", "/api/copy",
-                      "/api/blobs")  # fmt: skip
+OLLAMA_WRITE_PATHS = (
+    "/api/pull",
+    "/api/push",
+    "/api/delete",
+    "/api/create",
+    "/api/copy",
+    "/api/blobs",
+)
 WRITE_REFUSAL = '{"error":"forbidden: this endpoint changes the server (testbed Caddy)"}'
 
 
@@ -88,6 +94,14 @@ def render_caddyfile(sites: Iterable[Site], *, storage_dir: Path) -> str:
             # Ollama bound to loopback answers 403 to any non-local Host header.
             f"\t\theader_up Host {OLLAMA_HOST_HEADER}",
             "\t\tflush_interval -1",
+            # Read the client's whole body before asking the upstream (Caddy 2.6.2's name for
+            # it; 2.6.4 added request_buffers). Unbuffered, Go's Transport reads the
+            # client's body once more after sending it, to see EOF; a fast upstream can
+            # answer first, Go's server then closes that body as the answer starts, the
+            # late read fails and the Transport closes the upstream connection mid-answer.
+            # Caddy 2.6.2 logs "aborting with incomplete response" and ends the answer as
+            # if it were whole: a stream without its last lines, or headers and no body.
+            "\t\tbuffer_requests",
             "\t}",
             "}",
         ]

@@ -9,9 +9,10 @@ the checks see it exactly as they would see production hosts.
 from __future__ import annotations
 
 import contextlib
+import re
+import select
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,9 @@ from ollama_fleet.errors import TestbedError
 from ollama_fleet.simulator import Faults, SimulatorConfig, create_app
 from ollama_fleet.testbed.caddy import CaddyProcess, Site, render_caddyfile
 from ollama_fleet.testbed.certs import CertFiles, CertificateAuthority
-from ollama_fleet.testbed.servers import free_ports, serve_in_thread
+from ollama_fleet.testbed.servers import STARTUP_TIMEOUT_S, free_ports, serve_in_thread
+
+BANNER_PORT = re.compile(r"listening on http://[^ ]*:(\d+)$")
 
 # How each kind of certificate is issued: days from now for validity, and the names in it.
 CERT_KINDS: Mapping[str, Mapping[str, Any]] = {
@@ -106,6 +109,7 @@ class LocalFleet:
         self.sites: dict[str, RunningSite] = {}
         self.ca_file: Path | None = None
         self._stack = contextlib.ExitStack()
+        self._logs: list[Path] = []
 
     def __enter__(self) -> LocalFleet:
         try:
@@ -170,15 +174,20 @@ class LocalFleet:
     def _start_simulator(self) -> int:
         if not self.in_processes:
             return self._stack.enter_context(serve_in_thread(create_app(self.simulator)))
-        port = free_ports(1)[0]
-        command = [sys.executable, "-m", "ollama_fleet", "simulator", "--port", str(port)]
+        # --port 0: the simulator binds a free port itself and its banner says which, so
+        # no port is chosen here and then lost to another process before the bind
+        command = [sys.executable, "-m", "ollama_fleet", "simulator", "--port", "0"]
         command += ["--tokens-per-second", str(self.simulator.tokens_per_second)]
         for model in self.simulator.models:
             command += ["--model", model.name]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = self.workdir / f"simulator-{len(self._logs)}.log"
+        self._logs.append(log)
+        with log.open("wb") as stderr:  # a file, not a pipe that nobody reads and that fills
+            proc = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL
+            )
         self._stack.callback(_terminate, proc)
-        _wait_until_answers(port, proc)
-        return port
+        return _port_from_banner(proc, log)
 
     def inventory(self, **all_vars: Any) -> dict[str, Any]:
         """The fleet as an inventory mapping; `all_vars` go into `all.vars`."""
@@ -202,22 +211,34 @@ def _set_faults(port: int, faults: Faults) -> None:
         raise TestbedError(f"simulator on {port} refused faults: {response.text}")
 
 
-def _wait_until_answers(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise TestbedError(f"simulator on port {port} exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/api/version", timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise TestbedError(f"simulator on port {port} did not answer within 15 s")
+def _port_from_banner(proc: subprocess.Popen[bytes], log: Path) -> int:
+    """The port in the first line `ollama-fleet simulator` prints, once it listens there."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], STARTUP_TIMEOUT_S)
+    if not ready:
+        raise TestbedError(f"simulator printed no banner within {STARTUP_TIMEOUT_S:g} s; see {log}")
+    line = proc.stdout.readline().decode(errors="replace")
+    match = BANNER_PORT.search(line)
+    if match is not None:
+        return int(match.group(1))
+    if not line:  # stdout closed before the banner: the process is ending
+        try:
+            code = proc.wait(timeout=STARTUP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise TestbedError(f"simulator closed its stdout without a banner; see {log}") from None
+        raise TestbedError(f"simulator exited with {code}: {_last_line(log)}")
+    raise TestbedError(f"simulator printed {line.strip()!r} instead of its banner; see {log}")
+
+
+def _last_line(log: Path) -> str:
+    lines = log.read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "(no output)"
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
+        proc.communicate()
