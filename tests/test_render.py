@@ -625,3 +625,16 @@ def test_monitor_config_without_webhook_has_no_webhook() -> None:
 def test_monitor_config_refuses_a_targets_url_its_role_passes_wrong() -> None:
     message = role_bug(render.render_monitor_config, role("services"), targets_url="example.com")
     assert message == "targets_url: 'example.com' is not an http(s) URL"
+
+
+def test_caddyfile_reads_the_request_before_the_upstream_in_each_caddys_words() -> None:
+    # Caddy 2.6.2 (Debian 12) drops the upstream connection when a fast answer comes before
+    # the request body was read to its end, and ends the answer as if complete; 2.6.4 renamed
+    # the directive. (test_render_tools validates the 2.6.2 form with the real caddy.)
+    legacy = caddyfile()
+    current = caddyfile(legacy_buffering=False)
+
+    assert "\t\tbuffer_requests\n\t\tmax_buffer_size 1MB\n" in legacy
+    assert "request_buffers" not in legacy
+    assert "\t\trequest_buffers 1MB\n" in current
+    assert "buffer_requests" not in current and "max_buffer_size" not in current

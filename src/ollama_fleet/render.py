@@ -48,6 +48,9 @@ OLLAMA_ADMIN_PATHS = (
     "/api/blobs",
 )
 CADDY_ADMIN_SOCKET = "/run/caddy/admin.sock"
+# Requests are buffered up to this size before they reach Ollama (a chat is a few kB; an
+# image prompt above it is streamed as before); small, as every concurrent request may hold it.
+REQUEST_BUFFER = "1MB"
 # Directories that systemd's ProtectHome= hides or makes read-only.
 HOME_DIRS = (PurePosixPath("/home"), PurePosixPath("/root"), PurePosixPath("/run/user"))
 
@@ -87,10 +90,15 @@ def render_caddyfile(
     key_file: str | None = None,
     log_file: str = "/var/log/caddy/access.log",
     admin_socket: str = CADDY_ADMIN_SOCKET,
+    legacy_buffering: bool = True,
 ) -> str:
     """/etc/caddy/Caddyfile: one HTTPS site for all `site_names`, streaming to `upstream`.
 
     `cert_file`/`key_file` are the host paths of the certificate files (caddy_tls: files).
+    Requests are read (up to REQUEST_BUFFER) before they go to the upstream: Caddy 2.6.2
+    otherwise drops its upstream connection when a fast answer comes before Go has read the
+    request body's end, and ends the client's answer as if it were complete.
+    `legacy_buffering`: 2.6.2's `buffer_requests`; 2.6.4 and later name it `request_buffers`.
     Ollama's write and admin endpoints get 403 unless caddy_open_admin_endpoints is true.
     """
     names = list(dict.fromkeys(site_names))
@@ -134,6 +142,8 @@ def render_caddyfile(
         ollama_host_header=OLLAMA_HOST_HEADER,
         response_timeout=_caddy_duration(caddy_vars),
         extra_directives=_value(caddy_vars, "caddy_extra_directives").strip("\n"),
+        legacy_buffering=legacy_buffering,
+        request_buffer=REQUEST_BUFFER,
     )
 
 

@@ -82,6 +82,8 @@ def caddyfile(v: dict[str, Any]) -> str:
         upstream_is_ollama=is_ollama,
         cert_file=CERT_FILE if files_mode else None,
         key_file=KEY_FILE if files_mode else None,
+        # Debian's and Ubuntu's caddy is 2.6.2; Caddy's own repository has 2.7 and later
+        legacy_buffering=source(v["caddy_source"], host.get_fact(OsRelease)) == "debian",
     )
 
 
