@@ -139,9 +139,11 @@ def test_without_a_terminal_it_refuses_to_ask_and_changes_nothing(inventory: Pat
     done = deploy(str(inventory), "--limit", "gpu-2", cwd=inventory.parent, stdin="y\n")
 
     assert done.returncode == 2
-    assert "stdin is not a terminal" in done.stderr
-    assert "-y" in done.stderr and "--dry" in done.stderr
-    assert "connected" not in done.stdout and "UNREACHABLE" not in done.stdout
+    assert done.stderr.splitlines() == [
+        "Error: stdin is not a terminal, so nobody can answer the confirmation: pass -y to "
+        "change the hosts without asking, or --dry to see what would change"
+    ]
+    assert done.stdout == ""  # refused before any plan, artifact or connection
 
 
 @pytest.mark.parametrize("flag", ["--dry", "--check"])

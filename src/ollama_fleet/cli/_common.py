@@ -216,13 +216,18 @@ def _stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def confirm(question: str) -> None:
-    """Ask before changing hosts; a non-terminal stdin is refused, never read as an answer."""
+def refuse_without_terminal() -> None:
+    """A question nobody can answer is refused up front, before any work, with the way out."""
     if not _stdin_is_terminal():
-        raise click.UsageError(
+        raise FleetConfigError(
             "stdin is not a terminal, so nobody can answer the confirmation: pass -y to "
             "change the hosts without asking, or --dry to see what would change"
         )
+
+
+def confirm(question: str) -> None:
+    """Ask before changing hosts; a non-terminal stdin is refused, never read as an answer."""
+    refuse_without_terminal()
     if not click.confirm(question, default=False):
         click.echo("nothing changed: not confirmed", err=True)
         sys.exit(EXIT_FAILED)

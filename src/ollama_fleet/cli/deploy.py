@@ -17,6 +17,7 @@ from ollama_fleet.cli._common import (
     extra_vars_option,
     limit_option,
     list_hosts_option,
+    refuse_without_terminal,
     vault_password_option,
 )
 
@@ -102,6 +103,8 @@ def deploy(
     from ollama_fleet import controller
     from ollama_fleet.redact import redactor
 
+    if not dry and not yes and not list_hosts:
+        refuse_without_terminal()  # before the plan: nothing is built or read for nothing
     password = VaultPassword(vault_password_file)
     inventory_data = password.load(inventory, extra_vars=extra_vars)
     if list_hosts:
