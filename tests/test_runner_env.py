@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ollama_fleet import controller as deploy
+from ollama_fleet.controller import child
 from ollama_fleet.vault import NEW_PASSWORD_ENV, PASSWORD_ENV
 
 
@@ -25,7 +26,7 @@ def test_the_child_does_not_inherit_the_vault_password(monkeypatch: pytest.Monke
         seen.update(kwargs)
         raise Stop
 
-    monkeypatch.setattr(deploy.subprocess, "Popen", popen)
+    monkeypatch.setattr(child.subprocess, "Popen", popen)
     with pytest.raises(Stop):
         deploy.run_runner({"hosts": []}, on_event=lambda event: None)
     assert PASSWORD_ENV not in seen["env"]

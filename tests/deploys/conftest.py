@@ -32,7 +32,6 @@ from typing import Any
 import pytest
 import yaml
 
-from ollama_fleet import controller as deploy
 from ollama_fleet.controller import (
     Bundle,
     DeployOptions,
@@ -41,6 +40,7 @@ from ollama_fleet.controller import (
     make_plan,
     run_runner,
 )
+from ollama_fleet.controller import plan as controller_plan
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.vault import VAULT_TAG, VaultPassword
 
@@ -294,7 +294,8 @@ def stub_wheel(folder: Path) -> Iterator[Bundle]:
         requirements=("httpx>=0.28",),
     )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(deploy, "build_bundle", lambda cache_dir: bundle)
+        # where make_plan looks it up (a name bound in ollama_fleet.controller.plan)
+        patch.setattr(controller_plan, "build_bundle", lambda cache_dir: bundle)
         yield bundle
 
 
