@@ -400,3 +400,27 @@ def test_redactor_replaces_the_longest_secret_first() -> None:
 
     assert redact("key sk-secret-123 and sk-secret.") == "key *** and ***."
     assert redact("nothing secret") == "nothing secret"
+
+
+def test_a_missing_ssh_key_is_named_at_its_line_before_any_connection(tmp_path: Path) -> None:
+    inventory = fleet(tmp_path, {"gpu-2": f"ssh_key: {tmp_path / 'id_nope'}"})
+    path = tmp_path / "inventory.yml"
+
+    assert plan_error(inventory, tmp_path) == (
+        f"{path}:{line_of(path, 'ssh_key')}: ssh_key: no such file: "
+        f"'{tmp_path / 'id_nope'}' (host gpu-2)"
+    )
+
+
+def test_an_existing_ssh_key_passes(tmp_path: Path) -> None:
+    (tmp_path / "id_ed25519").write_text("a key\n")
+    inventory = fleet(tmp_path, {"gpu-2": f"ssh_key: {tmp_path / 'id_ed25519'}"})
+
+    assert [h.name for h in plan(inventory, tmp_path).hosts] == ["gpu-1", "gpu-2", "cpu-1"]
+
+
+def test_the_services_bundle_finds_the_checkout_it_runs_from() -> None:
+    # the wheel is built from here: a module moved one folder deeper must not lose it
+    from ollama_fleet.controller.bundle import project_root
+
+    assert project_root() == Path(__file__).resolve().parents[1]

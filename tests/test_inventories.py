@@ -40,7 +40,13 @@ def test_committed_lab_inventory_is_what_the_default_lab_writes() -> None:
     assert (ROOT / "inventories" / "lab.yml").read_text() == expected
 
 
-def test_production_example_passes_the_deploy_validation() -> None:
+def test_production_example_passes_the_deploy_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the plan checks that ssh_key (~/.ssh/ollama-fleet) exists: give it one to find
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "ollama-fleet").write_text("a key\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
     inventory = load_inventory(ROOT / "inventories" / "production.example.yml")
     # load_inventory validates every value, strictly, where it is set
     assert {h.name for h in inventory.hosts} == {"gpu-1", "gpu-2", "gpu-3", "gw-1", "mon-1"}

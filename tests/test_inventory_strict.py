@@ -212,3 +212,17 @@ def test_yaml_merge_keys_work_and_an_explicit_key_wins(tmp_path: Path) -> None:
     assert dict(host.vars) == {"ssh_user": "deploy", "ssh_port": 2222}
     assert str(host.origins["ssh_port"]) == f"{path}:8"
     assert str(host.origins["ssh_user"]) == f"{path}:4"
+
+
+def test_a_rule_between_two_values_is_named_where_one_was_set(tmp_path: Path) -> None:
+    # tls_fail_days keeps its default (3): the line to fix is the one that set tls_warn_days
+    path = write(
+        tmp_path,
+        """
+        all:
+          hosts:
+            gpu-1:
+              tls_warn_days: 2
+        """,
+    )
+    assert problems(path) == ["4: tls_warn_days: 2 is below tls_fail_days (3) (host gpu-1)"]

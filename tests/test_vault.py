@@ -642,8 +642,8 @@ def test_rekey_whole_text() -> None:
 
 
 def test_rekey_with_a_wrong_old_password_names_the_value() -> None:
-    text = inline_yaml()
-    with pytest.raises(VaultError, match=r"^inv\.yml: line 18: cannot decrypt vault value"):
+    text = inline_yaml()  # its first value is at line 5, the last at 18
+    with pytest.raises(VaultError, match=r"^inv\.yml: line 5: cannot decrypt vault value"):
         rekey_text(text, old=OTHER, new=VaultPassword("third"), where="inv.yml")
 
 

@@ -636,3 +636,26 @@ def test_encrypt_string_takes_no_value_argument(pwfile: Path) -> None:
     result = invoke(["encrypt-string", "api_key", SECRET, "--vault-password-file", pwfile])
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+def test_a_wrong_password_names_the_first_of_several_values(tmp_path: Path) -> None:
+    first = encrypt_value("api_key", SECRET, VaultPassword(PASSWORD))
+    second = encrypt_value("webhook", SECRET, VaultPassword(PASSWORD))
+    path = tmp_path / "two.yml"
+    path.write_text(
+        "all:\n  vars:\n"
+        + "".join(f"    {line}\n" for line in (first + "\n" + second).splitlines())
+        + "  hosts:\n    gpu-1: {}\n",
+        encoding="utf-8",
+    )
+    wrong, new = tmp_path / "wrong", tmp_path / "new"
+    wrong.write_text("nope\n", encoding="utf-8")
+    new.write_text("a new password\n", encoding="utf-8")
+    for file in (wrong, new):
+        file.chmod(0o600)
+
+    for command in ("view", "rekey"):
+        extra = ["--new-vault-password-file", new] if command == "rekey" else []
+        result = invoke([command, path, "--vault-password-file", wrong, *extra])
+        assert result.exit_code == 2, result.output
+        assert f"{path}: line 3: cannot decrypt vault value" in result.stderr, command

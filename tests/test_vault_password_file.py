@@ -100,10 +100,24 @@ def test_a_script_that_cannot_run(tmp_path: Path, secrets: Path) -> None:
     broken.chmod(0o700)
     result = view(secrets, broken)
     assert result.exit_code == 2
-    assert (
-        result.stderr
-        == f"Error: {broken}: cannot run the vault password script: Exec format error\n"
+    assert result.stderr == (
+        f"Error: {broken}: cannot run the vault password script: Exec format error (if the "
+        "file holds the password itself, `chmod -x` it: an executable file is run as a script)\n"
     )
+
+
+def test_a_plain_password_file_with_the_x_bit_says_how_to_fix_it(
+    tmp_path: Path, secrets: Path
+) -> None:
+    # common on shared or WSL mounts, where every file is executable
+    plain = tmp_path / "pass.txt"
+    plain.write_text("the password\n", encoding="utf-8")
+    plain.chmod(0o700)
+
+    result = view(secrets, plain)
+
+    assert result.exit_code == 2
+    assert "`chmod -x` it" in result.stderr
 
 
 def test_a_hung_script_times_out(tmp_path: Path) -> None:

@@ -295,7 +295,11 @@ def host_problems(hostvars: Mapping[str, Any], *, host: str | None = None) -> li
         problems += _site_name_problems(hostvars.get("public_url"), host)
     warn, fail = get("tls_warn_days"), get("tls_fail_days")
     if isinstance(warn, int) and isinstance(fail, int) and fail > warn:
-        problems.append(("tls_fail_days", f"{fail} exceeds tls_warn_days ({warn})"))
+        # named where it was set: a default on the other side is nobody's line
+        if hostvars.get("tls_fail_days") is None:
+            problems.append(("tls_warn_days", f"{warn} is below tls_fail_days ({fail})"))
+        else:
+            problems.append(("tls_fail_days", f"{fail} exceeds tls_warn_days ({warn})"))
     if hostvars.get("auth_required") is False:
         problems.append(
             (

@@ -7,6 +7,7 @@ or anything the script printed.
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import stat
@@ -91,7 +92,15 @@ def _run_script(path: Path, timeout: float) -> bytes:
             f"{path}: the vault password script did not finish within {timeout:g} s"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot run the vault password script: {exc.strerror}") from None
+        hint = (
+            " (if the file holds the password itself, `chmod -x` it: an executable file "
+            "is run as a script)"
+            if exc.errno == errno.ENOEXEC
+            else ""
+        )
+        raise ConfigError(
+            f"{path}: cannot run the vault password script: {exc.strerror}{hint}"
+        ) from None
     if done.returncode < 0:
         raise ConfigError(
             f"{path}: the vault password script was killed by signal {-done.returncode}"

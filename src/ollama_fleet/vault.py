@@ -285,9 +285,13 @@ def rekey_text(text: str, *, old: VaultPassword, new: VaultPassword, where: str)
     if is_encrypted(text):
         return encrypt_bytes(decrypt_bytes(text, old, where=where, what="vault file"), new)
     seal, lines = sealer(new), split_lines(text)
-    for value in reversed(find_vault_values(text, where=where)):
-        here = f"{where}: line {value.line}"
-        plaintext = decrypt_bytes(value.vaulttext, old, where=here, what="vault value")
+    values = find_vault_values(text, where=where)
+    # decrypted first to last, so a wrong password names the first value's line
+    plaintexts = [
+        decrypt_bytes(v.vaulttext, old, where=f"{where}: line {v.line}", what="vault value")
+        for v in values
+    ]
+    for value, plaintext in reversed(list(zip(values, plaintexts, strict=True))):
         block = [f"{value.indent}{line}" for line in seal(plaintext).splitlines()]
         # Each new line ends as the old ones did; the last keeps whatever the old last had
         # (nothing, at the end of a file without a final newline).
@@ -305,9 +309,13 @@ def reveal_text(text: str, password: VaultPassword, *, where: str) -> str:
     if is_encrypted(text):
         return decrypt_text(text, password, where=where, what="vault file")
     lines = split_lines(text)
-    for value in reversed(find_vault_values(text, where=where)):
-        here = f"{where}: line {value.line}"
-        plaintext = decrypt_text(value.vaulttext, password, where=here, what="vault value")
+    values = find_vault_values(text, where=where)
+    # decrypted first to last, so a wrong password names the first value's line
+    plaintexts = [
+        decrypt_text(v.vaulttext, password, where=f"{where}: line {v.line}", what="vault value")
+        for v in values
+    ]
+    for value, plaintext in reversed(list(zip(values, plaintexts, strict=True))):
         tag_line, last = lines[value.line - 1], line_ending(lines[value.stop - 1])
         shown = json.dumps(plaintext, ensure_ascii=False)
         lines[value.line - 1 : value.stop] = [f"{tag_line[: value.column]}{shown}{last}"]

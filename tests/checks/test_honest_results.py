@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ollama_fleet.checks.classify import NO_API_HINT
+from ollama_fleet.checks.classify import NO_API_HINT, PLAIN_HTTP_HINT
 from ollama_fleet.checks.model import (
     HINTS,
     CheckResult,
@@ -289,3 +289,17 @@ def test_every_http_check_reports_its_timings() -> None:
     assert set(chat) == TIMINGS_KEYS | {"first_token_ms"}
     assert chat["first_token_ms"] == found["chat"].details["first_token_ms"]
     assert chat["first_token_ms"] is not None
+
+
+def test_https_to_a_plain_http_port_says_so_and_how_to_fix_it() -> None:
+    # the most common scheme mistake: https:// pointed at Ollama's own plain-HTTP port
+    with serve_in_thread(create_app(simulator())) as port:
+        found = checks(run([target(f"https://127.0.0.1:{port}")]))
+
+    connectivity = found["connectivity"]
+    assert connectivity.failure_class is FailureClass.TLS_PROTOCOL
+    assert connectivity.summary == (
+        "GET /api/version: TLS handshake failed: the port answers plain HTTP, not TLS"
+    )
+    assert connectivity.hint == PLAIN_HTTP_HINT
+    assert "use http://" in PLAIN_HTTP_HINT

@@ -81,9 +81,10 @@ def test_a_run_that_checks_nothing_exits_2_and_says_why(ollama_url: str) -> None
 
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert f"nothing was checked (no check applies: tls does not apply to {ollama_url})" in (
-        result.stderr
-    )
+    assert (
+        f"Error: nothing was checked (no check applies: tls does not apply to {ollama_url}; "
+        "tls needs an https:// URL)\n"
+    ) == result.stderr
 
 
 def test_an_inventory_without_targets_checks_nothing_and_exits_2(tmp_path: Path) -> None:
@@ -221,3 +222,43 @@ def test_extra_vars_reach_the_checks(tmp_path: Path, ollama_url: str) -> None:
 
     assert result.exit_code == 1, result.output
     assert "no-such-model:7b" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--model", "nonexistent:9b"], "--model"),
+        (["--closed-port", "5"], "--closed-port"),
+        (["--latency", "connect_ms=1,2", "--public-access", "open"], "--public-access, --latency"),
+    ],
+)
+def test_url_options_without_a_url_are_an_error_not_ignored(
+    tmp_path: Path, ollama_url: str, args: list[str], named: str
+) -> None:
+    inventory = _fleet(tmp_path, ollama_url)
+
+    result = check(str(inventory), *args)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert f"Error: {named}: only for --url targets; for inventory hosts set the variable" in (
+        result.stderr
+    )
+
+
+def test_hosts_without_a_public_url_are_named_not_silently_skipped(
+    tmp_path: Path, ollama_url: str
+) -> None:
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(
+        f"all:\n  hosts:\n    a:\n      public_url: {ollama_url}\n"
+        "      public_access: open\n    b:\n      ssh_hostname: 127.0.0.1\n"
+    )
+
+    listed = check(str(inventory), "--list-hosts")
+    ran = check(str(inventory), "--only", "connectivity")
+
+    assert (listed.exit_code, listed.stdout) == (0, "  hosts (1):\n    a\n")
+    assert "not checked (no public_url): b" in listed.stderr
+    assert ran.exit_code == 0, ran.output
+    assert "not checked (no public_url): b" in ran.stderr

@@ -195,7 +195,7 @@ def test_a_dry_run_needs_no_internet_for_the_checksum(inventory: Path, tmp_path:
     done = deploy(
         str(inventory),
         "--limit",
-        "gpu-2",
+        "gpu-2,gpu-3",
         "--check",
         "-e",
         "ollama_artifact=",
@@ -206,10 +206,11 @@ def test_a_dry_run_needs_no_internet_for_the_checksum(inventory: Path, tmp_path:
 
     assert "cannot read" not in done.stderr, done.stderr
     assert (
-        f"NOTE gpu-2: dry run: Ollama 0.12.0's sha256 is read from http://127.0.0.1:{dead}"
-        "/releases/v0.12.0/sha256sum.txt on apply, not now" in done.stderr
+        f"NOTE dry run: Ollama 0.12.0's sha256 is read from http://127.0.0.1:{dead}"
+        "/releases/v0.12.0/sha256sum.txt on apply, not now (gpu-2, gpu-3)" in done.stderr
     )
-    assert done.returncode == 4  # and then the host itself is unreachable
+    assert done.stderr.count("sha256sum.txt") == 1  # one note for the fleet, not one a host
+    assert done.returncode == 4  # and then the hosts themselves are unreachable
 
 
 def test_extra_vars_override_the_inventory_and_are_validated(inventory: Path) -> None:
@@ -218,3 +219,44 @@ def test_extra_vars_override_the_inventory_and_are_validated(inventory: Path) ->
     assert done.returncode == 2
     assert "ssh_prot" in done.stderr and "ssh_port" in done.stderr  # did you mean
     assert "Traceback" not in done.stderr
+
+
+def _on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    """Run the deploy with stdout and stderr on a pseudo-terminal; what it wrote there."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "ollama_fleet", "deploy", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=follower,
+            cwd=cwd,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "TERM": "xterm", **env},
+            timeout=120,
+        )
+    finally:
+        os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize(("env", "coloured"), [({}, True), ({"NO_COLOR": "1"}, False)])
+def test_no_color_is_honoured_on_a_terminal(
+    inventory: Path, env: dict[str, str], coloured: bool
+) -> None:
+    text = _on_a_terminal([str(inventory), "--limit", "gpu-2", "--check"], inventory.parent, env)
+
+    assert "DRY RUN" in text and "UNREACHABLE" in text
+    assert ("\x1b[" in text) is coloured

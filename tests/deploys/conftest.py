@@ -295,7 +295,7 @@ def stub_wheel(folder: Path) -> Iterator[Bundle]:
     )
     with pytest.MonkeyPatch.context() as patch:
         # where make_plan looks it up (a name bound in ollama_fleet.controller.plan)
-        patch.setattr(controller_plan, "build_bundle", lambda cache_dir: bundle)
+        patch.setattr(controller_plan, "build_bundle", lambda cache_dir, build=True: bundle)
         yield bundle
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ollama_fleet.controller import bundle as controller_bundle
 from ollama_fleet.errors import ConfigError
 
 from .answers import marker
@@ -64,3 +65,24 @@ def test_monitor_enabled_is_refused_before_any_host_is_touched(tmp_path: Path) -
     message = str(refused.value)
     refusal = r"inventory.yml:\d+: monitor_enabled: the monitor service is not part"
     assert re.search(refusal, message)
+
+
+@pytest.mark.integration
+def test_a_dry_run_builds_no_bundle_and_plans_it_for_the_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fresh controller (empty cache) with no package index: pip must not be run at all
+    def no_pip(*args: str) -> None:
+        raise AssertionError(f"a dry run ran pip {' '.join(args)}")
+
+    monkeypatch.setattr(controller_bundle, "_pip", no_pip)
+
+    deployed = deploy_fakes(tmp_path, {"fresh": host()}, roles=["services"])
+
+    assert deployed.refusal("fresh") is None
+    planned = [op for op in deployed.plans("fresh") if "built on apply" in op]
+    assert planned == [
+        "services: push ollama_fleet-0.1.0-py3-none-any.whl and its wheels, install it into "
+        f"{VENV} (the bundle is built on apply)"
+    ]
+    assert not list((tmp_path / "cache").glob("bundles/*/*.tar"))

@@ -40,6 +40,11 @@ from ollama_fleet.deploys.unreachable import describe_connect_error
             "Could not connect ([Errno 113] No route to host)",
             "127.0.0.1:2222: no route to the host: check ssh_hostname and the network path",
         ),
+        (
+            "SSH error (No existing session)",
+            "127.0.0.1:2222 accepted the connection but sent no SSH banner: is ssh_port the "
+            "port sshd listens on?",
+        ),
         ("Something new\nsecond line", "127.0.0.1:2222: Something new"),
     ],
 )

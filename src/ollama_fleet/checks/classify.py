@@ -36,6 +36,14 @@ NO_API_HINT = (
 )
 
 
+# OpenSSL's words when an https:// URL reaches a server that answers in plain HTTP
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"})
+PLAIN_HTTP_HINT = (
+    "the URL says https:// but this port speaks plain HTTP (Ollama itself, or a proxy's "
+    "HTTP port): use http:// for it, or the proxy's TLS port (443)"
+)
+
+
 def model_missing_hint(names: Iterable[str]) -> str:
     """How to get the named models onto the host, with this tool and by hand."""
     models = " ".join(names)
@@ -112,6 +120,12 @@ def classify_exception(exc: BaseException, *, action: str) -> Finding:
                 finding.hint,
             )
         if isinstance(cause, ssl.SSLError):
+            if getattr(cause, "reason", None) in _PLAIN_HTTP_REASONS:
+                return fail(
+                    FailureClass.TLS_PROTOCOL,
+                    f"{action}: TLS handshake failed: the port answers plain HTTP, not TLS",
+                    PLAIN_HTTP_HINT,
+                )
             return fail(FailureClass.TLS_PROTOCOL, f"{action}: TLS handshake failed ({cause})")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return fail(FailureClass.BAD_RESPONSE, f"{action}: connection broken mid-answer ({exc})")

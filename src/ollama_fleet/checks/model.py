@@ -57,7 +57,7 @@ HINTS: Mapping[FailureClass, str] = {
     "the proxy hangs; check the URL's scheme and port",
     FailureClass.SLOW: "the answer came, but slower than the latency thresholds allow: look at "
     "the host's load (`nvidia-smi`, `journalctl -u ollama`) and the network path, or set "
-    "latency_thresholds for this host if it is slow by design",
+    "latency_thresholds for this host if it is slow by design (--latency with --url)",
     FailureClass.READ_TIMEOUT: "connected, but the answer was too slow: the server is overloaded "
     "or a model is still loading; see `journalctl -u ollama` on the host",
     FailureClass.TLS_EXPIRED: "the certificate is outside its validity period: renew it "

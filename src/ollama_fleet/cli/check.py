@@ -35,6 +35,45 @@ _SUFFIX_FORMATS = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "h
 _UNREACHABLE = frozenset({"dns", "refused", "connect_timeout"})
 
 
+# the options that describe a --url target (an inventory host has variables for each)
+_URL_ONLY = (
+    ("models", "--model"),
+    ("closed_ports", "--closed-port"),
+    ("open_ports", "--open-port"),
+    ("ca_file", "--ca-file"),
+    ("api_key_env", "--api-key-env"),
+    ("public_access", "--public-access"),
+    ("latency", "--latency"),
+)
+
+
+def _url_only_options_given() -> list[str]:
+    """The --url-only options on the command line: without a --url they would do nothing."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return [
+        flag
+        for name, flag in _URL_ONLY
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+
+
+# what makes a check apply, for the "nothing was checked" message
+_APPLIES_WITH = {
+    "tls": "an https:// URL",
+    "chat": "a model (--model, or required_models / chat_model)",
+    "exposure": "ports (--closed-port/--open-port, or closed_ports / open_ports)",
+}
+
+
+def _what_applies(selected: tuple[str, ...] | None) -> str:
+    needs = [
+        f"{name} needs {_APPLIES_WITH[name]}" for name in selected or () if name in _APPLIES_WITH
+    ]
+    return f"; {'; '.join(needs)}" if needs else ""
+
+
 def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
     names = tuple(split_names(values))
     unknown = sorted(set(names) - set(CHECK_NAMES))
@@ -209,6 +248,13 @@ def check(
 
     if inventory is None and not urls:
         raise click.UsageError("give an INVENTORY, or at least one --url")
+    given = _url_only_options_given()
+    if given and not urls:
+        raise ConfigError(
+            f"{', '.join(given)}: only for --url targets; for inventory hosts set the "
+            "variable instead (required_models, closed_ports, open_ports, tls_ca_file, "
+            "api_key, public_access, latency_thresholds), in the inventory or with -e"
+        )
     if inventory is None and (limit or list_hosts or extra_vars):
         raise click.UsageError("--limit, --list-hosts and -e select from an INVENTORY; give one")
     if urls and not inventory and list_hosts:
@@ -227,11 +273,16 @@ def check(
     targets = []
     if loaded is not None:
         hosts = select_hosts(loaded, limit)
-        if list_hosts:
-            click.echo(host_list(hosts))
-            return
         chosen = {h.name for h in hosts}
         targets = [t for t in targets_from_inventory(loaded) if t.name in chosen]
+        checked = {t.name for t in targets}
+        skipped = [h.name for h in hosts if h.name not in checked]
+        if list_hosts:
+            click.echo(host_list([h for h in hosts if h.name in checked]))
+        if skipped:
+            click.echo(f"not checked (no public_url): {', '.join(skipped)}", err=True)
+        if list_hosts:
+            return
     # a vault value (a key, a webhook URL) never reaches a report, whatever a server echoes
     redact = redactor(escaped_forms(loaded.secrets if loaded else ()))
     seen = {t.name for t in targets}
@@ -263,7 +314,7 @@ def check(
             "no target: the inventory's selected hosts have no public_url"
             if not targets
             else f"no check applies: {', '.join(selected or ())} "
-            f"does not apply to {', '.join(t.url for t in targets)}"
+            f"does not apply to {', '.join(t.url for t in targets)}{_what_applies(selected)}"
         )
         click.echo(f"Error: nothing was checked ({why})", err=True)
         sys.exit(EXIT_USAGE)
@@ -279,7 +330,7 @@ def check(
             progress_out.write(line[:79].ljust(79))
             progress_out.flush()
 
-    click.echo(f"checking {len(targets)} target(s), {total} checks...", err=True)
+    click.echo(f"checking {len(targets)} target(s), {total} check(s)...", err=True)
     try:
         run = asyncio.run(run_checks(targets, settings=settings, only=selected, progress=progress))
     except KeyboardInterrupt:

@@ -126,9 +126,9 @@ def deploy(
     plan = controller.make_plan(inventory_data, options, decrypt=password.decrypt)
     redact = redactor(plan.secrets)
     if dry:
-        click.secho("DRY RUN: nothing on the hosts is changed", fg="cyan", bold=True, err=True)
+        say("DRY RUN: nothing on the hosts is changed", fg="cyan", bold=True, err=True)
     for note in plan.notes:
-        click.secho(f"NOTE {note}", fg="yellow", err=True)
+        say(f"NOTE {note}", fg="yellow", err=True)
     names = ", ".join(h.name for h in plan.hosts)
     verb = "planning" if dry else "deploying"
     click.echo(f"{verb} {len(plan.hosts)} host(s) [{names}], roles: {', '.join(plan.roles)}")
@@ -181,25 +181,25 @@ def _show_event(event: dict[str, Any], *, verbose: bool = False) -> None:
         if event.get("ok"):
             click.echo(f"[{host}] connected")
         else:
-            click.secho(f"[{host}] UNREACHABLE {event.get('error')}", fg="red")
+            say(f"[{host}] UNREACHABLE {event.get('error')}", fg="red")
             if verbose and event.get("detail"):
-                click.secho(f"[{host}]     {event['detail']}", fg="red")
+                say(f"[{host}]     {event['detail']}", fg="red")
     elif kind == "op":
         if not event.get("ok"):
-            click.secho(f"[{host}] FAILED {event['op']}", fg="red")
+            say(f"[{host}] FAILED {event['op']}", fg="red")
             for line in str(event.get("error") or "").splitlines()[-8:]:
-                click.secho(f"[{host}]     {line}", fg="red")
+                say(f"[{host}]     {line}", fg="red")
         elif event.get("changed"):
-            click.secho(f"[{host}] changed {event['op']}", fg="yellow")
+            say(f"[{host}] changed {event['op']}", fg="yellow")
         else:
             click.echo(f"[{host}] ok      {event['op']}")
     elif kind == "plan":
         word = "would change" if event.get("change") else "no change   "
         click.echo(f"[{host}] {word} {event['op']}")
     elif kind == "prepare_error":
-        click.secho(f"[{host}] refused: {event.get('error')}", fg="red")
+        say(f"[{host}] refused: {event.get('error')}", fg="red")
     elif kind == "run_error":
-        click.secho(f"deploy stopped: {event.get('error')}", fg="red")
+        say(f"deploy stopped: {event.get('error')}", fg="red")
 
 
 def _summary(result: Any) -> str:
@@ -216,3 +216,11 @@ def _summary(result: Any) -> str:
         else:
             lines.append(f"  {host.name}: no changes ({host.ops} operation(s))")
     return "\n".join(lines)
+
+
+def say(text: str, *, fg: str | None = None, bold: bool = False, err: bool = False) -> None:
+    """One line, coloured only where checks.reports.use_color allows (a terminal, no NO_COLOR)."""
+    from ollama_fleet.checks.reports import use_color
+
+    stream = sys.stderr if err else sys.stdout
+    click.secho(text, fg=fg, bold=bold, err=err, color=use_color(stream))

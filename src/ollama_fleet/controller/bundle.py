@@ -87,8 +87,12 @@ def _pip(*args: str) -> None:
         raise FleetError(f"services: pip {args[0]} failed: {last[0]}") from None
 
 
-def build_bundle(cache_dir: Path) -> Bundle:
-    """Build (or reuse, keyed by the sources' hash) the services bundle on the controller."""
+def build_bundle(cache_dir: Path, *, build: bool = True) -> Bundle:
+    """Build (or reuse, keyed by the sources' hash) the services bundle on the controller.
+
+    `build=False` (a dry run): a bundle not cached yet is not built (pip would need an
+    index); the Bundle has no sha256, and the services role plans it as built on apply.
+    """
     import io
     import tarfile
 
@@ -104,6 +108,11 @@ def build_bundle(cache_dir: Path) -> Bundle:
     ).hexdigest()[:16]
     folder = cache_dir / "bundles" / key
     archive = folder / f"ollama-fleet-services-{key}.tar"
+    if not archive.is_file() and not build:
+        from ollama_fleet import __version__
+
+        wheel = f"ollama_fleet-{__version__}-py3-none-any.whl"
+        return Bundle(path=archive, sha256="", wheel=wheel, requirements=requirements)
     if not archive.is_file():
         work = cache_dir / "bundles" / f".{key}.tmp"
         if work.exists():

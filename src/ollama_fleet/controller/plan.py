@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,9 +91,11 @@ def make_plan(
     notes: list[str] = []
     entries = []
     bundle: Bundle | None = None
+    unfetched: dict[tuple[str, str], list[str]] = {}  # (version, sums URL): hosts
     inventory_dir = inventory.path.parent
     for host in hosts:
         where = f"{inventory.path}: host {host.name}"
+        _check_ssh_key(host)
         prepared: dict[str, Any] = {}
         if "ollama" in roles and hostvars.enabled(host.vars, "ollama"):
             release = resolve_release(
@@ -104,10 +107,8 @@ def make_plan(
             )
             prepared["ollama"] = release.as_data()
             if not release.sha256:
-                notes.append(
-                    f"{host.name}: dry run: Ollama {release.version}'s sha256 is read from "
-                    f"{release.url.rsplit('/', 1)[0]}/sha256sum.txt on apply, not now"
-                )
+                sums = f"{release.url.rsplit('/', 1)[0]}/sha256sum.txt"
+                unfetched.setdefault((release.version, sums), []).append(host.name)
             if release.simulator:
                 notes.append(
                     f"{host.name}: Ollama comes from the SIMULATOR artifact (a test double of "
@@ -115,7 +116,13 @@ def make_plan(
                 )
         services = hostvars.resolved(host.vars, "services")
         if "services" in roles and hostvars.enabled(services, "services"):
-            bundle = bundle or build_bundle(options.cache_dir)
+            if bundle is None:
+                bundle = build_bundle(options.cache_dir, build=not options.dry)
+                if not bundle.sha256:
+                    notes.append(
+                        "dry run: the services bundle (this project's wheel and its "
+                        "dependencies) is not built yet; the apply builds it, then pushes it"
+                    )
             prepared["bundle"] = bundle.as_data()
         caddy = hostvars.resolved(host.vars, "caddy")
         if (
@@ -135,6 +142,11 @@ def make_plan(
                 )
             secrets.add(prepared["caddy_key"])
         entries.append(host_entry(host, prepared))
+    for (version, sums), names in unfetched.items():
+        notes.append(
+            f"dry run: Ollama {version}'s sha256 is read from {sums} on apply, not now "
+            f"({_hosts(names)})"
+        )
     spec = {
         "hosts": entries,
         "roles": list(roles),
@@ -168,3 +180,26 @@ def hosts_to_check(result: DeployResult, plan: Plan, mode: str) -> tuple[str, ..
         return ()
     names = {h.name for h in (result.hosts if mode == "all" else result.changed)}
     return tuple(h.name for h in plan.hosts if h.name in names and h.vars.get("public_url"))
+
+
+def _check_ssh_key(host: Host) -> None:
+    """A missing ssh_key is named at its line here, not as pyinfra's traceback from each host.
+
+    pyinfra reads the key as given (with ~ expanded), else relative to the working directory.
+    """
+    value = host.vars.get("ssh_key")
+    if not value or host.name.startswith("@"):  # @connector/NAME hosts do not use SSH
+        return
+    path = Path(str(value)).expanduser()
+    if path.is_file() and os.access(path, os.R_OK):
+        return
+    origin = host.origins.get("ssh_key")
+    where = str(origin) if origin is not None else f"host {host.name}"
+    why = "cannot be read" if path.exists() else "no such file"
+    raise ConfigError(f"{where}: ssh_key: {why}: {str(path)!r} (host {host.name})")
+
+
+def _hosts(names: list[str]) -> str:
+    """'gpu-1', 'gpu-1, gpu-2' or 'gpu-1, gpu-2 and 8 more': a note stays one short line."""
+    shown = ", ".join(names[:3])
+    return f"{shown} and {len(names) - 3} more" if len(names) > 3 else shown

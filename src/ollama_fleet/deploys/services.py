@@ -210,7 +210,14 @@ def services() -> None:
     marker = f"{venv}/.ollama-fleet-bundle"
     line = marker_line(bundle)
     changes = []
-    if host.get_fact(Marker, path=marker) != line:
+    if not bundle["sha256"]:
+        # a dry run before the bundle was ever built: no file to compare or push yet
+        server.shell(
+            name=f"services: push {bundle['wheel']} and its wheels, install it into {venv} "
+            "(the bundle is built on apply)",
+            commands=["false"],  # a dry run never runs it; a real run never gets here
+        )
+    elif host.get_fact(Marker, path=marker) != line:
         files.directory(name="services: cache", path=CACHE_DIR, mode="700")
         pushed = f"{CACHE_DIR}/{bundle['filename']}"
         files.put(

@@ -18,6 +18,12 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "{host}: the name does not resolve: check ssh_hostname (or the host's name)",
         ),
         (
+            # paramiko, when the TCP connect succeeds and nothing ever speaks
+            r"no existing session",
+            "{addr} accepted the connection but sent no SSH banner: is ssh_port the port "
+            "sshd listens on?",
+        ),
+        (
             r"protocol banner|not an ssh|incompatible ssh|EOF error",
             "{addr} answered, but not with SSH: is ssh_port the port sshd listens on?",
         ),

@@ -35,6 +35,7 @@ from ollama_fleet.lab.state import (
     save_info,
 )
 from ollama_fleet.lab.tools import Progress, last_line, no_progress, require_tool, timed_step
+from ollama_fleet.values import parse_port
 
 DEFAULT_ACCEL = "tcg"
 DEFAULT_MEMORY_MB = 2048
@@ -67,8 +68,8 @@ class LabOptions:
         if self.cpus is not None and self.cpus < 1:
             raise ConfigError(f"--cpus {self.cpus}: at least 1")
         for name, port in self.requested_ports.items():
-            if port is not None and not 1 <= port <= 65535:
-                raise ConfigError(f"--{name}-port {port}: not a TCP port")
+            if port is not None:
+                parse_port(port, where=f"--{name}-port {port}")
         if self.boot_timeout_s <= 0:
             raise ConfigError(f"--timeout {self.boot_timeout_s}: must be positive")
         check_mirror(self.mirror)
