@@ -50,7 +50,7 @@ def test_every_port_in_port_order_with_its_verdict() -> None:
         ("11434", "open", "fail"),
     ]
     meanings = {p.port: p.meaning for p in exposure_ports(result)}
-    assert meanings["9090"] == "refused (closed)"
+    assert meanings["9090"] == "closed: nothing listens"
     assert meanings["8443"] == "no answer (filtered)"
 
 

@@ -364,9 +364,9 @@ def test_exposure_summary_lists_every_port(run: CheckRun) -> None:
         ["9090", "timeout no answer (filtered)", "✓ OK"],
         ["11434", "open", "✕ FAIL"],
         ["gpu-eu-1", "443", "open", "✓ OK"],
-        ["11434", "refused refused (closed)", "✓ OK"],
+        ["11434", "refused closed: nothing listens", "✓ OK"],
         ["edge-lab", "443", "open", "✓ OK"],
-        ["11434", "refused refused (closed)", "✓ OK"],
+        ["11434", "refused closed: nothing listens", "✓ OK"],
     ]
 
 

@@ -22,7 +22,7 @@ __all__ = ["PortView", "exposure_ports"]
 # What a state means, in the words of someone reading a firewall report.
 STATE_WORDS: Mapping[str, str] = {
     "open": "",
-    "refused": "refused (closed)",
+    "refused": "closed: nothing listens",
     "timeout": "no answer (filtered)",
     "dropped": "a forwarder accepted, then closed: nothing behind it",
     "silent": "a forwarder accepted, nothing answered",
