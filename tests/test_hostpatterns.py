@@ -81,11 +81,11 @@ def test_a_missing_retry_file_is_one_line(fleet: Inventory, tmp_path: Path) -> N
     ("pattern", "says"),
     [
         ("gpu-9", "--limit gpu-9: no host or group matches in {path}; did you mean gpu-3?"),
-        ("gpu:!gpu-33", "--limit gpu-33: no host or group matches in {path}; did you mean gpu-3?"),
+        ("gpu:!gpu-33", "--limit !gpu-33: no host or group matches in {path}; did you mean gpu-3?"),
         ("gatway", "--limit gatway: no host or group matches in {path}; did you mean gateway?"),
         ("db-*", "--limit db-*: no host or group matches in {path}"),
         ("spare", "--limit spare: group spare has no hosts"),
-        ("gpu:!gpu", "--limit gpu,!gpu: no host is left"),
+        ("gpu:!gpu", "--limit gpu:!gpu: no host is left"),  # as typed
     ],
 )
 def test_a_part_that_matches_nothing_is_an_error(fleet: Inventory, pattern: str, says: str) -> None:

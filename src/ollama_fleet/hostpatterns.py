@@ -35,15 +35,16 @@ def select_hosts(
     if not parts:
         return inventory.hosts
     add = [p for p in parts if not p.startswith(("!", "&"))]
-    keep = [p[1:] for p in parts if p.startswith("&")]
-    drop = [p[1:] for p in parts if p.startswith("!")]
+    keep = [p for p in parts if p.startswith("&")]
+    drop = [p for p in parts if p.startswith("!")]
     chosen = set().union(*(_match(inventory, p, option) for p in add)) if add else _names(inventory)
     for part in keep:
-        chosen &= _match(inventory, part, option)
+        chosen &= _match(inventory, part[1:], option, shown=part)
     for part in drop:
-        chosen -= _match(inventory, part, option)
+        chosen -= _match(inventory, part[1:], option, shown=part)
     if not chosen:
-        raise ConfigError(f"{option} {','.join(parts)}: no host is left")
+        typed = " ".join(f"{option} {pattern}" for pattern in patterns)
+        raise ConfigError(f"{typed}: no host is left")
     return tuple(host for host in inventory.hosts if host.name in chosen)
 
 
@@ -82,8 +83,12 @@ def _names(inventory: Inventory) -> set[str]:
     return {host.name for host in inventory.hosts}
 
 
-def _match(inventory: Inventory, part: str, option: str) -> set[str]:
-    """The names of the hosts one part (without its ! or &) stands for; never empty."""
+def _match(inventory: Inventory, part: str, option: str, *, shown: str = "") -> set[str]:
+    """The names of the hosts one part (without its ! or &) stands for; never empty.
+
+    `shown`: the part as typed (with its ! or &), for the messages.
+    """
+    shown = shown or part
     if part in ("all", "*"):
         return _names(inventory)
     groups = set(inventory.groups) | {g for host in inventory.hosts for g in host.groups}
@@ -91,7 +96,7 @@ def _match(inventory: Inventory, part: str, option: str) -> set[str]:
         try:
             regex = re.compile(part[1:])
         except re.error as exc:
-            raise ConfigError(f"{option} {part}: not a regular expression: {exc}") from None
+            raise ConfigError(f"{option} {shown}: not a regular expression: {exc}") from None
         hosts = {h.name for h in inventory.hosts if regex.match(h.name)}
         hosts |= {h.name for h in inventory.hosts if any(regex.match(g) for g in h.groups)}
     elif _GLOB.search(part):
@@ -102,9 +107,9 @@ def _match(inventory: Inventory, part: str, option: str) -> set[str]:
     else:
         hosts = {h.name for h in inventory.hosts if h.name == part or part in h.groups}
         if not hosts and part in groups:
-            raise ConfigError(f"{option} {part}: group {part} has no hosts")
+            raise ConfigError(f"{option} {shown}: group {part} has no hosts")
     if not hosts:
         near = get_close_matches(part.lstrip("~"), sorted(_names(inventory) | groups), n=1)
         hint = f"; did you mean {near[0]}?" if near else ""
-        raise ConfigError(f"{option} {part}: no host or group matches in {inventory.path}{hint}")
+        raise ConfigError(f"{option} {shown}: no host or group matches in {inventory.path}{hint}")
     return hosts
