@@ -98,8 +98,7 @@ def test_duplicate_keys_name_both_lines_at_any_depth(tmp_path: Path) -> None:
     )
     assert problems(path) == [
         "7: connect_ms: duplicate key; first at line 6",
-        "8: gpu-1: duplicate key; first at line 3",
-        "9: public_url: set again for host gpu-1 with another value; first at line 4",
+        "8: gpu-1: duplicate key; first at line 3",  # and not again for its public_url
     ]
 
 
@@ -226,3 +225,18 @@ def test_a_rule_between_two_values_is_named_where_one_was_set(tmp_path: Path) ->
         """,
     )
     assert problems(path) == ["4: tls_warn_days: 2 is below tls_fail_days (3) (host gpu-1)"]
+
+
+def test_a_host_written_twice_is_one_problem_not_two(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        all:
+          hosts:
+            gpu-1:
+              public_url: https://a.example
+            gpu-1:
+              public_url: https://b.example
+        """,
+    )
+    assert problems(path) == ["5: gpu-1: duplicate key; first at line 3"]

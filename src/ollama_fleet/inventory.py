@@ -223,8 +223,14 @@ class _Fleet:
             host = self.hosts.setdefault(entry.key, _Host(document.at(entry.line)))
             if group not in host.direct:
                 host.direct.append(group)
+            origin = document.at(entry.line)
+            # the same host key twice in one mapping: the duplicate is the one problem to say
+            repeated = any(p.origin == origin and p.key == entry.key for p in self.problems.found)
             for setting in self._vars(document, entry.node, f"host {entry.key}"):
-                self._put(host.inline, setting, f"host {entry.key}")
+                if repeated:
+                    host.inline.setdefault(setting.key, setting)
+                else:
+                    self._put(host.inline, setting, f"host {entry.key}")
 
     def _names(self, document: YamlFile, item: Entry, what: str) -> list[Entry]:
         if document.is_null(item.node):
