@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import re
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -32,6 +31,7 @@ from ollama_fleet.checks.runner import run_checks
 from ollama_fleet.checks.settings import ProbeSettings
 from ollama_fleet.simulator import Faults, SimulatorConfig, create_app
 from ollama_fleet.testbed.servers import serve_in_thread
+from raw_servers import raw_servers
 
 pytestmark = pytest.mark.integration
 
@@ -73,23 +73,8 @@ def silent_port() -> Iterator[int]:
             await reader.read()  # until the client gives up and closes
         writer.close()
 
-    loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(asyncio.start_server(silent, "127.0.0.1", 0))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield server.sockets[0].getsockname()[1]
-
-    async def shut_down() -> None:
-        server.close()
-        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(shut_down(), loop).result(timeout=10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
-    loop.close()
+    with raw_servers({"silent": silent}) as ports:
+        yield ports["silent"]
 
 
 @pytest.fixture()

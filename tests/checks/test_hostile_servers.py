@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from ollama_fleet.checks.model import FailureClass, RequiredModel, Status, Target
 from ollama_fleet.checks.runner import run_checks
 from ollama_fleet.checks.settings import ProbeSettings
+from raw_servers import Handler, raw_servers
 
 pytestmark = pytest.mark.integration
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 def _http(status: str, body: bytes, content_type: str = "application/json") -> bytes:
@@ -104,36 +102,8 @@ def hostile_ports() -> Iterator[dict[str, int]]:
         "endless-stream": endless_stream,
         "endless-body": endless_body,
     }
-    loop = asyncio.new_event_loop()
-    ports: dict[str, int] = {}
-
-    async def start() -> list[asyncio.Server]:
-        servers = []
-        for name, handler in handlers.items():
-            server = await asyncio.start_server(handler, "127.0.0.1", 0)
-            ports[name] = server.sockets[0].getsockname()[1]
-            servers.append(server)
-        return servers
-
-    servers = loop.run_until_complete(start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield ports
-
-    async def shut_down() -> None:
-        # the endless writers are still running: end them here, or they are destroyed
-        # pending when the loop closes and pytest reports it in whichever test comes next
-        for server in servers:
-            server.close()
-        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(shut_down(), loop).result(timeout=10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
-    loop.close()
+    with raw_servers(handlers) as ports:
+        yield ports
 
 
 def test_every_check_of_every_hostile_server_ends_in_a_finding(

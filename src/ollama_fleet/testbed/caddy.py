@@ -14,19 +14,12 @@ from pathlib import Path
 from types import TracebackType
 
 from ollama_fleet.errors import TestbedError, ToolMissingError
+
+# the deploy's own: the testbed's Caddy refuses the same write endpoints with the same Host
+from ollama_fleet.render import OLLAMA_ADMIN_PATHS, OLLAMA_HOST_HEADER
 from ollama_fleet.testbed.certs import CertFiles
 
 START_TIMEOUT_S = 20.0
-OLLAMA_HOST_HEADER = "localhost:11434"
-# Ollama's endpoints that change the server; the deploy's Caddy refuses them from outside.
-OLLAMA_WRITE_PATHS = (
-    "/api/pull",
-    "/api/push",
-    "/api/delete",
-    "/api/create",
-    "/api/copy",
-    "/api/blobs",
-)
 WRITE_REFUSAL = '{"error":"forbidden: this endpoint changes the server (testbed Caddy)"}'
 
 
@@ -83,7 +76,7 @@ def render_caddyfile(sites: Iterable[Site], *, storage_dir: Path) -> str:
                 "\trespond @anonymous 401",
             ]
         if site.block_write_endpoints:
-            paths = " ".join(f"{path}{tail}" for path in OLLAMA_WRITE_PATHS for tail in ("", "/*"))
+            paths = " ".join(f"{path}{tail}" for path in OLLAMA_ADMIN_PATHS for tail in ("", "/*"))
             lines += [
                 f"\t@write path {paths}",
                 "\theader @write Content-Type application/json",
