@@ -6,8 +6,9 @@ must not pull in httpx, the probes and the inventory loader.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ollama_fleet.lazy import module_getattr
 
 if TYPE_CHECKING:
     from ollama_fleet.checks.model import (
@@ -73,9 +74,4 @@ __all__ = [
     "targets_from_inventory",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = module_getattr(__name__, _WHERE)

@@ -12,8 +12,9 @@ See docs/lab.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ollama_fleet.lazy import module_getattr
 
 if TYPE_CHECKING:
     from ollama_fleet.lab.health import LabStatus, render_status, status
@@ -81,9 +82,4 @@ __all__ = [
     "write_lab_inventory",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = module_getattr(__name__, _WHERE)
