@@ -2,11 +2,13 @@
 
 Pure functions, no I/O. `port_problem` says what is wrong with a value (None when it is a
 port); `parse_port` raises the ConfigError. `canonical_model_name` is the one spelling both
-the checks and the deploys compare model names in.
+the checks and the deploys compare model names in. `split_names` reads repeatable,
+comma-separated option values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ollama_fleet.errors import ConfigError
@@ -42,3 +44,8 @@ def canonical_model_name(name: str) -> str:
     """
     name = name.strip().lower().removeprefix(_REGISTRY).removeprefix(_LIBRARY)
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def split_names(values: Iterable[str]) -> list[str]:
+    """Repeatable, comma-separated option values (`--roles gpu,caddy --roles models`) as names."""
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]

@@ -157,11 +157,6 @@ class VaultPassword:
         return decrypt_text(text, self.get(), where=str(path), what="vault file")
 
 
-def split_names(values: tuple[str, ...]) -> list[str]:
-    """Repeatable, comma-separated option values as one list of names."""
-    return [n.strip() for v in values for n in v.split(",") if n.strip()]
-
-
 def limit_option(fn: F) -> F:
     """--limit with Ansible's host patterns, the same on deploy, check and diagnose."""
     return click.option(

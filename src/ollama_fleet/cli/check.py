@@ -20,13 +20,13 @@ from ollama_fleet.cli._common import (
     limit_option,
     list_hosts_option,
     report_options,
-    split_names,
     vault_password_option,
     write_report,
 )
 from ollama_fleet.errors import ConfigError
+from ollama_fleet.values import split_names
 
-# == checks.model.CHECK_NAMES and LATENCY_NAMES (tests/test_cli.py keeps them equal): the
+# == checks.model.CHECK_NAMES and LATENCY_NAMES (tests/cli/test_common.py keeps them equal): the
 # checks package is not imported just to build --help
 CHECK_NAMES = ("connectivity", "tls", "models", "chat", "auth", "exposure")
 LATENCY_NAMES = ("connect_ms", "first_byte_ms", "first_token_ms", "tokens_per_s")

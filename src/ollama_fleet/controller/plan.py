@@ -16,12 +16,13 @@ from ollama_fleet.errors import ConfigError
 from ollama_fleet.hostpatterns import select_hosts
 from ollama_fleet.inventory import Host, Inventory
 from ollama_fleet.lab.image import default_cache_dir
+from ollama_fleet.values import split_names
 
 PREPARED_KEY = "fleet_prepared"  # the runner reads it back (ollama_fleet.deploys.common)
 
 
 def select_roles(roles: Sequence[str]) -> tuple[str, ...]:
-    names = [n.strip() for item in roles for n in item.split(",") if n.strip()]
+    names = split_names(roles)
     unknown = sorted(set(names) - set(hostvars.ROLES))
     if unknown:
         raise ConfigError(
