@@ -270,6 +270,28 @@ def overall_status(results: Iterable[CheckResult]) -> Status:
     return max((r.status for r in results), key=lambda s: s.rank, default=Status.OK)
 
 
+# the classes of a connection that never got anywhere: the target is unreachable
+UNREACHABLE_CLASSES = frozenset(
+    {FailureClass.DNS, FailureClass.REFUSED, FailureClass.CONNECT_TIMEOUT}
+)
+
+
+def unreachable_targets(results: Iterable[CheckResult]) -> tuple[str, ...]:
+    """Targets whose requests never connected (exposure's port probes aside), sorted.
+
+    A port that must be open and refuses is an exposure finding, not an unreachable host.
+    """
+    return tuple(
+        sorted(
+            {
+                r.target
+                for r in results
+                if r.failure_class in UNREACHABLE_CLASSES and r.check != "exposure"
+            }
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunContext:
     """Where a run came from, for the report: the command line, the inventory, the machine."""

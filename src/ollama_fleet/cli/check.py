@@ -31,8 +31,6 @@ from ollama_fleet.values import split_names
 CHECK_NAMES = ("connectivity", "tls", "models", "chat", "auth", "exposure")
 LATENCY_NAMES = ("connect_ms", "first_byte_ms", "first_token_ms", "tokens_per_s")
 _SUFFIX_FORMATS = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}
-# a target whose connection never got anywhere: exit 4, as Ansible for an unreachable host
-_UNREACHABLE = frozenset({"dns", "refused", "connect_timeout"})
 
 
 # the options that describe a --url target (an inventory host has variables for each)
@@ -238,7 +236,13 @@ def check(
     from dataclasses import replace
 
     from ollama_fleet.checks import reports
-    from ollama_fleet.checks.model import CheckResult, PublicAccess, RunContext, Status
+    from ollama_fleet.checks.model import (
+        CheckResult,
+        PublicAccess,
+        RunContext,
+        Status,
+        unreachable_targets,
+    )
     from ollama_fleet.checks.reports import use_color
     from ollama_fleet.checks.runner import plan_checks, run_checks
     from ollama_fleet.checks.settings import ProbeSettings
@@ -350,9 +354,7 @@ def check(
         click.echo(f"{fmt} report written to {output}")
     else:
         click.echo(redact(reports.render(run, fmt, color=color and fmt == "text")), nl=False)
-    unreachable = sorted(
-        {r.target for r in run.results if r.failure_class in _UNREACHABLE and r.check != "exposure"}
-    )
+    unreachable = unreachable_targets(run.results)  # exit 4, as Ansible's unreachable
     if unreachable:
         click.echo(f"unreachable: {', '.join(unreachable)}", err=True)
         sys.exit(EXIT_UNREACHABLE)
