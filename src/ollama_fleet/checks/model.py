@@ -300,6 +300,13 @@ class RunContext:
     inventory: str = ""
     controller: str = ""
 
+    @classmethod
+    def here(cls, *, command: str, inventory: str) -> RunContext:
+        """A run started on this machine (`controller` is its host name)."""
+        import platform
+
+        return cls(command=command, inventory=inventory, controller=platform.node())
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckRun:

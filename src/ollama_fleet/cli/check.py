@@ -232,7 +232,6 @@ def check(
     """
     import asyncio
     import os
-    import platform
     from dataclasses import replace
 
     from ollama_fleet.checks import reports
@@ -341,10 +340,8 @@ def check(
         raise click.Abort() from None
     if show_progress:
         progress_out.write("\r" + " " * 79 + "\r")
-    context = RunContext(
-        command=redact(command_line()),
-        inventory=str(inventory) if inventory else "",
-        controller=platform.node(),
+    context = RunContext.here(
+        command=redact(command_line()), inventory=str(inventory) if inventory else ""
     )
     run = replace(run, context=context)
     color = use_color(sys.stdout)

@@ -77,7 +77,6 @@ def _safe_name(name: str) -> str:
 def check_hosts(plan: Plan, names: Sequence[str], report: Path, *, command: str = "") -> Any:
     """Run every check on `names` (hosts with a public_url); write the HTML report atomically."""
     import asyncio
-    import platform
 
     from ollama_fleet.checks.model import RunContext
     from ollama_fleet.checks.reports import render_html
@@ -86,9 +85,7 @@ def check_hosts(plan: Plan, names: Sequence[str], report: Path, *, command: str 
     chosen = [t for t in plan.targets if t.name in set(names)]
     targets = trust_caddy_roots(plan, chosen)
     run = asyncio.run(run_checks(targets))
-    context = RunContext(
-        command=command, inventory=str(plan.inventory.path), controller=platform.node()
-    )
+    context = RunContext.here(command=command, inventory=str(plan.inventory.path))
     run = replace(run, context=context)
     redact = redactor(escaped_forms(plan.secrets))
     atomic_write(report, redact(render_html(run)), what="report")
