@@ -1,6 +1,7 @@
 # ollama-fleet: `make demo` deploys the whole site to the lab VM, `make test` runs every tier.
 # Both install what they need: Debian packages (caddy, nftables, python3-venv, debootstrap,
-# qemu, ssh, chromium for the report's browser tests), a venv, and the lab's disk image
+# qemu, ssh, chromium for the browser tests, Prometheus, Alertmanager and blackbox_exporter
+# for the monitor's tests and benchmark), a venv, and the lab's disk image
 # (built once as root, then cached).
 
 PYTHON ?= python3
@@ -18,11 +19,15 @@ system-deps:
 	    || ! PATH="$$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null \
 	    || ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-img >/dev/null \
 	    || ! command -v ssh >/dev/null || ! command -v chromium >/dev/null \
+	    || ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+	    || ! command -v prometheus-alertmanager >/dev/null \
+	    || ! command -v prometheus-blackbox-exporter >/dev/null \
 	    || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
-	  echo "installing Debian packages: caddy nftables python3-venv debootstrap qemu-system-x86 qemu-utils openssh-client chromium"; \
+	  echo "installing Debian packages: caddy nftables python3-venv debootstrap qemu-system-x86 qemu-utils openssh-client chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy nftables python3-venv \
-	    debootstrap qemu-system-x86 qemu-utils openssh-client chromium >/dev/null; \
+	    debootstrap qemu-system-x86 qemu-utils openssh-client chromium \
+	    prometheus prometheus-alertmanager prometheus-blackbox-exporter >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -40,6 +45,8 @@ lab-image: setup
 demo: setup lab-image
 	$(BIN)/ollama-fleet lab up
 	$(BIN)/ollama-fleet deploy "$(LAB_DIR)/inventory.yml" -y --checks all --report out/demo/report.html
+	@echo "report:      out/demo/report.html"
+	@$(BIN)/ollama-fleet lab status | sed -n 's/^  \(status page: .*\)/\1/p' | grep .
 
 lint: setup
 	@start=$$(date +%s); \

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
         Threshold,
         TlsPolicy,
     )
-    from ollama_fleet.checks.runner import plan_checks, run_checks
+    from ollama_fleet.checks.http import make_client
+    from ollama_fleet.checks.runner import plan_checks, run_checks, run_one
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
 
@@ -47,7 +48,9 @@ _WHERE = {
         ),
         "ollama_fleet.checks.model",
     ),
+    "make_client": "ollama_fleet.checks.http",
     "plan_checks": "ollama_fleet.checks.runner",
+    "run_one": "ollama_fleet.checks.runner",
     "run_checks": "ollama_fleet.checks.runner",
     "ProbeSettings": "ollama_fleet.checks.settings",
     "target_from_url": "ollama_fleet.checks.targets",
@@ -68,8 +71,10 @@ __all__ = [
     "Target",
     "Threshold",
     "TlsPolicy",
+    "make_client",
     "plan_checks",
     "run_checks",
+    "run_one",
     "target_from_url",
     "targets_from_inventory",
 ]

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx
+
 from ollama_fleet.checks.classify import timeout_class
 from ollama_fleet.checks.http import ACTIVITY, Activity, make_client
 from ollama_fleet.checks.model import (
@@ -147,6 +149,23 @@ async def _run_one(ctx: ProbeContext, check: str, record: Record, running: Runni
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     record(result)
+
+
+async def run_one(
+    target: Target, check: str, *, settings: ProbeSettings, client: httpx.AsyncClient
+) -> CheckResult:
+    """One check on one target over the caller's client, bounded by check_timeout_s.
+
+    For callers that schedule checks one by one (the monitor keeps a client per target):
+    the same probe, bound and classification as in `run_checks`, never a crash.
+    """
+    ctx = ProbeContext(target=target, client=client, settings=settings)
+    results: list[CheckResult] = []
+    try:
+        await _run_one(ctx, check, results.append, set())
+    finally:
+        ctx.cancel_pending()
+    return results[0]
 
 
 async def _run_target(

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from ollama_fleet.checks.model import FailureClass, RequiredModel, Status
-from ollama_fleet.checks.probes.models import compare_models
+from ollama_fleet.checks.probes.models import compare_models, loaded_facts
 from ollama_fleet.values import canonical_model_name
 
 
@@ -153,3 +153,32 @@ def test_everything_missing_on_an_empty_host() -> None:
     findings = compare_models([RequiredModel(name="a"), RequiredModel(name="b:1")], {})
     assert len(findings) == 1
     assert findings[0].message == "missing: a:latest, b:1"
+
+
+def test_loaded_models_keep_the_bytes_in_vram_and_the_expiry_as_ollama_wrote_them() -> None:
+    # the shape of Ollama's documented /api/ps answer
+    ps = {
+        "models": [
+            {
+                "name": "mistral:latest",
+                "model": "mistral:latest",
+                "size": 5137025024,
+                "digest": "2ae6f6dd7a3dd734790bbbf58b8909a606e0e7e97e94b7604e0aa7ae4490e6d8",
+                "expires_at": "2024-06-04T14:38:31.83753-07:00",
+                "size_vram": 5137025024,
+            },
+            {"name": "llama3.2", "size": "big", "size_vram": True, "expires_at": 7},
+            {"model": "no-name"},
+        ]
+    }
+    assert loaded_facts(ps) == [
+        {"name": "llama3.2:latest", "size": None, "size_vram": None, "expires_at": None},
+        {
+            "name": "mistral:latest",
+            "size": 5137025024,
+            "size_vram": 5137025024,
+            "expires_at": "2024-06-04T14:38:31.83753-07:00",
+        },
+    ]
+    assert loaded_facts({"models": "none"}) == []
+    assert loaded_facts([]) == []

@@ -95,6 +95,27 @@ async def probe_models(ctx: ProbeContext) -> CheckResult:
     return watch.result(findings, details)
 
 
+def loaded_facts(data: Any) -> list[dict[str, Any]]:
+    """What /api/ps says of each loaded model: bytes in memory, in VRAM, and until when.
+
+    `expires_at` stays Ollama's RFC 3339 string; a field of the wrong type becomes None.
+    """
+    facts = []
+    for entry in data.get("models", []) if isinstance(data, dict) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        size, vram, expires = (entry.get(k) for k in ("size", "size_vram", "expires_at"))
+        facts.append(
+            {
+                "name": canonical_model_name(entry["name"]),
+                "size": size if isinstance(size, int) and not isinstance(size, bool) else None,
+                "size_vram": vram if isinstance(vram, int) and not isinstance(vram, bool) else None,
+                "expires_at": expires if isinstance(expires, str) else None,
+            }
+        )
+    return sorted(facts, key=lambda fact: str(fact["name"]))
+
+
 async def _loaded(ctx: ProbeContext, details: dict[str, Any]) -> list[Finding]:
     """/api/ps into details["loaded"]; a problem there is only a warning, classed as usual."""
     details["loaded"] = []
@@ -103,7 +124,9 @@ async def _loaded(ctx: ProbeContext, details: dict[str, Any]) -> list[Finding]:
         if ps.status_code != 200:
             found = classify_status(ps.status_code, ps.content, action="GET /api/ps")
         else:
-            details["loaded"] = sorted(_model_index(json_body(ps)))
+            data = json_body(ps)
+            details["loaded"] = sorted(_model_index(data))
+            details["loaded_models"] = loaded_facts(data)
             return []
     except ValueError:
         found = fail(FailureClass.BAD_RESPONSE, "GET /api/ps: not an Ollama model list")

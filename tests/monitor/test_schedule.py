@@ -1,0 +1,189 @@
+"""The scheduler: slots, jitter, no overlap, the concurrency bound, reloads and draining."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from ollama_fleet.monitor.schedule import Job, Scheduler, first_due, next_due
+
+
+def test_next_slot_counts_from_the_planned_slot_not_from_the_end_of_the_run() -> None:
+    rng = random.Random(1)
+    assert next_due(100.0, 103.0, 30.0, 0.0, rng) == 130.0
+
+
+def test_jitter_stays_within_its_share_of_the_interval() -> None:
+    rng = random.Random(7)
+    slots = [next_due(100.0, 100.0, 60.0, 0.1, rng) for _ in range(500)]
+    assert min(slots) >= 160.0
+    assert max(slots) <= 166.0
+    assert len(set(slots)) > 400  # really spread, not one value
+
+
+def test_a_monitor_that_fell_behind_starts_again_from_now_instead_of_bursting() -> None:
+    rng = random.Random(3)
+    assert next_due(100.0, 1000.0, 30.0, 0.0, rng) == 1000.0
+
+
+def test_first_runs_are_spread_but_soon() -> None:
+    rng = random.Random(5)
+    firsts = [first_due(0.0, 3600.0, 0.1, rng) for _ in range(200)]
+    assert all(0.0 <= due <= 5.0 for due in firsts)
+    assert max(firsts) - min(firsts) > 2.0
+
+
+class FakeClock:
+    """Monotonic time the test moves; the scheduler sleeps on real asyncio timers in between."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _until(predicate: object, *, limit: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not predicate():  # type: ignore[operator]
+        if loop.time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.001)
+
+
+def test_a_slow_job_is_never_run_twice_at_once_and_never_delays_the_others() -> None:
+    async def scenario() -> None:
+        started: list[tuple[str, str]] = []
+        running: set[tuple[str, str]] = set()
+        overlaps: list[tuple[str, str]] = []
+        release_slow = asyncio.Event()
+
+        async def execute(job: Job) -> None:
+            if job.key in running:
+                overlaps.append(job.key)
+            running.add(job.key)
+            started.append(job.key)
+            try:
+                if job.target == "slow":
+                    await release_slow.wait()
+            finally:
+                running.discard(job.key)
+
+        scheduler = Scheduler(execute, concurrency=4, jitter=0.0, rng=random.Random(0))
+        scheduler.set_jobs([Job("slow", "chat", 0.02), Job("fast", "connectivity", 0.02)])
+        task = asyncio.create_task(scheduler.run())
+        await _until(lambda: started.count(("fast", "connectivity")) >= 5)
+        assert started.count(("slow", "chat")) == 1
+        assert scheduler.stats.skipped >= 1
+        release_slow.set()
+        await _until(lambda: started.count(("slow", "chat")) >= 2)
+        scheduler.stop()
+        await task
+        await scheduler.drain(1.0)
+        assert overlaps == []
+
+    asyncio.run(scenario())
+
+
+def test_the_concurrency_bound_holds_and_queued_jobs_are_counted() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        peak = 0
+        active = 0
+
+        async def execute(job: Job) -> None:
+            nonlocal peak, active
+            active += 1
+            peak = max(peak, active)
+            await gate.wait()
+            active -= 1
+
+        scheduler = Scheduler(execute, concurrency=2, jitter=0.0, rng=random.Random(0))
+        scheduler.set_jobs([Job(f"t{i}", "connectivity", 60.0) for i in range(6)])
+        task = asyncio.create_task(scheduler.run())
+        await _until(lambda: scheduler.stats.queued == 4)
+        assert scheduler.stats.in_flight == 2
+        gate.set()
+        await _until(lambda: scheduler.stats.in_flight == 0 and scheduler.stats.queued == 0)
+        scheduler.stop()
+        await task
+        assert peak == 2
+
+    asyncio.run(scenario())
+
+
+def test_drain_cancels_what_does_not_finish_within_the_grace() -> None:
+    async def scenario() -> None:
+        finished: list[str] = []
+
+        async def execute(job: Job) -> None:
+            await asyncio.sleep(0 if job.target == "quick" else 30)
+            finished.append(job.target)
+
+        scheduler = Scheduler(execute, concurrency=4, jitter=0.0, rng=random.Random(0))
+        scheduler.set_jobs([Job("quick", "models", 60.0), Job("stuck", "chat", 60.0)])
+        task = asyncio.create_task(scheduler.run())
+        await _until(lambda: scheduler.stats.in_flight == 1 and "quick" in finished)
+        scheduler.stop()
+        await task
+        assert await scheduler.drain(0.05) == 1
+        assert finished == ["quick"]
+        assert scheduler.stats.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_job_that_raises_is_logged_and_the_scheduler_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        runs: list[str] = []
+
+        async def execute(job: Job) -> None:
+            runs.append(job.target)
+            if job.target == "broken":
+                raise RuntimeError("boom")
+
+        scheduler = Scheduler(execute, concurrency=2, jitter=0.0, rng=random.Random(0))
+        scheduler.set_jobs([Job("broken", "models", 0.01), Job("fine", "models", 0.01)])
+        task = asyncio.create_task(scheduler.run())
+        await _until(lambda: runs.count("fine") >= 3 and runs.count("broken") >= 3)
+        scheduler.stop()
+        await task
+
+    asyncio.run(scenario())
+    assert "monitor job models on broken failed" in caplog.text
+
+
+def test_a_reload_keeps_the_slot_of_kept_jobs_adds_new_ones_and_drops_removed_ones() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        ran: list[tuple[str, str]] = []
+
+        async def execute(job: Job) -> None:
+            ran.append(job.key)
+
+        scheduler = Scheduler(execute, concurrency=4, jitter=0.0, clock=clock, rng=random.Random(0))
+        scheduler.set_jobs([Job("a", "connectivity", 30.0), Job("b", "connectivity", 30.0)])
+        task = asyncio.create_task(scheduler.run())
+        clock.now = 10.0  # past every first slot (at most 5 s)
+        scheduler.set_jobs([Job("a", "connectivity", 30.0), Job("b", "connectivity", 30.0)])
+        await _until(lambda: len(ran) == 2)
+        # b goes, c comes: c runs soon, b never again, a keeps its slot at 30 s from its first
+        scheduler.set_jobs([Job("a", "connectivity", 30.0), Job("c", "tls", 3600.0)])
+        clock.now = 16.0
+        scheduler.set_jobs(list(scheduler.jobs.values()))  # wake it at the new time
+        await _until(lambda: ("c", "tls") in ran)
+        assert ran.count(("a", "connectivity")) == 1
+        clock.now = 40.0
+        scheduler.set_jobs(list(scheduler.jobs.values()))
+        await _until(lambda: ran.count(("a", "connectivity")) == 2)
+        assert ("b", "connectivity") not in ran[2:]
+        assert set(scheduler.jobs) == {("a", "connectivity"), ("c", "tls")}
+        scheduler.stop()
+        await task
+
+    asyncio.run(scenario())
