@@ -21,6 +21,7 @@ COMMANDS = {
     "lab": "ollama_fleet.cli.lab:lab",
     "simulator": "ollama_fleet.cli.simulator:simulator",
     "demo": "ollama_fleet.cli.demo:demo",
+    "loadtest": "ollama_fleet.cli.loadtest:loadtest",
 }
 
 

@@ -30,7 +30,13 @@ from ollama_fleet.values import split_names
 # checks package is not imported just to build --help
 CHECK_NAMES = ("connectivity", "tls", "models", "chat", "auth", "exposure")
 LATENCY_NAMES = ("connect_ms", "first_byte_ms", "first_token_ms", "tokens_per_s")
-_SUFFIX_FORMATS = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}
+_SUFFIX_FORMATS = {
+    ".json": "json",
+    ".xml": "junit",
+    ".html": "html",
+    ".htm": "html",
+    ".csv": "csv",
+}
 
 
 # the options that describe a --url target (an inventory host has variables for each)

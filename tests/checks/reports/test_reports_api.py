@@ -10,7 +10,7 @@ from ollama_fleet.errors import ConfigError
 
 
 def test_public_api() -> None:
-    assert reports.FORMATS == ("text", "json", "junit", "html")
+    assert reports.FORMATS == ("text", "json", "junit", "html", "csv")
     assert {
         "render",
         "render_text",

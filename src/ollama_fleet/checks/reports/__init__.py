@@ -1,4 +1,4 @@
-"""Reporters for check runs: pure functions turning a CheckRun into text, JSON, JUnit or HTML."""
+"""Reporters for check runs: pure functions turning a CheckRun into text, JSON, JUnit, HTML, CSV."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ollama_fleet.checks.model import CheckRun
 from ollama_fleet.errors import ConfigError
 
+from .csv import render_csv
 from .html import render_html
 from .json import load_schema, render_json
 from .junit import render_junit
@@ -16,6 +17,7 @@ __all__ = [
     "FORMATS",
     "load_schema",
     "render",
+    "render_csv",
     "render_html",
     "render_json",
     "render_junit",
@@ -23,12 +25,13 @@ __all__ = [
     "use_color",
 ]
 
-FORMATS: tuple[str, ...] = ("text", "json", "junit", "html")
+FORMATS: tuple[str, ...] = ("text", "json", "junit", "html", "csv")
 
 _RENDERERS: dict[str, Callable[[CheckRun], str]] = {
     "json": render_json,
     "junit": render_junit,
     "html": render_html,
+    "csv": render_csv,
 }
 
 
