@@ -3,11 +3,16 @@
 The protocol runs over a pipe (`--remote-debugging-pipe`: chromium reads commands on fd 3 and
 writes answers on fd 4, each a JSON message ended by a NUL byte), so no WebSocket client and
 no debugging port are needed. Chromium is started offline: file:// pages only, every host
-name mapped to nothing, and the flags that stop it phoning home.
+name mapped to nothing, and the flags that stop it phoning home. `allow_loopback=True` lets
+it reach http://127.0.0.1:PORT too (a server the test runs), and nothing else.
 
     with Browser.start(tmp_path) as browser:
         page = browser.open("file:///.../report.html#hide-ok")
         assert page.evaluate("document.title") == "..."
+
+    with Browser.start(tmp_path, allow_loopback=True) as browser:
+        page = browser.open(f"http://127.0.0.1:{port}/", watch=("Network", "Log"))
+        urls = [e["params"]["request"]["url"] for e in page.events("Network.requestWillBeSent")]
 """
 
 from __future__ import annotations
@@ -49,8 +54,10 @@ OFFLINE_FLAGS = (
     "--disable-client-side-phishing-detection",
     "--metrics-recording-only",
     "--mute-audio",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
 )
+NO_HOSTS = "--host-resolver-rules=MAP * ~NOTFOUND"
+# 127.0.0.1 only: not "localhost", not any other loopback address or name
+LOOPBACK_ONLY = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
 
 class BrowserError(AssertionError):
@@ -110,6 +117,14 @@ class Page:
         path.write_bytes(data)
         return data
 
+    def events(self, method: str) -> list[dict[str, Any]]:
+        """The events `method` of this page that came so far (from the domains `open` watched).
+
+        Evaluates a no-op first, so that every event sent before it has been read.
+        """
+        self.evaluate("0")
+        return self._browser.take_events(method, session_id=self.session_id)
+
     def close(self) -> None:
         self._browser.send("Target.closeTarget", {"targetId": self.target_id})
 
@@ -126,8 +141,12 @@ class Browser:
         self._events: list[dict[str, Any]] = []
 
     @classmethod
-    def start(cls, workdir: Path) -> Browser:
-        """Start chromium with a fresh profile in `workdir`, its log in workdir/chromium.log."""
+    def start(cls, workdir: Path, *, allow_loopback: bool = False) -> Browser:
+        """Start chromium with a fresh profile in `workdir`, its log in workdir/chromium.log.
+
+        `allow_loopback`: http://127.0.0.1 pages load too; every host name still resolves
+        to nothing.
+        """
         binary = chromium_binary()
         workdir.mkdir(parents=True, exist_ok=True)
         to_browser_read, to_browser_write = os.pipe()
@@ -147,6 +166,7 @@ class Browser:
                 [
                     binary,
                     *OFFLINE_FLAGS,
+                    LOOPBACK_ONLY if allow_loopback else NO_HOSTS,
                     "--remote-debugging-pipe",
                     f"--user-data-dir={workdir / 'profile'}",
                     f"--window-size={WINDOW[0]},{WINDOW[1]}",
@@ -182,14 +202,20 @@ class Browser:
     ) -> None:
         self.close()
 
-    def open(self, url: str, *, javascript: bool = True) -> Page:
-        """A new tab showing `url`, loaded; `javascript=False` opens it with scripts off."""
+    def open(self, url: str, *, javascript: bool = True, watch: tuple[str, ...] = ()) -> Page:
+        """A new tab showing `url`, loaded; `javascript=False` opens it with scripts off.
+
+        `watch`: DevTools domains ("Network", "Log", "Runtime") enabled before the page
+        loads, so `Page.events` has their events of the first load too.
+        """
         target_id = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session_id = self.send("Target.attachToTarget", {"targetId": target_id, "flatten": True})[
             "sessionId"
         ]
         page = Page(self, target_id, session_id)
         page.send("Page.enable")
+        for domain in watch:
+            page.send(f"{domain}.enable")
         if not javascript:
             page.send("Emulation.setScriptExecutionDisabled", {"value": True})
         page.navigate(url)
@@ -228,6 +254,14 @@ class Browser:
                 return event
             if "method" in event:
                 self._events.append(event)
+
+    def take_events(self, method: str, *, session_id: str | None = None) -> list[dict[str, Any]]:
+        """Remove and return the buffered events `method` (of `session_id`), oldest first."""
+        taken = [
+            e for e in self._events if e["method"] == method and e.get("sessionId") == session_id
+        ]
+        self._events = [e for e in self._events if not any(e is t for t in taken)]
+        return taken
 
     def _read(self, what: str) -> dict[str, Any]:
         deadline = time.monotonic() + TIMEOUT_S

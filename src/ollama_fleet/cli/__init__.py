@@ -21,6 +21,7 @@ COMMANDS = {
     "lab": "ollama_fleet.cli.lab:lab",
     "simulator": "ollama_fleet.cli.simulator:simulator",
     "demo": "ollama_fleet.cli.demo:demo",
+    "monitor": "ollama_fleet.cli.monitor:monitor",
     "loadtest": "ollama_fleet.cli.loadtest:loadtest",
 }
 
