@@ -215,10 +215,12 @@ def test_a_running_monitor_serves_its_page_api_and_badges(
         with MonitorProcess(config, tmp_path / "monitor.log") as monitor:
             wait_for(
                 "both targets checked",
-                lambda: all(
-                    t["status"] == "ok" for t in monitor.get("/api/v1/status").json()["targets"]
-                )
-                and len(monitor.get("/api/v1/status").json()["targets"]) == 2,
+                lambda: (
+                    all(
+                        t["status"] == "ok" for t in monitor.get("/api/v1/status").json()["targets"]
+                    )
+                    and len(monitor.get("/api/v1/status").json()["targets"]) == 2
+                ),
             )
             page = monitor.get("/", headers={"Accept-Encoding": "gzip"})
             assert page.status_code == 200
