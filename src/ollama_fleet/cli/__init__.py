@@ -40,6 +40,8 @@ def main() -> None:
     Verify endpoints:   ollama-fleet check inventories/production.yml
     CI gate:            ollama-fleet check INVENTORY -o checks.xml
     One URL:            ollama-fleet check --url https://gpu-1.example.com --model llama3.2:1b
+    Watch them:         ollama-fleet monitor --config monitor.yml
+    Under load:         ollama-fleet loadtest https://gpu-1.example.com --model llama3.2:1b
     Try it locally:     ollama-fleet demo
 
     Exit status: 0 ok; 1 a check or host failed; 2 usage or config error, or nothing was
