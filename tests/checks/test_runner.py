@@ -7,7 +7,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ollama_fleet.checks.http import make_client
 from ollama_fleet.checks.model import (
     CHECK_NAMES,
     CheckResult,
@@ -19,7 +21,8 @@ from ollama_fleet.checks.model import (
     Target,
     TlsPolicy,
 )
-from ollama_fleet.checks.runner import plan_checks, run_checks
+from ollama_fleet.checks.probe import SharedGets
+from ollama_fleet.checks.runner import plan_checks, run_checks, run_one
 from ollama_fleet.checks.settings import ProbeSettings
 from ollama_fleet.simulator import Faults, SimulatorConfig, create_app
 from ollama_fleet.testbed.servers import free_port, serve_in_thread
@@ -325,3 +328,42 @@ def test_targets_that_share_a_name_each_keep_their_results(
         *((twins[1].url, check) for check in plan_checks(twins[1])),
     ]
     assert_all_ok(list(result.results))
+
+
+def counting_ollama(counts: Counter[str]) -> ASGIApp:
+    """A simulator app wrapped to count the requests per path."""
+    app = create_app(SimulatorConfig(tokens_per_second=0))
+
+    async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            counts[str(scope["path"])] += 1
+        await app(scope, receive, send)
+
+    return counted
+
+
+def test_run_one_shares_what_the_host_has_but_never_api_ps() -> None:
+    counts: Counter[str] = Counter()
+    with serve_in_thread(counting_ollama(counts)) as port:
+        target = Target(
+            name="sim",
+            url=f"http://127.0.0.1:{port}",
+            required_models=(RequiredModel(name="llama3.2:1b"),),
+        )
+
+        async def scenario() -> list[Status]:
+            settings = ProbeSettings()
+            shared: SharedGets = {}
+            async with make_client(target, settings) as client:
+                results = [
+                    await run_one(target, check, settings=settings, client=client, shared=shared)
+                    for check in ("connectivity", "models", "models")
+                ]
+                alone = await run_one(target, "models", settings=settings, client=client)
+            return [r.status for r in (*results, alone)]
+
+        statuses = asyncio.run(scenario())
+    assert statuses == [Status.OK] * 4
+    assert counts["/api/version"] == 1
+    assert counts["/api/tags"] == 2  # one shared by the three checks, one for the check alone
+    assert counts["/api/ps"] == 3  # fresh for every check that reads it

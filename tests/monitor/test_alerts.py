@@ -48,6 +48,8 @@ class Row:
 
 
 RATE = AlertPolicy(failure_threshold=10, window=5, min_success_rate=0.8, success_threshold=1)
+# both ways to fire: three failures in a row, or under 80 % ok among the last five
+BOTH = AlertPolicy(failure_threshold=3, window=5, min_success_rate=0.8, success_threshold=2)
 FIRING_CRITICAL = AlertState(
     phase=Phase.FIRING,
     severity=C,
@@ -97,6 +99,12 @@ ROWS = [
         phase=FIRING_, policy=RATE, sent=(FIRED_RATE,)),
     Row(name="success rate: resolves once the rate is back", results="fofofooo", phase=OK_,
         policy=RATE, sent=(FIRED_RATE, RESOLVED_RATE)),
+    Row(name="both: oks do not resolve a run of failures while the rate is low",
+        results="fffoo", phase=FIRING_, policy=BOTH, sent=(FIRED_C,)),
+    Row(name="both: so the next failure does not fire it again", results="fffoof",
+        phase=FIRING_, policy=BOTH, sent=(FIRED_C,)),
+    Row(name="both: resolves once the oks are the rate's share", results="fffoooo",
+        phase=OK_, policy=BOTH, sent=(FIRED_C, RESOLVED_C)),
     Row(name="restored firing state resolves", results="oo", phase=OK_, start=FIRING_CRITICAL,
         sent=(RESOLVED_C,)),
     Row(name="restored firing state does not fire again", results="fff", phase=FIRING_,

@@ -544,6 +544,17 @@ def test_secrets_are_never_in_messages(text: str) -> None:
         assert secret not in found
 
 
+@pytest.mark.parametrize("value", ["\u201cheader-secret-77aa\u201d", "header-secret-\u00e9t\u00e9"])
+def test_a_header_value_httpx_cannot_send_is_refused_unquoted(value: str) -> None:
+    # a token pasted with curly quotes or an accent: httpx sends only ASCII header values
+    headers = f'{{X-Token: "{value}"}}'
+    text = f"receivers:\n  - {{name: a, type: webhook, url: {HOOK}, headers: {headers}}}\n"
+    assert problems(ONE + text) == [
+        "monitor.yml:4: receivers[0].headers.X-Token: only printable ASCII can be sent in a "
+        "header, no curly quotes (the value is not shown: it is a secret)"
+    ]
+
+
 # -- the quick start -----------------------------------------------------------------------
 
 

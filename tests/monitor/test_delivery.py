@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ollama_fleet.monitor.alerts import Notification
-from ollama_fleet.monitor.delivery import Dispatcher, backoff
+from ollama_fleet.monitor.delivery import MAX_ATTEMPTS, Dispatcher, backoff
 from ollama_fleet.monitor.model import Severity
 from ollama_fleet.monitor.receivers import iso
 from ollama_fleet.monitor.settings import Receiver
@@ -59,14 +59,18 @@ def run_once(
     receivers: Sequence[Receiver],
     transport: Receivers,
     *times: float,
-    results: list[tuple[str, bool]] | None = None,
+    results: list[tuple[object, ...]] | None = None,
     open_alerts: Callable[[], Sequence[Notification]] | None = None,
 ) -> None:
+    def record(name: str, ok: bool, *, result: str | None = None) -> None:
+        assert results is not None
+        results.append((name, ok) if result is None else (name, ok, result))
+
     async def go() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
             dispatcher = Dispatcher(
                 store, receivers, client, retry_s=30.0, open_alerts=open_alerts, monitor="m",
-                on_result=None if results is None else lambda n, ok: results.append((n, ok)),
+                on_result=None if results is None else record,
             )  # fmt: skip
             for now in times:
                 await dispatcher.run_once(now)
@@ -81,7 +85,7 @@ def test_backoff_doubles_from_retry_s_and_stops_at_ten_minutes() -> None:
 def test_a_due_notification_is_delivered_once(store: Store) -> None:
     store.enqueue(note(), ["hook"])
     transport = Receivers({HOOK.url: [200]})
-    results: list[tuple[str, bool]] = []
+    results: list[tuple[object, ...]] = []
     run_once(store, [HOOK], transport, NOW, NOW + 1, NOW + 3600, results=results)
     assert [body["kind"] for _, body in transport.seen] == ["firing"]
     assert store.pending_count() == 0
@@ -91,7 +95,7 @@ def test_a_due_notification_is_delivered_once(store: Store) -> None:
 def test_a_failure_is_retried_with_back_off(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     store.enqueue(note(), ["hook"])
     transport = Receivers({HOOK.url: [500, 503, 200]})
-    results: list[tuple[str, bool]] = []
+    results: list[tuple[object, ...]] = []
     with caplog.at_level(logging.DEBUG):
         # tries at NOW (500), not before NOW+30, at NOW+30 (503), not before NOW+90, then 200
         run_once(store, [HOOK], transport, NOW, NOW + 29, NOW + 30, NOW + 89, NOW + 90,
@@ -152,7 +156,7 @@ def test_no_open_alerts_no_repost(store: Store) -> None:
 
 
 def test_a_failed_repost_is_reported(store: Store) -> None:
-    results: list[tuple[str, bool]] = []
+    results: list[tuple[object, ...]] = []
     transport = Receivers({"http://am.test/api/v2/alerts": [500]})
     run_once(store, [AM], transport, NOW, results=results, open_alerts=lambda: [note()])
     assert results == [("am", False)]
@@ -167,7 +171,7 @@ def test_run_delivers_until_stopped(store: Store) -> None:
         stop = asyncio.Event()
         async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
             dispatcher = Dispatcher(
-                store, [HOOK], client, retry_s=30.0, on_result=lambda name, ok: stop.set()
+                store, [HOOK], client, retry_s=30.0, on_result=lambda name, ok, **_: stop.set()
             )
             await asyncio.wait_for(dispatcher.run(stop, now=lambda: NOW), timeout=30)
 
@@ -189,3 +193,73 @@ def test_set_receivers_changes_retry_and_routes(store: Store) -> None:
     asyncio.run(go())
     (left,) = store.due(NOW + 5)
     assert left.next_try == NOW + 5
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410])
+def test_a_refusal_for_good_is_dropped_and_the_queue_moves_on(
+    store: Store, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    store.enqueue(note("firing"), ["hook"])
+    store.enqueue(note("resolved", at=NOW + 5), ["hook"])
+    transport = Receivers({HOOK.url: [status, 200]})
+    results: list[tuple[object, ...]] = []
+    with caplog.at_level(logging.DEBUG):
+        run_once(store, [HOOK], transport, NOW + 5, NOW + 6, results=results)
+    # no retry of the refused firing; its resolved is not blocked behind it
+    assert [body["kind"] for _, body in transport.seen] == ["firing", "resolved"]
+    assert store.pending_count() == 0
+    assert results == [("hook", False, "dropped"), ("hook", True)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"alert receiver 'hook' refused it for good (http_{status}): dropping its firing "
+        "notification for gpu-1 chat"
+    ]
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_a_refusal_that_may_pass_is_retried(store: Store, status: int) -> None:
+    store.enqueue(note(), ["hook"])
+    run_once(store, [HOOK], Receivers({HOOK.url: [status]}), NOW)
+    (left,) = store.due(NOW + 30)
+    assert left.attempts == 1
+
+
+def test_a_delivery_is_dropped_after_max_attempts(store: Store) -> None:
+    store.enqueue(note(), ["hook"])
+    (delivery,) = store.due(NOW)
+    for _ in range(MAX_ATTEMPTS - 2):
+        store.retry_later(delivery.id, NOW, "http_503")
+    results: list[tuple[object, ...]] = []
+    run_once(store, [HOOK], Receivers({HOOK.url: [503, 503]}), NOW, NOW + 600, results=results)
+    assert results == [("hook", False), ("hook", False, "dropped")]
+    assert store.pending_count() == 0
+
+
+def test_two_passes_at_once_post_a_delivery_once(store: Store) -> None:
+    # the service's shutdown flush can start a pass while the loop's pass waits on a POST
+    store.enqueue(note(), ["hook"])
+    posts: list[str] = []
+
+    async def go() -> None:
+        answer = asyncio.Event()
+
+        async def handle(request: httpx.Request) -> httpx.Response:
+            posts.append(str(request.url))
+            await answer.wait()
+            return httpx.Response(200)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+            dispatcher = Dispatcher(store, [HOOK], client, retry_s=30.0)
+            first = asyncio.create_task(dispatcher.run_once(NOW))
+            while not posts:
+                await asyncio.sleep(0)
+            second = asyncio.create_task(dispatcher.run_once(NOW))
+            for _ in range(50):  # ample turns for an unguarded second pass to POST too
+                await asyncio.sleep(0)
+            answer.set()
+            await asyncio.gather(first, second)
+
+    asyncio.run(go())
+    assert posts == [HOOK.url]
+    assert store.pending_count() == 0

@@ -1,16 +1,29 @@
-"""The monitor's core: which checks it schedules, and what it reads from /api/ps."""
+"""The monitor's core: which checks it schedules, what it reads from /api/ps, and how a
+reload ends what is no longer monitored."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
-from ollama_fleet.checks.model import CheckResult, PublicAccess, RequiredModel, Target, ok
-from ollama_fleet.monitor.engine import _timestamp, jobs_for, loaded_models
+from ollama_fleet.checks.model import (
+    CheckResult,
+    FailureClass,
+    PublicAccess,
+    RequiredModel,
+    Target,
+    fail,
+    ok,
+)
+from ollama_fleet.monitor.engine import Monitor, _timestamp, jobs_for, loaded_models
+from ollama_fleet.monitor.metrics import MonitorMetrics
 from ollama_fleet.monitor.model import LoadedModel
-from ollama_fleet.monitor.settings import MonitorConfig
+from ollama_fleet.monitor.settings import AlertPolicy, MonitorConfig, Receiver
+from ollama_fleet.monitor.store import Store
 
 
 def test_every_check_that_applies_is_scheduled_on_its_interval() -> None:
@@ -99,3 +112,92 @@ def test_loaded_models_come_from_the_models_checks_details() -> None:
         LoadedModel(name="qwen2.5:0.5b", size_bytes=0, vram_bytes=0, expires_at=None),
     )
     assert loaded_models(dataclasses.replace(result, details={})) == ()
+
+
+def _chat_failure(target: Target) -> CheckResult:
+    return CheckResult(
+        target=target.name,
+        url=target.url,
+        check="chat",
+        findings=(fail(FailureClass.SERVER_ERROR, "POST /api/chat: HTTP 500"),),
+        elapsed_ms=12.0,
+    )
+
+
+def test_a_check_removed_by_a_reload_resolves_its_alert_and_leaves_no_trace(
+    tmp_path: Path,
+) -> None:
+    target = Target(
+        name="gpu-1",
+        url="http://127.0.0.1:9/?key=s3cr3t",
+        required_models=(RequiredModel(name="llama3.2:1b"),),
+        public_access=PublicAccess.OPEN,
+    )
+    config = MonitorConfig(
+        source=tmp_path / "monitor.yml",
+        targets=(target,),
+        receivers=(Receiver(name="ops", kind="webhook", url="http://127.0.0.1:9/hook"),),
+        alerts=AlertPolicy(failure_threshold=1),
+    )
+
+    async def scenario() -> None:
+        with Store.open(tmp_path / "state") as store:
+            metrics = MonitorMetrics()
+            monitor = Monitor(config, store=store, metrics=metrics, clock=lambda: 1000.0)
+            monitor.record(target, _chat_failure(target), at=1000.0)
+            assert [(a.target, a.check) for a in monitor.open_alerts()] == [("gpu-1", "chat")]
+            # the model list goes, so the chat check no longer applies to the target
+            plain = dataclasses.replace(target, required_models=())
+            monitor.apply(dataclasses.replace(config, targets=(plain,)))
+            assert monitor.open_alerts() == ()
+            assert ("gpu-1", "chat") not in monitor.latest
+            (firing,) = store.due(2000.0)  # one alert's notifications go out in order
+            assert (firing.notification.kind, firing.notification.check) == ("firing", "chat")
+            store.delivered(firing.id)
+            (resolved,) = store.due(2000.0)
+            assert resolved.notification.kind == "resolved"
+            assert "no longer monitored" in resolved.notification.summary
+            # a key in the URL's query stays out of the outbox (and so out of every payload)
+            assert "s3cr3t" not in firing.notification.url + resolved.notification.url
+            text = metrics.exposition(None)[0].decode()
+            assert 'check="chat"' not in text
+            await monitor.close()
+        with Store.open(tmp_path / "state") as store:
+            assert ("gpu-1", "chat") not in store.alert_states()
+
+    asyncio.run(scenario())
+
+
+def test_a_target_removed_while_the_monitor_was_down_is_resolved_at_start(
+    tmp_path: Path,
+) -> None:
+    gone = Target(name="gpu-9", url="http://127.0.0.1:9", chat_model="llama3.2:1b")
+    stays = Target(name="gpu-1", url="http://127.0.0.1:8", public_access=PublicAccess.OPEN)
+    receivers = (Receiver(name="ops", kind="webhook", url="http://127.0.0.1:9/hook"),)
+    policy = AlertPolicy(failure_threshold=1)
+
+    async def scenario() -> None:
+        with Store.open(tmp_path / "state") as store:
+            before = MonitorConfig(
+                source=tmp_path / "m.yml",
+                targets=(gone, stays),
+                receivers=receivers,
+                alerts=policy,
+            )
+            monitor = Monitor(before, store=store, metrics=MonitorMetrics(), clock=lambda: 10.0)
+            monitor.record(gone, _chat_failure(gone), at=10.0)
+            await monitor.close()
+        with Store.open(tmp_path / "state") as store:
+            after = dataclasses.replace(before, targets=(stays,))
+            monitor = Monitor(after, store=store, metrics=MonitorMetrics(), clock=lambda: 20.0)
+            assert monitor.open_alerts() == ()
+            for delivery in store.due(30.0):
+                assert delivery.notification.kind == "firing"
+                store.delivered(delivery.id)
+            resolved = [d.notification for d in store.due(30.0)]
+            assert [(n.kind, n.target, n.check) for n in resolved] == [
+                ("resolved", "gpu-9", "chat")
+            ]
+            await monitor.close()
+
+    asyncio.run(scenario())

@@ -31,7 +31,7 @@ from ollama_fleet.checks.runner import run_one
 from ollama_fleet.checks.settings import ProbeSettings
 from ollama_fleet.monitor.gpu import GpuCollector
 from ollama_fleet.monitor.metrics import MAX_MODELS_PER_TARGET, MonitorMetrics
-from ollama_fleet.monitor.model import LoadedModel
+from ollama_fleet.monitor.model import LoadedModel, Severity
 from ollama_fleet.simulator import SimulatorConfig, create_app
 from ollama_fleet.testbed.servers import free_port, serve_in_thread
 
@@ -249,6 +249,17 @@ def test_forget_drops_every_series_of_a_removed_target() -> None:
     assert P + "monitor_info" in text  # the monitor's own series stay
     metrics.forget([])
     assert "target=" not in metrics.exposition(None)[0].decode()
+
+
+def test_forget_drops_the_series_of_a_check_no_longer_scheduled() -> None:
+    metrics = populated()
+    metrics.set_alert("gpu-1", "chat", Severity.CRITICAL)
+    kept = [("gpu-1", "connectivity"), ("gpu-2", "connectivity"), ("gpu-2", "chat")]
+    metrics.forget(["gpu-1", "gpu-2"], checks_kept=kept)
+    text = metrics.exposition(None)[0].decode()
+    assert 'check_success{check="chat",target="gpu-1"}' not in text
+    assert 'alert_firing{check="chat",severity="critical",target="gpu-1"}' not in text
+    assert 'check_success{check="connectivity",target="gpu-1"}' in text
 
 
 def test_no_secret_or_message_reaches_the_exposition() -> None:

@@ -256,3 +256,45 @@ def test_httpx_request_log_never_shows_a_receiver_url(caplog: pytest.LogCaptureF
         asyncio.run(elsewhere())
     assert SECRET not in caplog.text
     assert "https://gpu-1.example.test/api/version" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["webhook", "slack", "alertmanager"])
+def test_a_header_httpx_cannot_encode_is_a_delivery_error(kind: str) -> None:
+    # a config written before header values were checked, or a Receiver made in code
+    to = Receiver(name="ops", kind=kind, url=f"https://hooks.example.test/{SECRET}",
+                  headers={"Authorization": "Bearer \u201cheader-secret-9c1e\u201d"})  # fmt: skip
+    with pytest.raises(DeliveryError) as caught:
+        deliver(recorder("")[0], to, [note()])
+    assert caught.value.error_class == "request_error"
+    assert caught.value.status is None and not caught.value.permanent
+    printed = "".join(traceback.format_exception(caught.value))
+    assert "header-secret" not in printed and SECRET not in printed
+
+
+@pytest.mark.parametrize(
+    ("status", "permanent"),
+    [(400, True), (401, True), (403, True), (404, True), (410, True), (408, False),
+     (429, False), (500, False), (503, False)],
+)  # fmt: skip
+def test_a_4xx_but_408_and_429_is_permanent(status: int, permanent: bool) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        deliver(recorder(receiver("webhook").url, status)[0], receiver("webhook"), [note()])
+    assert (caught.value.error_class, caught.value.status) == (f"http_{status}", status)
+    assert caught.value.permanent is permanent
+
+
+SECRET_TARGET = "https://admin:pw-secret-1a@gpu-1.example.test:8443/ollama?key=key-secret-2b"
+
+
+def test_payloads_carry_the_target_url_without_credentials_or_query() -> None:
+    n = note(url=SECRET_TARGET)
+    shown = "https://gpu-1.example.test:8443/ollama"
+    assert webhook_payload(n)["url"] == shown
+    assert {"title": "URL", "value": shown, "short": False} in slack_payload(n)["attachments"][0][
+        "fields"
+    ]
+    (alert,) = alertmanager_alerts([n], now=AT, monitor="mon-1")
+    assert alert["annotations"]["url"] == shown
+    for body in (webhook_payload(n), slack_payload(n), alert):
+        text = json.dumps(body)
+        assert "pw-secret" not in text and "key-secret" not in text and "admin" not in text

@@ -7,30 +7,41 @@ import random
 
 import pytest
 
-from ollama_fleet.monitor.schedule import Job, Scheduler, first_due, next_due
+from ollama_fleet.monitor.schedule import Job, Scheduler, Slot, first_slot, next_slot
 
 
-def test_next_slot_counts_from_the_planned_slot_not_from_the_end_of_the_run() -> None:
+def test_the_next_slot_is_one_interval_after_the_plain_slot_not_after_the_run() -> None:
     rng = random.Random(1)
-    assert next_due(100.0, 103.0, 30.0, 0.0, rng) == 130.0
+    assert next_slot(Slot(run_at=101.0, base=100.0), 103.0, 30.0, 0.0, rng) == Slot(
+        run_at=130.0, base=130.0
+    )
 
 
-def test_jitter_stays_within_its_share_of_the_interval() -> None:
+def test_jitter_stays_within_its_share_of_the_interval_and_never_adds_up() -> None:
     rng = random.Random(7)
-    slots = [next_due(100.0, 100.0, 60.0, 0.1, rng) for _ in range(500)]
-    assert min(slots) >= 160.0
-    assert max(slots) <= 166.0
-    assert len(set(slots)) > 400  # really spread, not one value
+    slot = Slot(run_at=0.0, base=0.0)
+    offsets = []
+    for _ in range(1000):
+        slot = next_slot(slot, slot.run_at, 30.0, 0.1, rng)
+        offsets.append(slot.run_at - slot.base)
+    # a thousand runs take a thousand intervals: the rate is the configured one
+    assert slot.base == 30_000.0
+    assert min(offsets) >= 0.0 and max(offsets) <= 3.0
+    assert len(set(offsets)) > 900  # really spread, not one value
 
 
 def test_a_monitor_that_fell_behind_starts_again_from_now_instead_of_bursting() -> None:
     rng = random.Random(3)
-    assert next_due(100.0, 1000.0, 30.0, 0.0, rng) == 1000.0
+    assert next_slot(Slot(run_at=100.0, base=100.0), 1000.0, 30.0, 0.0, rng) == Slot(
+        run_at=1000.0, base=1000.0
+    )
+    # late by less than an interval: the next slot keeps the rhythm
+    assert next_slot(Slot(run_at=100.0, base=100.0), 140.0, 30.0, 0.0, rng).base == 130.0
 
 
 def test_first_runs_are_spread_but_soon() -> None:
     rng = random.Random(5)
-    firsts = [first_due(0.0, 3600.0, 0.1, rng) for _ in range(200)]
+    firsts = [first_slot(0.0, 3600.0, 0.1, rng).run_at for _ in range(200)]
     assert all(0.0 <= due <= 5.0 for due in firsts)
     assert max(firsts) - min(firsts) > 2.0
 
@@ -169,6 +180,7 @@ def test_a_reload_keeps_the_slot_of_kept_jobs_adds_new_ones_and_drops_removed_on
         scheduler = Scheduler(execute, concurrency=4, jitter=0.0, clock=clock, rng=random.Random(0))
         scheduler.set_jobs([Job("a", "connectivity", 30.0), Job("b", "connectivity", 30.0)])
         task = asyncio.create_task(scheduler.run())
+        await asyncio.sleep(0)
         clock.now = 10.0  # past every first slot (at most 5 s)
         scheduler.set_jobs([Job("a", "connectivity", 30.0), Job("b", "connectivity", 30.0)])
         await _until(lambda: len(ran) == 2)
@@ -185,5 +197,62 @@ def test_a_reload_keeps_the_slot_of_kept_jobs_adds_new_ones_and_drops_removed_on
         assert set(scheduler.jobs) == {("a", "connectivity"), ("c", "tls")}
         scheduler.stop()
         await task
+
+    asyncio.run(scenario())
+
+
+def test_the_lag_counts_the_wait_for_a_free_slot_of_the_bound() -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        gate = asyncio.Event()
+
+        started: list[str] = []
+
+        async def execute(job: Job) -> None:
+            started.append(job.target)
+            if len(started) == 1:  # whichever starts first holds the only slot
+                await gate.wait()
+
+        scheduler = Scheduler(execute, concurrency=1, jitter=0.0, clock=clock, rng=random.Random(0))
+        scheduler.set_jobs([Job("first", "chat", 600.0), Job("second", "chat", 600.0)])
+        task = asyncio.create_task(scheduler.run())
+        await asyncio.sleep(0)  # let it go to sleep before the clock moves and wakes it
+        clock.now = 10.0
+        scheduler.set_jobs(list(scheduler.jobs.values()))
+        await _until(lambda: scheduler.stats.queued == 1)
+        clock.now = 70.0  # the second waits a minute for the only slot
+        gate.set()
+        await _until(lambda: len(scheduler.stats.lags) == 2)
+        lags = sorted(scheduler.stats.drain_lags())
+        assert lags[0] <= 10.0
+        assert lags[1] >= 65.0
+        scheduler.stop()
+        await task
+
+    asyncio.run(scenario())
+
+
+def test_a_reloaded_bound_applies_to_the_next_checks() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        peak = active = 0
+
+        async def execute(job: Job) -> None:
+            nonlocal peak, active
+            active += 1
+            peak = max(peak, active)
+            await gate.wait()
+            active -= 1
+
+        scheduler = Scheduler(execute, concurrency=1, jitter=0.0, rng=random.Random(0))
+        scheduler.reconfigure(concurrency=3, jitter=0.0)
+        scheduler.set_jobs([Job(f"t{i}", "models", 60.0) for i in range(5)])
+        task = asyncio.create_task(scheduler.run())
+        await _until(lambda: scheduler.stats.in_flight == 3)
+        gate.set()
+        await _until(lambda: scheduler.stats.in_flight == 0 and scheduler.stats.queued == 0)
+        scheduler.stop()
+        await task
+        assert peak == 3
 
     asyncio.run(scenario())

@@ -1,11 +1,14 @@
-"""The SQLite store on real files: what is written is there after a reopen, in WAL mode."""
+"""The SQLite store on real files: what is written is there after a reopen, in WAL mode,
+and what the status page asks for the whole fleet is what it would ask series by series."""
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,11 @@ import pytest
 from ollama_fleet.checks.model import Status
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.monitor.alerts import AlertState, Notification, Phase
-from ollama_fleet.monitor.model import Sample, Severity
-from ollama_fleet.monitor.store import DB_NAME, Store
+from ollama_fleet.monitor.model import UPTIME_WINDOWS, Sample, Severity
+from ollama_fleet.monitor.store import DB_NAME, SCHEMA_VERSION, Store
+from ollama_fleet.monitor.uptime import Tally, hour_start, slot_end
+from ollama_fleet.monitor.uptime import bars as bars_of
+from ollama_fleet.monitor.uptime import uptime as uptime_of
 
 HOUR = 3600.0
 NOW = 1_000 * HOUR + 1800.0  # half past an hour
@@ -142,10 +148,164 @@ def test_hours_roll_up_with_their_worst(store: Store) -> None:
     assert store.bars("gpu-1", "chat", NOW, 4 * HOUR, 4) == (WARN, OK, None, None)
 
 
-def test_bars_from_raw_samples(store: Store) -> None:
-    store.add_samples([sample(NOW - 50, OK), sample(NOW - 30, FAIL), sample(NOW - 5, WARN)])
-    assert store.bars("gpu-1", "chat", NOW, 60, 3) == (OK, FAIL, WARN)
-    assert store.bars("gpu-1", "models", NOW, 60, 3) == (None, None, None)
+def test_bars_count_each_ten_minutes_at_their_end(store: Store) -> None:
+    # NOW is ten-minute aligned: three bars of ten minutes over (NOW-30m, NOW]
+    store.add_samples([
+        sample(NOW - 1500, OK),
+        sample(NOW - 650, FAIL),  # its ten minutes end at NOW-600: the older bar's edge
+        sample(NOW - 5, WARN), sample(NOW - 4, OK),
+    ])  # fmt: skip
+    assert store.bars("gpu-1", "chat", NOW, 1800, 3) == (OK, FAIL, WARN)
+    assert store.bars("gpu-1", "models", NOW, 1800, 3) == (None, None, None)
+    # the ten minutes running now count at now, in the newest bar
+    store.add_samples([sample(NOW + 50, FAIL)])
+    assert store.bars("gpu-1", "chat", NOW + 100, 1800, 3) == (OK, FAIL, FAIL)
+
+
+def test_bars_all_is_bars_of_each_series_and_the_pure_rule(store: Store) -> None:
+    rng = random.Random(9)
+    now = NOW + 123.4  # not aligned to anything
+    keys = [(t, c) for t in ("gpu-1", "gpu-2", "gpu-3") for c in ("chat", "models")]
+    samples = [
+        sample(now - rng.uniform(0, 26 * HOUR), rng.choice((OK, OK, OK, WARN, FAIL)),
+               target=t, check=c)
+        for t, c in keys[:-1]  # the last series has no sample at all
+        for _ in range(300)
+    ]  # fmt: skip
+    store.add_samples(samples)
+    every = store.bars_all(now, 24 * HOUR, 48)
+    assert set(every) == set(keys[:-1])
+    for key in keys[:-1]:
+        counted = [
+            replace(s, at=min(slot_end(s.at), now)) for s in samples if (s.target, s.check) == key
+        ]
+        expected = bars_of(counted, now=now, span_s=24 * HOUR, count=48)
+        assert every[key] == store.bars(*key, now, 24 * HOUR, 48) == expected
+        assert len(expected) == 48 and FAIL in expected
+    assert store.bars(*keys[-1], now, 24 * HOUR, 48) == (None,) * 48
+
+
+def test_uptime_all_is_uptime_of_each_series(store: Store) -> None:
+    store.add_samples([sample(NOW - 600, FAIL), sample(NOW - 300, OK, target="gpu-2")])
+    store.add_samples([sample(NOW - 3 * HOUR, FAIL, check="models"), sample(NOW - 2 * HOUR)])
+    every = store.uptime_all(NOW)
+    assert every == {
+        ("gpu-1", "chat"): {"1h": 0.0, "24h": 0.5, "7d": 0.5, "30d": 0.5},
+        ("gpu-2", "chat"): {"1h": 1.0, "24h": 1.0, "7d": 1.0, "30d": 1.0},
+        ("gpu-1", "models"): {"1h": None, "24h": 0.0, "7d": 0.0, "30d": 0.0},
+    }
+    assert all(store.uptime(*key, NOW) == shares for key, shares in every.items())
+
+
+def test_uptime_all_over_days_is_the_uptime_of_the_hours(store: Store) -> None:
+    # the long windows read whole days and the hours before the first: the same hours
+    rng = random.Random(30)
+    now = NOW + 7777.7
+    samples = [
+        sample(now - rng.uniform(0, 40 * 86400), rng.choice((OK, OK, WARN, FAIL)), target=t)
+        for t in ("gpu-1", "gpu-2")
+        for _ in range(2000)
+    ]
+    store.add_samples(samples)
+    every = store.uptime_all(now)
+    for target in ("gpu-1", "gpu-2"):
+        mine = [s for s in samples if s.target == target]
+        hours: dict[int, list[Sample]] = {}
+        for s in mine:
+            hours.setdefault(hour_start(s.at), []).append(s)
+        tallies = [
+            Tally(at=float(h), total=len(group), up=sum(s.up for s in group), worst=OK)
+            for h, group in hours.items()
+        ]
+        expected = uptime_of(mine, now=now, windows=UPTIME_WINDOWS[:1])
+        expected |= uptime_of(tallies, now=now, windows=UPTIME_WINDOWS[1:])
+        assert every[(target, "chat")] == pytest.approx(expected)
+        assert store.uptime(target, "chat", now) == every[(target, "chat")]
+
+
+def test_series_all_per_target_without_nulls_and_thinned(store: Store) -> None:
+    def chat(at: float, target: str, ms: float | None) -> Sample:
+        return Sample(target=target, check="chat", at=at, status=OK, elapsed_ms=at - NOW + 1e4,
+                      first_token_ms=ms)  # fmt: skip
+
+    store.add_samples([chat(NOW - 100, "gpu-1", 80.0), chat(NOW - 50, "gpu-1", None)])
+    store.add_samples([chat(NOW - 40, "gpu-2", 90.0), chat(NOW - 999, "gpu-2", 70.0)])
+    store.add_samples([sample(NOW - 10, check="models")])
+    assert store.series_all("chat", NOW - 500, "first_token_ms") == {
+        "gpu-1": [(NOW - 100, 80.0)],
+        "gpu-2": [(NOW - 40, 90.0)],
+    }
+    assert store.series_all("chat", NOW - 60, "elapsed_ms") == {
+        "gpu-1": [(NOW - 50, 1e4 - 50)],
+        "gpu-2": [(NOW - 40, 1e4 - 40)],
+    }
+    with pytest.raises(ValueError, match="unknown series field"):
+        store.series_all("chat", 0, "status; DROP TABLE samples")
+
+
+def test_series_all_thins_to_the_highest_point_of_each_slice(store: Store) -> None:
+    values = [10.0] * 100
+    values[37] = 900.0  # a spike thinning must keep
+    store.add_samples([
+        Sample(target="gpu-1", check="connectivity", at=NOW - 1000 + 10 * i, status=OK,
+               elapsed_ms=v)
+        for i, v in enumerate(values)
+    ])  # fmt: skip
+    thin = store.series_all("connectivity", NOW - 1000, "elapsed_ms", until=NOW, max_points=10)
+    points = thin["gpu-1"]
+    assert len(points) == 10
+    assert (NOW - 1000 + 370, 900.0) in points
+    assert [at for at, _ in points] == sorted(at for at, _ in points)
+    with pytest.raises(ValueError, match="until"):
+        store.series_all("connectivity", NOW - 1000, "elapsed_ms", max_points=10)
+
+
+def test_forget_deletes_the_states_of_pairs_no_longer_configured(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.save_alert_state("gpu-1", "chat", FIRING)
+        store.save_alert_state("gpu-1", "models", FIRING)
+        store.save_alert_state("gpu-2", "chat", FIRING)
+        store.add_samples([sample(NOW, target="gpu-2")])
+        assert store.forget({("gpu-1", "chat"), ("gpu-9", "tls")}) == 2
+        assert store.forget({("gpu-1", "chat")}) == 0
+    with Store.open(tmp_path) as store:
+        assert store.alert_states() == {("gpu-1", "chat"): FIRING}
+        assert [s.at for s in store.samples("gpu-2", "chat", 0)] == [NOW]  # history stays
+
+
+def test_a_version_1_store_upgrades_in_place(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.add_samples([sample(NOW - 650, FAIL), sample(NOW - 5, WARN)])
+        store.save_alert_state("gpu-1", "chat", FIRING)
+    # back to what version 1 had: no ten-minute slots, no index of the hours by time, the
+    # samples indexed by series and time and by time
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("DROP TABLE slots")
+        db.execute("DROP TABLE days")
+        db.execute("DROP INDEX rollups_by_hour")
+        db.execute("DROP INDEX samples_by_series")
+        db.execute("CREATE INDEX samples_by_series ON samples (series, at)")
+        db.execute("CREATE INDEX samples_by_time ON samples (at)")
+        db.execute("UPDATE schema_version SET version = 1")
+    db.close()
+    with Store.open(tmp_path) as store:
+        assert store.bars("gpu-1", "chat", NOW, 1800, 3) == (None, FAIL, WARN)
+        assert store.alert_states() == {("gpu-1", "chat"): FIRING}
+        assert store.uptime("gpu-1", "chat", NOW)["1h"] == 0.5
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        names = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert {"slots", "slots_by_time", "days", "rollups_by_hour", "samples_by_series"} <= names
+    assert "samples_by_time" not in names
+
+
+def test_prune_keeps_the_slots_of_the_bars_at_least_two_days(store: Store) -> None:
+    store.add_samples([sample(NOW - 3 * 86400, FAIL), sample(NOW - 80000, FAIL)])
+    store.prune(NOW, retention_s=60, rollup_retention_s=400 * 86400)
+    assert store.samples("gpu-1", "chat", 0) == []
+    # a day back: still in the bars; three days back: gone with its slot
+    assert store.bars("gpu-1", "chat", NOW, 4 * 86400, 4) == (None, None, None, FAIL)
 
 
 def test_prune_drops_old_hours_and_given_up_deliveries(store: Store) -> None:

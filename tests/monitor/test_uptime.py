@@ -6,7 +6,7 @@ import pytest
 
 from ollama_fleet.checks.model import Status
 from ollama_fleet.monitor.model import Sample
-from ollama_fleet.monitor.uptime import Tally, bars, uptime
+from ollama_fleet.monitor.uptime import Tally, bars, hour_start, slot_end, uptime
 
 NOW = 100_000.0
 OK, WARN, FAIL = Status.OK, Status.WARN, Status.FAIL
@@ -71,3 +71,8 @@ def test_bars_degenerate(span_s: float, count: int) -> None:
 def test_bars_take_a_tallys_worst() -> None:
     hour = Tally(at=NOW - 30, total=60, up=59, worst=FAIL)
     assert bars([hour, at(29, OK)], now=NOW, span_s=60, count=2) == (FAIL, OK)
+
+
+def test_a_result_counts_into_the_five_minutes_that_end_at_or_after_it() -> None:
+    assert [slot_end(at) for at in (0.5, 600.0, 600.001, 1199.9)] == [600, 600, 1200, 1200]
+    assert [hour_start(at) for at in (3599.9, 3600.0)] == [0, 3600]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ollama_fleet.lazy import module_getattr
 
 if TYPE_CHECKING:
+    from ollama_fleet.checks.http import make_client
     from ollama_fleet.checks.model import (
         CHECK_NAMES,
         CheckResult,
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
         Threshold,
         TlsPolicy,
     )
-    from ollama_fleet.checks.http import make_client
     from ollama_fleet.checks.runner import plan_checks, run_checks, run_one
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory

@@ -22,6 +22,7 @@ class _SharedGet:
 
     task: asyncio.Task[Answer]
     activity: Activity
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +36,9 @@ class ProbeContext:
     target: Target
     client: httpx.AsyncClient
     settings: ProbeSettings
+    # GETs of SHAREABLE_PATHS shared with other contexts of the same target (the monitor's
+    # checks that run close together); None: this context's own, like every other path
+    shared_gets: dict[str, _SharedGet] | None = None
     _gets: dict[str, _SharedGet] = field(default_factory=dict)
 
     async def send(self, request: httpx.Request) -> Answer:
@@ -43,7 +47,10 @@ class ProbeContext:
 
     async def get(self, path: str) -> Answer:
         """GET `path` once per target; every check awaiting it sees its phase."""
-        shared = self._gets.get(path)
+        memo = self._gets
+        if self.shared_gets is not None and path in SHAREABLE_PATHS:
+            memo = self.shared_gets
+        shared = memo.get(path)
         if shared is None:
             # its own Activity: the request belongs to no single check, but every check
             # that awaits it must be able to say where it hangs
@@ -52,7 +59,7 @@ class ProbeContext:
             context.run(ACTIVITY.set, activity)
             request = self.client.build_request("GET", path)
             task = asyncio.get_running_loop().create_task(self.send(request), context=context)
-            shared = self._gets[path] = _SharedGet(task, activity)
+            shared = memo[path] = _SharedGet(task, activity)
         mine = ACTIVITY.get()
         if mine is not None:
             mine.awaits.append(shared.activity)
@@ -64,10 +71,17 @@ class ProbeContext:
                 mine.awaits.remove(shared.activity)
 
     def cancel_pending(self) -> None:
-        """Stop shared GETs nobody awaits any more, before the client closes under them."""
+        """Stop this context's GETs nobody awaits any more, before the client closes under
+        them (GETs shared with other contexts finish on their own, bounded by the client)."""
         for shared in self._gets.values():
             shared.task.cancel()
 
+
+SharedGets = dict[str, _SharedGet]
+
+# What checks of one target that start close together may share: answers that say what the
+# host has. Never /api/ps: the chat check must see what its own chat just loaded.
+SHAREABLE_PATHS = frozenset({"/api/version", "/api/tags"})
 
 Probe = Callable[["ProbeContext"], Awaitable[CheckResult]]
 

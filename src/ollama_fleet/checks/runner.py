@@ -23,7 +23,7 @@ from ollama_fleet.checks.model import (
     Target,
     fail,
 )
-from ollama_fleet.checks.probe import ProbeContext
+from ollama_fleet.checks.probe import ProbeContext, SharedGets
 from ollama_fleet.checks.probes import PROBES
 from ollama_fleet.checks.settings import ProbeSettings
 
@@ -152,14 +152,22 @@ async def _run_one(ctx: ProbeContext, check: str, record: Record, running: Runni
 
 
 async def run_one(
-    target: Target, check: str, *, settings: ProbeSettings, client: httpx.AsyncClient
+    target: Target,
+    check: str,
+    *,
+    settings: ProbeSettings,
+    client: httpx.AsyncClient,
+    shared: SharedGets | None = None,
 ) -> CheckResult:
     """One check on one target over the caller's client, bounded by check_timeout_s.
 
     For callers that schedule checks one by one (the monitor keeps a client per target):
-    the same probe, bound and classification as in `run_checks`, never a crash.
+    the same probe, bound and classification as in `run_checks`, never a crash. With
+    `shared`, checks of one target that run close together share their GETs of
+    SHAREABLE_PATHS, as the checks of one `run_checks` do; the caller keeps the dict per
+    target and drops the entries it finds too old (their `started`).
     """
-    ctx = ProbeContext(target=target, client=client, settings=settings)
+    ctx = ProbeContext(target=target, client=client, settings=settings, shared_gets=shared)
     results: list[CheckResult] = []
     try:
         await _run_one(ctx, check, results.append, set())

@@ -178,7 +178,7 @@ def step(
         # one ok breaks a run of failures: nothing fired, so nothing to resolve
         return AlertState(recent=recent), ()
     successes = state.successes + 1
-    if successes < max(1, policy.success_threshold) or not _rate_recovered(state, recent, policy):
+    if successes < max(1, policy.success_threshold) or not _rate_recovered(recent, policy):
         return replace(state, failures=0, successes=successes, recent=recent), ()
     notes: tuple[Notification, ...] = ()
     if policy.send_on_resolved:
@@ -286,8 +286,10 @@ def _fire_reason(failures: int, recent: tuple[bool, ...], policy: AlertPolicy) -
     return None
 
 
-def _rate_recovered(state: AlertState, recent: tuple[bool, ...], policy: AlertPolicy) -> bool:
-    if state.reason != SUCCESS_RATE or policy.min_success_rate is None:
+def _rate_recovered(recent: tuple[bool, ...], policy: AlertPolicy) -> bool:
+    # whatever fired the alert: resolving while the window is still below the rate would
+    # only flap, the next failure firing it again for the rate
+    if policy.min_success_rate is None:
         return True
     return _ok_share(recent) >= policy.min_success_rate
 

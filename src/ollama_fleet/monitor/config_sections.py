@@ -42,6 +42,9 @@ TIMEOUT_KEYS = ("connect", "read", "check")
 MAX_CONCURRENCY = 1024
 MAX_JITTER = 0.5
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# what httpx can send as a header value: printable ASCII (and tabs); a smart quote pasted
+# with a token would pass a looser check and fail at every send instead
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 def settings(reader: Reader, top: Mapping[str, Entry]) -> dict[str, Any]:
@@ -220,6 +223,9 @@ def _headers(reader: Reader, entry: Entry | None, where: str) -> dict[str, str] 
             reader.add(
                 item.line, f"{where}.{item.key}", f"expected a one-line string ({SECRET_TEXT})"
             )
+        elif not _HEADER_VALUE.fullmatch(value):
+            text = f"only printable ASCII can be sent in a header, no curly quotes ({SECRET_TEXT})"
+            reader.add(item.line, f"{where}.{item.key}", text)
         else:
             headers[item.key] = value
     return headers if len(headers) == len(entries) else None

@@ -1,8 +1,10 @@
 """Delivers the outbox: each due notification to its receiver, with retries and back-off.
 
 Receivers are sent to side by side, each one's notifications in order, so a slow or dead
-receiver delays only itself. Alertmanager receivers also get the open alerts re-posted
-every ALERTMANAGER_RESEND_S, or Alertmanager would let them expire.
+receiver delays only itself. A notification a receiver refuses for good (a 4xx such as 401
+or 404), or fails MAX_ATTEMPTS times, is dropped, so the ones behind it move on. Alertmanager
+receivers also get the open alerts re-posted every ALERTMANAGER_RESEND_S, or Alertmanager
+would let them expire.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import httpx
 
@@ -28,9 +31,17 @@ from ollama_fleet.monitor.store import Delivery, Store
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 600.0
+MAX_ATTEMPTS = 20  # about two and a half hours of tries at the default retry
 TICK_S = 1.0
+DROPPED = "dropped"
 
-OnResult = Callable[[str, bool], None]
+
+class OnResult(Protocol):
+    """Told of each send by receiver name: ok or not, and result="dropped" on giving up."""
+
+    def __call__(self, receiver: str, ok: bool, /, *, result: str | None = None) -> None: ...
+
+
 OpenAlerts = Callable[[], Sequence[Notification]]
 
 
@@ -62,6 +73,9 @@ class Dispatcher:
         self._monitor = monitor
         self._resend_s = resend_s
         self._last_resend: float | None = None
+        # one pass at a time: the shutdown flush may start one while the loop is inside
+        # another, and both would send the same due deliveries
+        self._running = asyncio.Lock()
         self.receivers = receivers
 
     @property
@@ -81,7 +95,14 @@ class Dispatcher:
             self._retry_s = retry_s
 
     async def run_once(self, now: float) -> None:
-        """Send every due delivery once, then re-post open alerts to Alertmanager if due."""
+        """Send every due delivery once, then re-post open alerts to Alertmanager if due.
+
+        A call while another runs waits for it, then sends what is still due.
+        """
+        async with self._running:
+            await self._run_once(now)
+
+    async def _run_once(self, now: float) -> None:
         by_receiver: dict[str, list[Delivery]] = {}
         for delivery in self._store.due(now):
             by_receiver.setdefault(delivery.receiver, []).append(delivery)
@@ -127,6 +148,9 @@ class Dispatcher:
                 )
             except DeliveryError as exc:
                 attempts = delivery.attempts + 1
+                if exc.permanent or attempts >= MAX_ATTEMPTS:
+                    self._give_up(name, delivery, exc, attempts)
+                    continue
                 wait = backoff(attempts, self._retry_s)
                 self._store.retry_later(delivery.id, now + wait, exc.error_class)
                 log.warning(
@@ -162,6 +186,25 @@ class Dispatcher:
             return
         self._report(receiver.name, ok=True)
 
-    def _report(self, name: str, *, ok: bool) -> None:
-        if self._on_result is not None:
+    def _give_up(self, name: str, delivery: Delivery, exc: DeliveryError, attempts: int) -> None:
+        n = delivery.notification
+        why = "refused it for good" if exc.permanent else f"failed {attempts} times"
+        log.warning(
+            "alert receiver %r %s (%s): dropping its %s notification for %s %s",
+            name,
+            why,
+            exc.error_class,
+            n.kind,
+            n.target,
+            n.check,
+        )
+        self._store.give_up(delivery.id)
+        self._report(name, ok=False, result=DROPPED)
+
+    def _report(self, name: str, *, ok: bool, result: str | None = None) -> None:
+        if self._on_result is None:
+            return
+        if result is None:
             self._on_result(name, ok)
+        else:
+            self._on_result(name, ok, result=result)

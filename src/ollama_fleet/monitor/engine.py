@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ import httpx
 
 from ollama_fleet.checks.http import make_client
 from ollama_fleet.checks.model import CheckResult, Target
+from ollama_fleet.checks.probe import SharedGets
 from ollama_fleet.checks.runner import plan_checks, run_one
 from ollama_fleet.monitor.alerts import (
     AlertState,
@@ -34,11 +36,18 @@ from ollama_fleet.monitor.metrics import MonitorMetrics
 from ollama_fleet.monitor.model import LoadedModel, OpenAlert, Sample
 from ollama_fleet.monitor.schedule import Job, Scheduler
 from ollama_fleet.monitor.settings import MonitorConfig
+from ollama_fleet.monitor.status_facts import display_url
 from ollama_fleet.monitor.store import Store
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+
+# The checks of one target that start within a few seconds of each other (connectivity and
+# models both read /api/tags) share one answer, as within one `ollama-fleet check` run: a
+# quarter fewer requests at the default intervals.
+SHARE_WINDOW_S = 5.0
+SHARE_SHARE_OF_INTERVAL = 0.4  # below 1 - the largest jitter (0.5), with room to spare
 
 
 def jobs_for(config: MonitorConfig) -> list[Job]:
@@ -104,6 +113,7 @@ class Monitor:
         self.states: dict[Key, AlertState] = dict(store.alert_states())
         self.targets: dict[str, Target] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._shared: dict[str, SharedGets] = {}
         self._retired: dict[httpx.AsyncClient, asyncio.Task[None]] = {}
         self.config = config
         self.scheduler = Scheduler(
@@ -114,25 +124,66 @@ class Monitor:
     # -- configuration ---------------------------------------------------------------------
 
     def apply(self, config: MonitorConfig) -> None:
-        """Take a (new) config: keep the history, the alert states and unchanged clients."""
-        old = self.targets
+        """Take a (new) config: keep the history, the alert states and unchanged clients.
+
+        A (target, check) that is no longer scheduled (its target or check removed, or the
+        check no longer applies) ends: a firing alert of it is resolved as removed, and its
+        state, results and series go, so nothing about it fires or shows for ever.
+        """
+        old_targets, old_config = self.targets, self.config
         self.config = config
         self.targets = {target.name: target for target in config.targets}
+        probe_changed = old_config.probe != config.probe  # timeouts live in the clients
         for name, client in list(self._clients.items()):
-            if old.get(name) != self.targets.get(name):
+            if probe_changed or old_targets.get(name) != self.targets.get(name):
                 del self._clients[name]
                 self._retire(client)
-        kept = set(self.targets)
-        for key in [key for key in self.latest if key[0] not in kept]:
+        jobs = jobs_for(config)
+        scheduled = {job.key for job in jobs}
+        self._end_unscheduled(scheduled, old_targets)
+        for key in [key for key in self.latest if key not in scheduled]:
             del self.latest[key]
             self.last_at.pop(key, None)
-        for name in [name for name in self.loaded if name not in kept]:
+        for name in [name for name in self.loaded if name not in self.targets]:
             del self.loaded[name]
-        self.metrics.forget(kept)
+        self._shared.clear()  # answers of the old config's targets and timeouts
+        self.metrics.forget(self.targets, checks_kept=scheduled)
         for (target, check), state in self.states.items():
-            if target in kept and state.phase is Phase.FIRING:
+            if state.phase is Phase.FIRING:
                 self.metrics.set_alert(target, check, state.severity)
-        self.scheduler.set_jobs(jobs_for(config))
+        self.scheduler.reconfigure(concurrency=config.concurrency, jitter=config.jitter)
+        self.scheduler.set_jobs(jobs)
+
+    def _end_unscheduled(self, scheduled: set[Key], old_targets: Mapping[str, Target]) -> None:
+        now = self.clock()
+        for (name, check), state in list(self.states.items()):
+            if (name, check) in scheduled:
+                continue
+            notes: tuple[Notification, ...] = ()
+            if (
+                state.phase is Phase.FIRING
+                and state.severity is not None
+                and self.config.alerts.send_on_resolved
+            ):
+                target = old_targets.get(name) or self.targets.get(name)
+                notes = (
+                    Notification(
+                        id=uuid.uuid4().hex,
+                        kind="resolved",
+                        target=name,
+                        check=check,
+                        url="" if target is None else display_url(target.url),
+                        severity=state.severity,
+                        summary="no longer monitored: removed from the configuration",
+                        reason=state.reason,
+                        since=state.since or now,
+                        at=now,
+                    ),
+                )
+                log.info("alert resolved: %s on %s is no longer monitored", check, name)
+            self.store.commit_step(name, check, AlertState.initial(), notes, self.receivers)
+            del self.states[(name, check)]
+        self.store.forget(scheduled)
 
     def _retire(self, client: httpx.AsyncClient) -> None:
         """Close a replaced client once the checks that may still use it are over."""
@@ -144,6 +195,18 @@ class Monitor:
         task = asyncio.get_running_loop().create_task(close_later())
         self._retired[client] = task
         task.add_done_callback(lambda _: self._retired.pop(client, None))
+
+    def _shared_gets(self, name: str) -> SharedGets:
+        """The GETs of /api/version and /api/tags the checks of `name` may share: those that
+        started within the share window (never as old as the target's shortest interval, so
+        a check never sees its own previous answer)."""
+        intervals = [job.interval_s for job in self.scheduler.jobs.values() if job.target == name]
+        window = min(SHARE_WINDOW_S, SHARE_SHARE_OF_INTERVAL * min(intervals, default=0.0))
+        gets = self._shared.setdefault(name, {})
+        now = time.monotonic()
+        for path in [path for path, get in gets.items() if now - get.started >= window]:
+            del gets[path]
+        return gets
 
     def client(self, target: Target) -> httpx.AsyncClient:
         client = self._clients.get(target.name)
@@ -158,7 +221,11 @@ class Monitor:
         if target is None:  # removed by a reload while it waited for a slot
             return
         result = await run_one(
-            target, job.check, settings=self.config.probe, client=self.client(target)
+            target,
+            job.check,
+            settings=self.config.probe,
+            client=self.client(target),
+            shared=self._shared_gets(target.name),
         )
         if self.targets.get(job.target) == target:
             self.record(target, result, at=self.clock())
@@ -177,7 +244,7 @@ class Monitor:
             self.states.get(key) or AlertState.initial(),
             sample=sample,
             summary=result.summary,
-            url=target.url,
+            url=display_url(target.url),
             policy=self.config.alerts,
         )
         self.store.commit_step(
@@ -211,7 +278,12 @@ class Monitor:
             if target is None or state.phase is not Phase.FIRING:
                 continue
             new, note = remind(
-                state, now=now, url=target.url, target=name, check=check, policy=self.config.alerts
+                state,
+                now=now,
+                url=display_url(target.url),
+                target=name,
+                check=check,
+                policy=self.config.alerts,
             )
             if note is not None:
                 self.store.commit_step(name, check, new, (note,), self.receivers)
@@ -237,7 +309,7 @@ class Monitor:
                 self.states[(alert.target, alert.check)],
                 target=alert.target,
                 check=alert.check,
-                url=self.targets[alert.target].url,
+                url=display_url(self.targets[alert.target].url),
                 now=now,
             )
             for alert in self.open_alerts()

@@ -137,18 +137,30 @@ class MonitorMetrics(Collector):
         with self._lock:
             self._queued, self._in_flight = queued, in_flight
 
-    def count_delivery(self, receiver: str, ok: bool) -> None:
-        """One attempt to send an alert to the receiver named `receiver` (its name, never URL)."""
-        key = (receiver, "ok" if ok else "error")
+    def count_delivery(self, receiver: str, ok: bool, *, result: str | None = None) -> None:
+        """One attempt to send an alert to the receiver named `receiver` (its name, never URL):
+        ok, error, or `result` ("dropped": given up, see docs/monitor.md)."""
+        key = (receiver, result or ("ok" if ok else "error"))
         with self._lock:
             self._deliveries[key] = self._deliveries.get(key, 0) + 1
 
-    def forget(self, targets_kept: Iterable[str]) -> None:
-        """Drop every series of the targets not in `targets_kept` (after a config reload)."""
+    def forget(
+        self, targets_kept: Iterable[str], *, checks_kept: Iterable[tuple[str, str]] | None = None
+    ) -> None:
+        """Drop every series of the targets not in `targets_kept` (after a config reload),
+        and, with `checks_kept`, of the (target, check) pairs no longer scheduled."""
         kept = set(targets_kept)
+        pairs = None if checks_kept is None else set(checks_kept)
         with self._lock:
             for name in [name for name in self._targets if name not in kept]:
                 del self._targets[name]
+            if pairs is None:
+                return
+            for name, state in self._targets.items():
+                for check in [check for check in state.checks if (name, check) not in pairs]:
+                    del state.checks[check]
+                for check in [check for check in state.alerts if (name, check) not in pairs]:
+                    del state.alerts[check]
 
     # -- exposition -----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 Payload builders are pure; `send` is the one I/O edge. A receiver's URL and headers are
 secrets: a failure names the receiver and the kind of failure, never where it was sent.
+A target's URL goes out as the status page shows it: no user:password@, no query (keys).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ollama_fleet.errors import FleetError
 from ollama_fleet.monitor.alerts import Notification
 from ollama_fleet.monitor.model import Severity
 from ollama_fleet.monitor.settings import Receiver
+from ollama_fleet.monitor.status_facts import display_url
 
 WEBHOOK_VERSION = 1
 ALERTNAME = "OllamaFleetCheckFailing"
@@ -36,15 +38,29 @@ SLACK_COLORS = {
     Severity.WARNING: "#f2a20c",  # orange
 }
 SLACK_RESOLVED_COLOR = "#2eb67d"  # green
+REQUEST_ERROR = "request_error"  # the request could not be made at all
+# 4xx answers that may pass on a later try: timeout, too early, too many requests
+RETRIED_4XX = frozenset({408, 425, 429})
 
 
 class DeliveryError(FleetError):
-    """A receiver did not take a notification. The message holds no URL and no header."""
+    """A receiver did not take a notification. The message holds no URL and no header.
 
-    def __init__(self, receiver: str, error_class: str) -> None:
+    `status` is the HTTP status where the receiver answered; `permanent` says a retry of
+    the same request cannot succeed (a 4xx other than 408, 425 and 429).
+    """
+
+    def __init__(self, receiver: str, error_class: str, status: int | None = None) -> None:
         super().__init__(f"alert receiver {receiver!r} failed: {error_class}")
         self.receiver = receiver
         self.error_class = error_class
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        return (
+            self.status is not None and 400 <= self.status < 500 and self.status not in RETRIED_4XX
+        )
 
 
 def iso(timestamp: float) -> str:
@@ -61,7 +77,7 @@ def webhook_payload(notification: Notification) -> dict[str, Any]:
         "kind": n.kind,
         "target": n.target,
         "check": n.check,
-        "url": n.url,
+        "url": display_url(n.url),
         "severity": str(n.severity),
         "summary": n.summary,
         "reason": n.reason,
@@ -82,7 +98,7 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
         {"title": "Check", "value": n.check, "short": True},
         {"title": "Severity", "value": str(n.severity), "short": True},
         {"title": "Since", "value": iso(n.since), "short": True},
-        {"title": "URL", "value": n.url, "short": False},
+        {"title": "URL", "value": display_url(n.url), "short": False},
     ]
     if n.reason != "consecutive":
         fields.append({"title": "Reason", "value": n.reason, "short": True})
@@ -207,7 +223,7 @@ def _alertmanager_alert(
             "severity": str(severity),
             "monitor": monitor,
         },
-        "annotations": {"summary": n.summary, "reason": n.reason, "url": n.url},
+        "annotations": {"summary": n.summary, "reason": n.reason, "url": display_url(n.url)},
         "startsAt": iso(n.since),
         "endsAt": iso(max(ends, n.since)),
     }
@@ -221,8 +237,13 @@ async def _post(client: httpx.AsyncClient, receiver: Receiver, url: str, body: A
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         # from None: httpx's exceptions carry the request, and with it the URL
         raise DeliveryError(receiver.name, error_class(exc)) from None
+    except Exception:
+        # anything else building or sending the request (a header httpx cannot encode, a
+        # body it cannot serialise) is still this receiver failing: it must be retried,
+        # backed off and counted like any failure, not escape the dispatcher every second
+        raise DeliveryError(receiver.name, REQUEST_ERROR) from None
     if not response.is_success:
-        raise DeliveryError(receiver.name, f"http_{response.status_code}")
+        raise DeliveryError(receiver.name, f"http_{response.status_code}", response.status_code)
 
 
 def error_class(exc: BaseException) -> str:

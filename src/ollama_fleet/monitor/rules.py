@@ -128,11 +128,13 @@ def alert_rules(
         ),
         Rule(
             alert="OllamaFleetAlertDeliveryFailing",
-            expr='increase(ollama_fleet_monitor_alert_deliveries_total{result="error"}[15m]) > 0',
+            expr="increase(ollama_fleet_monitor_alert_deliveries_total"
+            '{result=~"error|dropped"}[15m]) > 0',
             severity="warning",
             summary="alerts to {{ $labels.receiver }} fail",
             description="The monitor could not send alerts to the receiver "
-            "{{ $labels.receiver }} in the last 15 minutes; it keeps retrying.",
+            "{{ $labels.receiver }} in the last 15 minutes: it retries, and gives up on a "
+            "permanent refusal (a 4xx) or after 20 tries.",
         ),
         Rule(
             alert="OllamaFleetGpuHot",

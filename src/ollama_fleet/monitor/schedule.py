@@ -33,23 +33,32 @@ class Job:
         return (self.target, self.check)
 
 
-def first_due(now: float, interval_s: float, jitter: float, rng: random.Random) -> float:
-    """When a new job first runs: soon, spread over the jitter share of its interval (max 5 s)
-    so a monitor with hundreds of targets does not start them all in the same instant."""
-    return now + rng.uniform(0.0, min(5.0, interval_s * max(jitter, 0.02)))
+@dataclass(frozen=True, slots=True, order=True)
+class Slot:
+    """When a job runs next: `run_at`, which is its plain slot `base` plus its jitter."""
+
+    run_at: float
+    base: float
 
 
-def next_due(due: float, now: float, interval_s: float, jitter: float, rng: random.Random) -> float:
-    """The slot after `due`: one interval later plus up to `jitter` of it.
+def first_slot(now: float, interval_s: float, jitter: float, rng: random.Random) -> Slot:
+    """A new job runs soon, spread over the jitter share of its interval (at most 5 s), so
+    a monitor with hundreds of targets does not start them all in the same instant."""
+    return Slot(run_at=now + rng.uniform(0.0, min(5.0, interval_s * max(jitter, 0.02))), base=now)
 
-    Counted from the planned slot, not from when the run ended, so runs do not drift; a
-    monitor that fell behind by a whole interval (a suspended VM, a stalled loop) starts
-    again from now instead of running every missed slot in a burst.
+
+def next_slot(slot: Slot, now: float, interval_s: float, jitter: float, rng: random.Random) -> Slot:
+    """The slot after `slot`: one interval after its plain slot, plus up to `jitter` of it.
+
+    The jitter never carries over (each run is jittered from the plain slot, so the rate is
+    exactly one per interval); a monitor that fell behind by more than a whole interval (a
+    suspended VM, a stalled loop) starts again from now instead of running every missed
+    slot in a burst.
     """
-    following = due + interval_s + rng.uniform(0.0, interval_s * jitter)
-    if following < now:
-        following = now + rng.uniform(0.0, interval_s * jitter)
-    return following
+    base = slot.base + interval_s
+    if base + interval_s < now:
+        base = now
+    return Slot(run_at=base + rng.uniform(0.0, interval_s * jitter), base=base)
 
 
 Execute = Callable[[Job], Awaitable[None]]
@@ -62,7 +71,7 @@ class SchedulerStats:
     queued: int = 0  # dispatched, waiting for a free slot of the concurrency bound
     in_flight: int = 0
     skipped: int = 0  # slots missed because the previous run of that job still ran
-    lags: list[float] = field(default_factory=list)  # seconds late at dispatch, drained by reader
+    lags: list[float] = field(default_factory=list)  # seconds late at start, drained by reader
 
     def drain_lags(self) -> list[float]:
         lags, self.lags = self.lags, []
@@ -82,12 +91,13 @@ class Scheduler:
         rng: random.Random | None = None,
     ) -> None:
         self._execute = execute
+        self._concurrency = concurrency
         self._limit = asyncio.Semaphore(concurrency)
         self._jitter = jitter
         self._clock = clock
         self._rng = rng or random.Random()
         self._jobs: dict[tuple[str, str], Job] = {}
-        self._heap: list[tuple[float, Job]] = []
+        self._heap: list[tuple[Slot, Job]] = []
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -103,21 +113,29 @@ class Scheduler:
         now = self._clock()
         wanted = {job.key: job for job in jobs}
         kept_heap = []
-        for due, job in self._heap:
+        for slot, job in self._heap:
             new = wanted.get(job.key)
             if new is None:
                 continue
-            if new.interval_s != job.interval_s:
-                due = min(due, now + new.interval_s)
-            kept_heap.append((due, new))
+            if new.interval_s < job.interval_s and slot.run_at > now + new.interval_s:
+                slot = first_slot(now, new.interval_s, self._jitter, self._rng)
+            kept_heap.append((slot, new))
         scheduled = {job.key for _, job in kept_heap}
         for key, job in wanted.items():
             if key not in scheduled:
-                kept_heap.append((first_due(now, job.interval_s, self._jitter, self._rng), job))
+                kept_heap.append((first_slot(now, job.interval_s, self._jitter, self._rng), job))
         heapq.heapify(kept_heap)
         self._heap = kept_heap
         self._jobs = wanted
         self._wake.set()
+
+    def reconfigure(self, *, concurrency: int, jitter: float) -> None:
+        """A reloaded bound and jitter: running checks keep the slot they hold, the next ones
+        wait for the new bound."""
+        if concurrency != self._concurrency:
+            self._concurrency = concurrency
+            self._limit = asyncio.Semaphore(concurrency)
+        self._jitter = jitter
 
     async def run(self) -> None:
         """Dispatch jobs as they come due, until stop()."""
@@ -125,21 +143,21 @@ class Scheduler:
             if not self._heap:
                 await self._sleep(None)
                 continue
-            due, job = self._heap[0]
+            slot, job = self._heap[0]
             now = self._clock()
-            if due > now:
-                await self._sleep(due - now)
+            if slot.run_at > now:
+                await self._sleep(slot.run_at - now)
                 continue
             heapq.heappop(self._heap)
-            heapq.heappush(
-                self._heap, (next_due(due, now, job.interval_s, self._jitter, self._rng), job)
-            )
+            following = next_slot(slot, now, job.interval_s, self._jitter, self._rng)
+            heapq.heappush(self._heap, (following, job))
             if job.key in self._running:
                 self.stats.skipped += 1
                 log.debug("%s on %s still running: slot skipped", job.check, job.target)
                 continue
-            self.stats.lags.append(max(0.0, now - due))
-            task = asyncio.create_task(self._run_job(job), name=f"{job.check}@{job.target}")
+            task = asyncio.create_task(
+                self._run_job(job, slot.run_at), name=f"{job.check}@{job.target}"
+            )
             self._running[job.key] = task
 
     async def _sleep(self, seconds: float | None) -> None:
@@ -147,13 +165,15 @@ class Scheduler:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
-    async def _run_job(self, job: Job) -> None:
+    async def _run_job(self, job: Job, due: float) -> None:
         self.stats.queued += 1
         waiting = True
         try:
             async with self._limit:
                 self.stats.queued -= 1
                 waiting = False
+                # late by the loop and by the wait for a free slot of the bound
+                self.stats.lags.append(max(0.0, self._clock() - due))
                 self.stats.in_flight += 1
                 try:
                     await self._execute(job)

@@ -148,8 +148,13 @@ class MonitorService:
         cancelled = await monitor.scheduler.drain(self.config.shutdown_grace_s)
         if cancelled:
             log.info("monitor: %d checks cancelled at shutdown", cancelled)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(dispatcher.run_once(time.time()), FLUSH_BOUND_S)
+        # the delivery loop ends its current round first (stopping is set), so the last
+        # round below never sends what that one is still sending
+        delivery = next(task for task in tasks if task.get_name() == "delivery")
+        await asyncio.wait([delivery], timeout=FLUSH_BOUND_S)
+        if delivery.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(dispatcher.run_once(time.time()), FLUSH_BOUND_S)
         server.should_exit = True
         for task in self._reloads:
             task.cancel()
@@ -182,7 +187,7 @@ class MonitorService:
             log.warning("monitor: state_dir changed; it takes effect on restart")
         self.config = config
         self.monitor.apply(config)
-        self.dispatcher.receivers = config.receivers
+        self.dispatcher.set_receivers(config.receivers, retry_s=config.alerts.retry_s)
         log.info(
             "monitor: config reloaded: %d targets, %d checks scheduled",
             len(config.targets),

@@ -1,14 +1,15 @@
-"""The monitor's SQLite store: sample history, hourly roll-ups, alert states and the outbox.
+"""The monitor's SQLite store: sample history, roll-ups, alert states and the outbox.
 
 One file, `monitor.sqlite3`, in the state dir, in WAL mode. Every call is one short
 transaction on the event loop's thread; a state change and the notifications it made are
 written together (`commit_step`), so a restart neither re-sends an alert nor forgets one.
+The status page asks the history for the whole fleet at once (`uptime_all`, `bars_all`,
+`series_all`): a few grouped statements, not a query and thousands of rows per series.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,46 +18,31 @@ from pathlib import Path
 from types import TracebackType
 
 from ollama_fleet.checks.model import Status
-from ollama_fleet.errors import ConfigError
 from ollama_fleet.monitor.alerts import AlertState, Notification
 from ollama_fleet.monitor.model import UPTIME_WINDOWS, Sample
-from ollama_fleet.monitor.uptime import STATUS_BY_RANK, Tally
-from ollama_fleet.monitor.uptime import bars as bars_of
-from ollama_fleet.monitor.uptime import uptime as uptime_of
+from ollama_fleet.monitor.store_schema import DB_NAME, SCHEMA_VERSION, open_database
+from ollama_fleet.monitor.uptime import (
+    DAY_S,
+    HOUR_S,
+    STATUS_BY_RANK,
+    Key,
+    bars_query,
+    day_start,
+    hour_start,
+    hourly_uptime_query,
+    raw_uptime_query,
+    series_query,
+    slot_end,
+)
 
-DB_NAME = "monitor.sqlite3"
-SCHEMA_VERSION = 1
-DIR_MODE = 0o750
-FILE_MODE = 0o640
-HOUR_S = 3600
+__all__ = ("DB_NAME", "SCHEMA_VERSION", "SLOT_RETENTION_S", "Delivery", "Store")
 
-_SCHEMA = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE series (
-    id INTEGER PRIMARY KEY, target TEXT NOT NULL, check_name TEXT NOT NULL,
-    UNIQUE (target, check_name));
-CREATE TABLE samples (
-    series INTEGER NOT NULL REFERENCES series (id), at REAL NOT NULL, status INTEGER NOT NULL,
-    elapsed_ms REAL NOT NULL, failure_class TEXT, first_token_ms REAL, tokens_per_s REAL);
-CREATE INDEX samples_by_series ON samples (series, at);
-CREATE INDEX samples_by_time ON samples (at);
-CREATE TABLE rollups (
-    series INTEGER NOT NULL REFERENCES series (id), hour INTEGER NOT NULL,
-    total INTEGER NOT NULL, up INTEGER NOT NULL, worst INTEGER NOT NULL,
-    PRIMARY KEY (series, hour)) WITHOUT ROWID;
-CREATE TABLE alert_states (
-    target TEXT NOT NULL, check_name TEXT NOT NULL, state TEXT NOT NULL,
-    PRIMARY KEY (target, check_name));
-CREATE TABLE notifications (
-    id TEXT PRIMARY KEY, target TEXT NOT NULL, check_name TEXT NOT NULL,
-    body TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    notification TEXT NOT NULL REFERENCES notifications (id),
-    receiver TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL,
-    last_error TEXT);
-CREATE INDEX deliveries_by_time ON deliveries (next_try);
-"""
+# the ten-minute slots behind the bars are kept as long as the raw samples, and at least
+# this long, so the 24 h of bars are whole whatever the retention
+SLOT_RETENTION_S = 2 * 86400.0
+
+Uptime = dict[str, float | None]
+Bars = tuple[Status | None, ...]
 
 # A delivery is due when its time has come and no older delivery for the same receiver and
 # alert waits before it: a resolved never overtakes the firing it resolves.
@@ -92,24 +78,9 @@ class Store:
 
     @classmethod
     def open(cls, state_dir: Path) -> Store:
-        """Open (creating where missing) the store in `state_dir`; ConfigError if unusable."""
-        path = state_dir / DB_NAME
-        try:
-            if not state_dir.exists():
-                state_dir.mkdir(parents=True, mode=DIR_MODE)
-                os.chmod(state_dir, DIR_MODE)  # the umask may have taken bits away
-            if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE))
-                os.chmod(path, FILE_MODE)
-            connection = sqlite3.connect(path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"{path}: cannot open the monitor's store: {exc}") from None
-        try:
-            _prepare(connection, path)
-        except BaseException:
-            connection.close()
-            raise
-        return cls(connection, path)
+        """Open (creating or upgrading where needed) the store in `state_dir`; ConfigError
+        naming the file if it is unusable."""
+        return cls(*open_database(state_dir))
 
     def close(self) -> None:
         self._db.close()
@@ -154,50 +125,74 @@ class Store:
             for at, status, elapsed_ms, failure_class, first_token_ms, tokens_per_s in rows
         ]
 
-    def uptime(self, target: str, check: str, now: float) -> dict[str, float | None]:
-        """Uptime per UPTIME_WINDOWS: the shortest from raw samples, the others from hours.
+    def uptime_all(self, now: float) -> dict[Key, Uptime]:
+        """{(target, check): uptime per UPTIME_WINDOWS} of every series with a result in one.
 
-        An hour counts into a window when its start lies inside the window, so a 24 h
-        window covers between 23 and 24 hours (the hour it began in is left out).
+        The shortest window from raw samples, the others from hours: an hour counts into a
+        window when its start lies inside it, so a 24 h window covers 23 to 24 hours.
         """
-        (shortest, shortest_s), *longer = UPTIME_WINDOWS
-        shares = uptime_of(
-            self.samples(target, check, now - shortest_s),
-            now=now,
-            windows=[(shortest, shortest_s)],
+        return self._uptime(now, None)
+
+    def uptime(self, target: str, check: str, now: float) -> Uptime:
+        """`uptime_all` of one series; every window None where it has no result."""
+        return self._uptime(now, (target, check)).get((target, check)) or _no_uptime()
+
+    def bars_all(self, now: float, span_s: float, count: int) -> dict[Key, Bars]:
+        """{(target, check): the worst status per bucket over (now - span_s, now], oldest
+        first} of every series with a result in the span.
+
+        From the ten-minute slots, each counted at its end (the running one at `now`): a
+        result lands at most SLOT_S late, and exactly where the bars are SLOT_S aligned.
+        """
+        return self._bars(now, span_s, count, None)
+
+    def bars(self, target: str, check: str, now: float, span_s: float, count: int) -> Bars:
+        """`bars_all` of one series; all None where it has no result."""
+        if count <= 0 or span_s <= 0:
+            return ()
+        return self._bars(now, span_s, count, (target, check)).get((target, check)) or (
+            (None,) * count
         )
-        if longer:
-            oldest = max(seconds for _, seconds in longer)
-            hours = self._hours(target, check, now - oldest, now)
-            shares |= uptime_of(hours, now=now, windows=longer)
-        return shares
 
-    def bars(
-        self, target: str, check: str, now: float, span_s: float, count: int
-    ) -> tuple[Status | None, ...]:
-        """The worst status per bucket over (now - span_s, now], oldest first.
+    def series_all(
+        self,
+        check: str,
+        since: float,
+        field: str,
+        *,
+        until: float | None = None,
+        max_points: int | None = None,
+    ) -> dict[str, list[tuple[float, float]]]:
+        """{target: [(at, value of `field`), ...] oldest first} of `check` from `since` on.
 
-        Raw samples where they are kept; before the oldest, hourly roll-ups (each counted at
-        its hour's start).
+        `field` is elapsed_ms, first_token_ms or tokens_per_s; samples without it are left
+        out. With `max_points` (and `until`), each target keeps at most that many points:
+        the highest of each equal slice of [since, until].
         """
-        raw = self.samples(target, check, now - span_s)
-        items: list[Sample | Tally] = list(raw)
-        oldest_raw = raw[0].at if raw else now
-        first_raw_hour = int(oldest_raw // HOUR_S) * HOUR_S
-        items += [h for h in self._hours(target, check, now - span_s, now) if h.at < first_raw_hour]
-        return bars_of(items, now=now, span_s=span_s, count=count)
+        sql, args = series_query(check, since, field, until=until, max_points=max_points)
+        found: dict[str, list[tuple[float, float]]] = {}
+        for target, at, value in self._db.execute(sql, args):
+            found.setdefault(target, []).append((at, value))
+        return found
 
     def prune(self, now: float, retention_s: float, rollup_retention_s: float) -> int:
-        """Drop samples, hours and undelivered notifications past retention; rows removed.
-
-        A notification no receiver took within `retention_s` is given up.
+        """Drop samples, slots, hours and undelivered notifications past retention; rows
+        removed. A notification no receiver took within `retention_s` is given up.
         """
         with self._transaction():
             removed = self._db.execute(
-                "DELETE FROM samples WHERE at < ?", (now - retention_s,)
+                # series by series: samples are indexed by series, then time
+                "DELETE FROM samples WHERE series IN (SELECT id FROM series) AND at < ?",
+                (now - retention_s,),
+            ).rowcount
+            removed += self._db.execute(
+                "DELETE FROM slots WHERE slot < ?", (now - max(retention_s, SLOT_RETENTION_S),)
             ).rowcount
             removed += self._db.execute(
                 "DELETE FROM rollups WHERE hour + ? <= ?", (HOUR_S, now - rollup_retention_s)
+            ).rowcount
+            removed += self._db.execute(
+                "DELETE FROM days WHERE day + ? <= ?", (DAY_S, now - rollup_retention_s)
             ).rowcount
             removed += self._db.execute(
                 "DELETE FROM deliveries WHERE notification IN"
@@ -212,6 +207,24 @@ class Store:
     def alert_states(self) -> dict[tuple[str, str], AlertState]:
         rows = self._db.execute("SELECT target, check_name, state FROM alert_states")
         return {(t, c): AlertState.from_json(json.loads(state)) for t, c, state in rows}
+
+    def forget(self, keys_kept: Iterable[Key]) -> int:
+        """Delete the alert states of every (target, check) not in `keys_kept`; how many.
+
+        For a config reload: a target that is removed and later added again starts afresh,
+        not FIRING since long ago. History stays (retention ages it out); so does the outbox.
+        """
+        kept = set(keys_kept)
+        with self._transaction():
+            stale = [
+                key
+                for key in self._db.execute("SELECT target, check_name FROM alert_states")
+                if key not in kept
+            ]
+            self._db.executemany(
+                "DELETE FROM alert_states WHERE target = ? AND check_name = ?", stale
+            )
+        return len(stale)
 
     def save_alert_state(self, target: str, check: str, state: AlertState) -> None:
         with self._transaction():
@@ -260,6 +273,10 @@ class Store:
             self._db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
             self._drop_orphans()
 
+    def give_up(self, delivery_id: int) -> None:
+        """Drop a delivery that will never succeed, so the ones queued behind it move on."""
+        self.delivered(delivery_id)
+
     def retry_later(self, delivery_id: int, next_try: float, error_class: str) -> None:
         with self._transaction():
             self._db.execute(
@@ -294,37 +311,81 @@ class Store:
         return self._series[key]
 
     def _add_samples(self, samples: Iterable[Sample]) -> None:
-        for s in samples:
-            series = self._series_id(s.target, s.check)
-            rank = s.status.rank
-            self._db.execute(
-                "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    series,
-                    s.at,
-                    rank,
-                    s.elapsed_ms,
-                    s.failure_class,
-                    s.first_token_ms,
-                    s.tokens_per_s,
-                ),
+        rows = [(self._series_id(s.target, s.check), s) for s in samples]
+        if not rows:
+            return
+        self._db.executemany(
+            "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (series, s.at, s.status.rank, s.elapsed_ms, s.failure_class, s.first_token_ms,
+                 s.tokens_per_s)
+                for series, s in rows
+            ],
+        )  # fmt: skip
+        # counted here first, so a batch costs one upsert per slot, hour and day, not per sample
+        hours: dict[tuple[int, int], list[int]] = {}
+        slots: dict[tuple[int, int], list[int]] = {}
+        days: dict[tuple[int, int], list[int]] = {}
+        for series, s in rows:
+            for tallies, key in (
+                (hours, (series, hour_start(s.at))),
+                (slots, (series, slot_end(s.at))),
+                (days, (series, day_start(s.at))),
+            ):
+                tally = tallies.setdefault(key, [0, 0, 0])
+                tally[0] += 1
+                tally[1] += int(s.up)
+                tally[2] = max(tally[2], s.status.rank)
+        for table, tallies in (("rollups", hours), ("slots", slots)):
+            self._db.executemany(
+                f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+                " SET total = total + excluded.total, up = up + excluded.up,"
+                " worst = max(worst, excluded.worst)",
+                [(*key, *tally) for key, tally in tallies.items()],
             )
-            self._db.execute(
-                "INSERT INTO rollups VALUES (?, ?, 1, ?, ?) ON CONFLICT (series, hour) DO UPDATE"
-                " SET total = total + 1, up = up + excluded.up, worst = max(worst, excluded.worst)",
-                (series, int(s.at // HOUR_S) * HOUR_S, int(s.up), rank),
-            )
-
-    def _hours(self, target: str, check: str, after: float, until: float) -> list[Tally]:
-        rows = self._db.execute(
-            "SELECT hour, total, up, worst FROM rollups JOIN series ON series.id = rollups.series"
-            " WHERE target = ? AND check_name = ? AND hour > ? AND hour <= ? ORDER BY hour",
-            (target, check, after, until),
+        self._db.executemany(
+            "INSERT INTO days VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE"
+            " SET total = total + excluded.total, up = up + excluded.up",
+            [(*key, total, up) for key, (total, up, _) in days.items()],
         )
-        return [
-            Tally(at=float(hour), total=total, up=up, worst=STATUS_BY_RANK[worst])
-            for hour, total, up, worst in rows
-        ]
+
+    def _keys(self, key: Key | None) -> tuple[dict[int, Key], int | None]:
+        """{series id: (target, check)} (of `key` alone when given) and the one id, if any."""
+        sql = "SELECT id, target, check_name FROM series"
+        rows = self._db.execute(sql + (" WHERE target = ? AND check_name = ?" if key else ""),
+                                key or ())  # fmt: skip
+        keys = {series: (target, check) for series, target, check in rows}
+        return keys, next(iter(keys)) if key and keys else None
+
+    def _uptime(self, now: float, key: Key | None) -> dict[Key, Uptime]:
+        keys, series = self._keys(key)
+        if key and series is None:
+            return {}
+        (shortest, shortest_s), *longer = UPTIME_WINDOWS
+        found: dict[Key, Uptime] = {}
+        for series_id, total, up in self._db.execute(*raw_uptime_query(now, shortest_s, series)):
+            found[keys[series_id]] = _no_uptime() | {shortest: up / total}
+        # a window's hours and days come as rows of their own: summed here
+        counts: dict[tuple[int, int], list[int]] = {}
+        for window, series_id, total, up in self._db.execute(
+            *hourly_uptime_query(now, longer, series)
+        ):
+            tally = counts.setdefault((window, series_id), [0, 0])
+            tally[0] += total
+            tally[1] += up
+        for (window, series_id), (total, up) in counts.items():
+            shares = found.setdefault(keys[series_id], _no_uptime())
+            shares[longer[window][0]] = up / total if total else None
+        return found
+
+    def _bars(self, now: float, span_s: float, count: int, key: Key | None) -> dict[Key, Bars]:
+        keys, series = self._keys(key)
+        if count <= 0 or span_s <= 0 or (key and series is None):
+            return {}
+        worst: dict[int, list[Status | None]] = {}
+        for series_id, bar, rank in self._db.execute(*bars_query(now, span_s, count, series)):
+            worst.setdefault(series_id, [None] * count)[bar] = STATUS_BY_RANK[rank]
+        return {keys[series_id]: tuple(statuses) for series_id, statuses in worst.items()}
 
     def _save_state(self, target: str, check: str, state: AlertState) -> None:
         self._db.execute(
@@ -352,34 +413,5 @@ class Store:
         ).rowcount
 
 
-def _prepare(connection: sqlite3.Connection, path: Path) -> None:
-    """Set the journal up and create or check the schema; ConfigError naming `path`."""
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            has_version = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-            ).fetchone()
-            if has_version is None:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-                version = SCHEMA_VERSION
-            else:
-                row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
-                version = int(row[0] or 0)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-    except sqlite3.Error as exc:
-        raise ConfigError(f"{path}: not a usable monitor store: {exc}") from None
-    if version > SCHEMA_VERSION:
-        raise ConfigError(
-            f"{path}: the store has schema version {version}, newer than this ollama-fleet "
-            f"understands ({SCHEMA_VERSION}); upgrade ollama-fleet or move the file away"
-        )
+def _no_uptime() -> Uptime:
+    return {name: None for name, _ in UPTIME_WINDOWS}

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ollama_fleet.checks.certinfo import cert_facts, cert_findings
 from ollama_fleet.checks.classify import classify_exception, classify_tls_verify_error
 from ollama_fleet.checks.http import (
     ALPN_PROTOCOLS,
@@ -190,6 +189,10 @@ async def probe_tls(ctx: ProbeContext) -> CheckResult:
         findings.insert(0, ok(f"{negotiated}; chain trusted for {host}"))
     else:
         findings.append(ok(negotiated))
+    # here, not at the top: cryptography costs 8 MB, and a monitor of plain-http targets
+    # (Ollama on loopback) never needs it
+    from ollama_fleet.checks.certinfo import cert_facts, cert_findings
+
     now = dt.datetime.now(dt.UTC)
     try:
         facts = cert_facts(shake.leaf_der)
