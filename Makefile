@@ -83,6 +83,7 @@ bench: setup lab-image
 	$(BIN)/python benchmarks/cli/bench_help.py
 	$(BIN)/python benchmarks/checks/bench_checks.py
 	$(BIN)/python benchmarks/deploy/bench_deploy.py
+	$(BIN)/python benchmarks/monitor/bench_monitor.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
