@@ -30,6 +30,7 @@ def test_committed_lab_inventory_is_what_the_default_lab_writes() -> None:
         http_port=DEFAULT_PORTS["http"],
         https_port=DEFAULT_PORTS["https"],
         ollama_port=DEFAULT_PORTS["ollama"],
+        monitor_port=DEFAULT_PORTS["monitor"],
         image_dir=Path("/unused"),
         image_hash="x",
         accel="tcg",

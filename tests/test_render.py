@@ -447,6 +447,23 @@ def test_nftables_metrics_ports_only_for_allowed_networks() -> None:
     assert "9464" not in nftables(firewall_allow_metrics=["10.0.0.0/8"], firewall_metrics_ports=[])
 
 
+def test_nftables_opens_the_monitors_port_to_the_metrics_networks_only() -> None:
+    allowed = {"firewall_allow_metrics": ["10.0.2.2/32"], "firewall_metrics_ports": [9100]}
+    with_monitor = render.render_nftables(
+        role("firewall", **allowed), ollama_port=11434, monitor_port=9500
+    )
+    rules = input_rules(with_monitor)
+    assert [rule for rule in rules if "9500" in rule] == [
+        'ip saddr 10.0.2.2/32 tcp dport { 9100, 9500 } accept comment "firewall_allow_metrics"'
+    ]
+    assert "9500" not in nftables(**allowed)  # no monitor: only the metrics ports
+    nobody = render.render_nftables(role("firewall"), ollama_port=11434, monitor_port=9500)
+    assert "9500" not in nobody  # no networks allowed: no rule, the policy drops it
+    assert role_bug(
+        render.render_nftables, role("firewall"), ollama_port=11434, monitor_port=0
+    ).startswith("monitor_port: ")
+
+
 def test_nftables_keeps_neighbour_discovery_and_limits_ping() -> None:
     text = nftables()
     for kind in ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert", "packet-too-big"):
@@ -543,7 +560,6 @@ def test_services_run_unprivileged_with_only_their_state_dir_writable(name: str)
         "ProtectHome": "yes",
         "PrivateTmp": "yes",
         "PrivateDevices": "yes",
-        "StateDirectory": "ollama-fleet",
         "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
         "CapabilityBoundingSet": "",
         "SystemCallFilter": "@system-service",
@@ -551,6 +567,30 @@ def test_services_run_unprivileged_with_only_their_state_dir_writable(name: str)
     for key, value in expected.items():
         assert settings(unit, key) == [value], key
     assert settings(unit, "ReadWritePaths") == []
+    assert settings(unit, "StateDirectory")[0] == "ollama-fleet"
+
+
+def test_monitor_unit_checks_its_config_first_reloads_on_hup_and_owns_its_state_dir() -> None:
+    unit = render.render_monitor_service(role("services"))
+    command = "/opt/ollama-fleet/bin/ollama-fleet monitor --config /etc/ollama-fleet/monitor.yml"
+    assert settings(unit, "ExecStartPre") == [f"{command} --check-config"]
+    assert settings(unit, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    # /var/lib/ollama-fleet/monitor, made by systemd and owned by the service user
+    assert settings(unit, "StateDirectory") == ["ollama-fleet", "ollama-fleet/monitor"]
+    assert "After=network-online.target ollama.service\n" in unit
+
+
+def test_monitor_unit_sees_only_nvidias_devices_on_a_gpu_host() -> None:
+    plain = render.render_monitor_service(role("services"))
+    gpu = render.render_monitor_service(role("services"), gpu=True)
+
+    assert settings(plain, "PrivateDevices") == ["yes"]
+    assert settings(plain, "DevicePolicy") == settings(plain, "DeviceAllow") == []
+    # systemd takes the last PrivateDevices=: the hardening's yes, then this no
+    assert settings(gpu, "PrivateDevices") == ["yes", "no"]
+    assert settings(gpu, "DevicePolicy") == ["closed"]
+    assert settings(gpu, "DeviceAllow") == ["char-nvidia* rw"]
+    assert settings(gpu, "ProtectKernelModules") == ["yes"]  # the rest of the hardening stays
 
 
 # -- gateway.yml and monitor.yml ------------------------------------------------------------------
@@ -604,27 +644,92 @@ def test_dial_address_refuses_what_is_not_host_port() -> None:
     assert role_bug(render.dial_address, "localhost") == "ollama_host: 'localhost' is not HOST:PORT"
 
 
-def test_monitor_config_keeps_port_target_and_webhook_exactly() -> None:
-    webhook = "https://hooks.example.com/T0/B1?token=a:b%20c#frag&x='y'"
-    text = render.render_monitor_config(
-        role("services", monitor_port=9500, monitor_webhook_url=webhook),
-        targets_url="https://llm.example.com",
-    )
-    assert yaml.safe_load(text) == {
-        "port": 9500,
-        "targets_url": "https://llm.example.com",
-        "webhook_url": webhook,
+def monitor_config(*, gpu: bool = False, **values: Any) -> dict[str, Any]:
+    loaded = yaml.safe_load(render.render_monitor_config(role("services", **values), gpu=gpu))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+# the keys the monitor's config reader accepts (ollama_fleet.monitor.config)
+MONITOR_KEYS = {
+    "listen",
+    "state_dir",
+    "title",
+    "refresh",
+    "inventory",
+    "vault_password_file",
+    "targets",
+    "checks",
+    "intervals",
+    "jitter",
+    "concurrency",
+    "timeouts",
+    "shutdown_grace",
+    "retention",
+    "rollup_retention",
+    "alerts",
+    "receivers",
+    "gpu",
+}
+
+
+def test_monitor_config_by_default_watches_the_host_on_loopback_without_receivers() -> None:
+    assert monitor_config() == {
+        "listen": "127.0.0.1:9464",
+        "state_dir": "/var/lib/ollama-fleet/monitor",
+        "inventory": "/etc/ollama-fleet/checks.yml",
+        "gpu": "off",
     }
 
 
-def test_monitor_config_without_webhook_has_no_webhook() -> None:
-    text = render.render_monitor_config(role("services"), targets_url="https://llm.example.com")
-    assert "webhook_url" not in yaml.safe_load(text)
+def test_monitor_config_keeps_every_receiver_url_exactly_and_only_those_set() -> None:
+    webhook = "https://hooks.example.com/T0/B1?token=a:b%20c#frag&x='y'"
+    slack = "https://hooks.slack.example/services/T0/B0/XyZ"
+    config = monitor_config(
+        monitor_webhook_url=webhook,
+        monitor_slack_url=slack,
+        monitor_alertmanager_url="http://10.0.0.9:9093",
+    )
+    assert config["receivers"] == [
+        {"name": "webhook", "type": "webhook", "url": webhook},
+        {"name": "slack", "type": "slack", "url": slack},
+        {"name": "alertmanager", "type": "alertmanager", "url": "http://10.0.0.9:9093"},
+    ]
+    only_slack = monitor_config(monitor_slack_url=slack)["receivers"]
+    assert only_slack == [{"name": "slack", "type": "slack", "url": slack}]
+    assert set(config) <= MONITOR_KEYS
 
 
-def test_monitor_config_refuses_a_targets_url_its_role_passes_wrong() -> None:
-    message = role_bug(render.render_monitor_config, role("services"), targets_url="example.com")
-    assert message == "targets_url: 'example.com' is not an http(s) URL"
+@pytest.mark.parametrize(
+    ("address", "listen"),
+    [("0.0.0.0", "0.0.0.0:9500"), ("::", "[::]:9500"), ("::1", "[::1]:9500")],
+)
+def test_monitor_config_listens_where_it_is_told(address: str, listen: str) -> None:
+    assert monitor_config(monitor_address=address, monitor_port=9500)["listen"] == listen
+
+
+def test_monitor_config_carries_intervals_and_reads_gpus_only_on_gpu_hosts() -> None:
+    intervals = {"connectivity": "5s", "tls": "1h"}
+    config = monitor_config(monitor_intervals=intervals, gpu=True)
+    assert config["intervals"] == intervals
+    assert config["gpu"] == "auto"
+    assert set(config) <= MONITOR_KEYS
+
+
+def test_monitor_config_says_whether_the_monitor_runs_on_the_host() -> None:
+    # turning the monitor off changes the file: what the deploy's snapshot sees as drift
+    on = render.render_monitor_config(role("services", monitor_enabled=True), gpu=False)
+    off = render.render_monitor_config(role("services"), gpu=False)
+    assert "# Run by ollama-fleet-monitor.service on this host." in on
+    assert "# Not run on this host (monitor_enabled: false)." in off
+    assert yaml.safe_load(on) == yaml.safe_load(off)
+
+
+def test_monitor_config_refuses_an_inventory_path_its_role_passes_wrong() -> None:
+    message = role_bug(
+        render.render_monitor_config, role("services"), gpu=False, inventory="checks.yml"
+    )
+    assert message == "inventory: 'checks.yml' is not an absolute path"
 
 
 def test_caddyfile_reads_the_request_before_the_upstream_in_each_caddys_words() -> None:

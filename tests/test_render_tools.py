@@ -417,10 +417,14 @@ class Pair:
     listeners: dict[int, socket.socket]
     sockets: ExitStack
 
-    def apply(self, tmp_path: Path, **firewall: Any) -> None:
+    def apply(self, tmp_path: Path, monitor_port: int | None = None, **firewall: Any) -> None:
         ruleset = tmp_path / "nftables.conf"
         ruleset.write_text(
-            render.render_nftables(role("firewall", sshd_port=SSHD, **firewall), ollama_port=OLLAMA)
+            render.render_nftables(
+                role("firewall", sshd_port=SSHD, **firewall),
+                ollama_port=OLLAMA,
+                monitor_port=monitor_port,
+            )
         )
         applied = self.a.run(tool("nft"), "-f", str(ruleset))
         assert applied.returncode == 0, applied.stderr
@@ -525,6 +529,27 @@ def test_firewall_lets_in_ssh_https_and_metrics_only_from_allowed_networks(
     pair.apply(tmp_path, firewall_allow_metrics=["198.19.0.0/24", "fd00:198:19::/64"])
     assert pair.connect(A4, METRICS) == "dropped"
     assert pair.connect(A4, SSHD) == "connected"
+
+
+def test_firewall_opens_the_monitors_port_only_to_the_metrics_networks(
+    tmp_path: Path, pair: Pair
+) -> None:
+    # the monitor on METRICS, no other metrics ports: its port is what opens it
+    pair.apply(tmp_path, firewall_allow_metrics=[f"{B4}/32"], firewall_metrics_ports=[])
+    assert pair.connect(A4, METRICS) == "dropped"
+
+    pair.apply(
+        tmp_path,
+        monitor_port=METRICS,
+        firewall_allow_metrics=[f"{B4}/32"],
+        firewall_metrics_ports=[],
+    )
+    assert pair.connect(A4, METRICS) == "connected"
+    assert pair.connect(A6, METRICS) == "dropped"  # b's IPv6 address is not allowed
+    assert pair.connect(A4, OLLAMA) == "dropped"
+
+    pair.apply(tmp_path, monitor_port=METRICS, firewall_allow_metrics=["198.19.0.0/24"])
+    assert pair.connect(A4, METRICS) == "dropped"
 
 
 def test_firewall_keeps_ipv6_neighbour_discovery_working(tmp_path: Path, pair: Pair) -> None:
@@ -642,6 +667,16 @@ def test_fleet_service_units_pass_systemd_verify(units: Units, name: str) -> Non
 def test_fleet_services_are_rated_ok_by_systemd_security(units: Units, name: str) -> None:
     units.write(name, FLEET_UNITS[name](services(units)))
     # Exposure is 0-10 ("OK" below 2); the threshold is in tenths.
+    rated = units.analyze(
+        "security", "--offline=yes", "--threshold=20", str(units.directory / name)
+    )
+    assert rated.returncode == 0, rated.stdout.splitlines()[-1:]
+
+
+def test_monitor_unit_for_a_gpu_host_passes_systemd_verify_and_security(units: Units) -> None:
+    name = "ollama-fleet-monitor.service"
+    units.write(name, render.render_monitor_service(services(units), gpu=True))
+    assert units.verify(name) == ""
     rated = units.analyze(
         "security", "--offline=yes", "--threshold=20", str(units.directory / name)
     )

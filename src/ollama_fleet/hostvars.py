@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -129,16 +129,20 @@ VARS: tuple[Var, ...] = (
     Var("sshd_port", "firewall", 22, "The port sshd listens on, on the host (may differ from ssh_port behind a forward); always allowed.", rule.port),
     Var("firewall_allow_ollama", "firewall", [], "Networks (CIDRs) allowed to reach Ollama's port directly, e.g. a gateway node.", rule.list_of(rule.cidr, "CIDRs")),
     Var("firewall_allow_metrics", "firewall", [], "Networks (CIDRs) allowed to reach firewall_metrics_ports.", rule.list_of(rule.cidr, "CIDRs")),
-    Var("firewall_metrics_ports", "firewall", [9464], "Ports opened to firewall_allow_metrics (the monitor's metrics).", rule.list_of(rule.port, "ports")),
+    Var("firewall_metrics_ports", "firewall", [9464], "Ports opened to firewall_allow_metrics (exporters'); with monitor_enabled, monitor_port is opened to them too.", rule.list_of(rule.port, "ports")),
     Var("firewall_extra_tcp_ports", "firewall", [], "More TCP ports open to everyone.", rule.list_of(rule.port, "ports")),
     Var("firewall_manage_forward", "firewall", False, "Drop all forwarded traffic (a forward chain, policy drop); leave false where Docker or libvirt forward for containers or guests.", BOOL),
     # services
     Var("services_enabled", "services", True, "Install this project (a wheel built on the controller) into fleet_venv with its units.", BOOL),
     Var("fleet_venv", "services", "/opt/ollama-fleet", "Where the project's venv lives on the host.", rule.host_path),
     Var("fleet_check_interval", "services", "5min", "How often the host's ollama-fleet-check.timer runs the checks against itself (systemd time span; only where Ollama runs).", rule.timespan),
-    Var("monitor_enabled", "services", False, "Run the monitor service (arrives with the monitor issue; config keys below are rendered already). true is refused until then.", rule.not_yet("monitor")),
+    Var("monitor_enabled", "services", False, "Run the monitor (ollama-fleet-monitor.service) on this host: this host's Ollama checked on a schedule, metrics, alerts and a status page (docs/monitor.md). Needs Ollama here. Turned off again, its unit is stopped and removed.", BOOL),
+    Var("monitor_address", "services", "127.0.0.1", "IP address the monitor listens on. Beyond loopback (e.g. 0.0.0.0, for Prometheus to scrape) it needs firewall_allow_metrics: the firewall opens monitor_port to those networks only.", rule.ip_address),
     Var("monitor_port", "services", 9464, "Port of the monitor's metrics and status page (1024 or above: the service runs unprivileged).", rule.unprivileged_port),
-    Var("monitor_webhook_url", "services", "", "Alert webhook, an http(s) URL (a secret: keep it in the vault).", rule.http_url),
+    Var("monitor_webhook_url", "services", "", "Alert webhook (the monitor's JSON), an http(s) URL (a secret: keep it in the vault).", rule.http_url),
+    Var("monitor_slack_url", "services", "", "Slack-compatible incoming webhook for alerts, an http(s) URL (a secret: keep it in the vault).", rule.http_url),
+    Var("monitor_alertmanager_url", "services", "", "Prometheus Alertmanager the alerts are posted to (`/api/v2/alerts` under it), an http(s) URL.", rule.http_url),
+    Var("monitor_intervals", "services", {}, "How often each check runs, e.g. `{connectivity: 30s, tls: 1h}` (s, m or h); unset ones keep the monitor's defaults.", rule.check_intervals),
     Var("gateway_enabled", "services", False, "Run the gateway and point Caddy at it (arrives with the gateway issue). true is refused until then.", rule.not_yet("gateway")),
     Var("gateway_port", "services", 8080, "Port the gateway listens on, on loopback (1024 or above: the service runs unprivileged).", rule.unprivileged_port),
     Var("gateway_api_keys", "services", [], "Client API keys (secrets: keep them in the vault); stored on the host only as sha256 hashes (a key written as `sha256:` and 64 hex digits is taken as its hash).", rule.api_keys),
@@ -202,6 +206,7 @@ BY_NAME: Mapping[str, Var] = {var.name: var for var in VARS}
 SECRET_VARS = frozenset(
     {
         "monitor_webhook_url",
+        "monitor_slack_url",
         "gateway_api_keys",
         "ollama_extra_env",
         "api_key",
@@ -284,6 +289,7 @@ def host_problems(hostvars: Mapping[str, Any], *, host: str | None = None) -> li
                         f"true, but ollama_enabled is false; the {key[:-8]} role needs Ollama on the same host",
                     )
                 )
+    problems += _monitor_problems(get)
     tls = get("caddy_tls")
     if tls == "acme" and not get("caddy_acme_email"):
         problems.append(("caddy_tls", "acme, but caddy_acme_email is not set"))
@@ -311,6 +317,30 @@ def host_problems(hostvars: Mapping[str, Any], *, host: str | None = None) -> li
         problems.append(
             ("public_access", "open contradicts auth_required: true (remove auth_required)")
         )
+    return problems
+
+
+def _monitor_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
+    """Where the monitor can run and who may reach it."""
+    if get("monitor_enabled") is not True:
+        return []
+    problems = []
+    if get("ollama_enabled") is False:
+        text = (
+            "true, but ollama_enabled is false; the monitor watches this host's own Ollama "
+            "(its self-check inventory), so it runs where Ollama runs"
+        )
+        problems.append(("monitor_enabled", text))
+    address = get("monitor_address")
+    beyond_loopback = not rule.ip_address(address) and not ipaddress.ip_address(address).is_loopback
+    if beyond_loopback and not get("firewall_allow_metrics"):
+        # with the firewall on nobody could reach it; with it off everybody could
+        text = (
+            f"{address} listens beyond loopback, but firewall_allow_metrics is empty: set it "
+            "to the networks that may reach the monitor (e.g. Prometheus's), or keep "
+            "monitor_address: 127.0.0.1"
+        )
+        problems.append(("monitor_address", text))
     return problems
 
 

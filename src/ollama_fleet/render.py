@@ -30,6 +30,7 @@ STATE_DIR = "/var/lib/ollama-fleet"
 CHECKS_INVENTORY = f"{CONFIG_DIR}/checks.yml"
 LAST_CHECK_REPORT = f"{STATE_DIR}/last-check.json"
 MONITOR_CONFIG = f"{CONFIG_DIR}/monitor.yml"
+MONITOR_STATE_DIR = f"{STATE_DIR}/monitor"
 GATEWAY_CONFIG = f"{CONFIG_DIR}/gateway.yml"
 FLEET_USER = "ollama-fleet"
 OLLAMA_HOME = "/usr/share/ollama"
@@ -63,7 +64,6 @@ _CADDY_SITE = re.compile(r"[A-Za-z0-9*._:\[\]-]+")
 _CADDY_UNQUOTABLE = re.compile(r'[\x00-\x1f\x7f"\\{}`]')
 _UPSTREAM = re.compile(r"(?:http://)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})")
 _HOST_PORT = re.compile(r"(?:https?://)?(.*):([0-9]{1,5})")
-_URL = re.compile(r"https?://[^\s\"\\{}`]+")
 _SHA256_KEY = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -166,13 +166,22 @@ def _caddy_token(value: str, name: str) -> str:
 
 
 def plan_firewall(
-    firewall_vars: Mapping[str, Any], *, ollama_port: int, http_ports: Iterable[int] = (80, 443)
+    firewall_vars: Mapping[str, Any],
+    *,
+    ollama_port: int,
+    http_ports: Iterable[int] = (80, 443),
+    monitor_port: int | None = None,
 ) -> tuple[FirewallRule, ...]:
-    """The input chain's accept rules, in order: sshd first, then HTTP(S), then the rest."""
+    """The input chain's accept rules, in order: sshd first, then HTTP(S), then the rest.
+
+    `monitor_port`, where the monitor runs, is opened with the metrics ports: to
+    firewall_allow_metrics only.
+    """
     _port(ollama_port, "ollama_port")
     web = tuple(sorted({_port(port, "http_ports") for port in http_ports}))
     extra = tuple(sorted(set(_value(firewall_vars, "firewall_extra_tcp_ports"))))
-    metrics = tuple(sorted(set(_value(firewall_vars, "firewall_metrics_ports"))))
+    monitor = {_port(monitor_port, "monitor_port")} if monitor_port is not None else set()
+    metrics = tuple(sorted(set(_value(firewall_vars, "firewall_metrics_ports")) | monitor))
     rules = [FirewallRule((_value(firewall_vars, "sshd_port"),), "sshd_port")]
     rules += [FirewallRule(web, "http_ports")] if web else []
     rules += [FirewallRule(extra, "firewall_extra_tcp_ports")] if extra else []
@@ -182,14 +191,20 @@ def plan_firewall(
 
 
 def render_nftables(
-    firewall_vars: Mapping[str, Any], *, ollama_port: int, http_ports: Iterable[int] = (80, 443)
+    firewall_vars: Mapping[str, Any],
+    *,
+    ollama_port: int,
+    http_ports: Iterable[int] = (80, 443),
+    monitor_port: int | None = None,
 ) -> str:
     """The firewall's one table, inet ollama_fleet, swapped atomically; other tables untouched.
 
     Inbound: drop what is not allowed. Forwarding is left to others (Docker, libvirt) unless
-    firewall_manage_forward adds a chain that drops it all.
+    firewall_manage_forward adds a chain that drops it all. `monitor_port`: see plan_firewall.
     """
-    rules = plan_firewall(firewall_vars, ollama_port=ollama_port, http_ports=http_ports)
+    rules = plan_firewall(
+        firewall_vars, ollama_port=ollama_port, http_ports=http_ports, monitor_port=monitor_port
+    )
     manage_forward = _value(firewall_vars, "firewall_manage_forward")
     return _template("nftables.conf.j2").render(rules=rules, manage_forward=manage_forward)
 
@@ -277,10 +292,17 @@ def render_fleet_check_timer(services_vars: Mapping[str, Any]) -> str:
     return _template("ollama-fleet-check.timer.j2").render(interval=interval)
 
 
-def render_monitor_service(services_vars: Mapping[str, Any]) -> str:
-    """ollama-fleet-monitor.service: `ollama-fleet monitor` on monitor.yml."""
+def render_monitor_service(services_vars: Mapping[str, Any], *, gpu: bool = False) -> str:
+    """ollama-fleet-monitor.service: `ollama-fleet monitor` on monitor.yml, checked before start.
+
+    `gpu`: the host has NVIDIA GPUs for the monitor to read through NVML; its unit then sees
+    /dev (PrivateDevices= would hide /dev/nvidia*), closed to all but NVIDIA's devices.
+    """
     return _template("ollama-fleet-monitor.service.j2").render(
-        **_service_context(services_vars), config=MONITOR_CONFIG
+        **_service_context(services_vars),
+        config=MONITOR_CONFIG,
+        monitor_state=MONITOR_STATE_DIR.removeprefix("/var/lib/"),
+        gpu=gpu,
     )
 
 
@@ -309,18 +331,44 @@ def render_gateway_config(services_vars: Mapping[str, Any], *, ollama_host: str)
     return MANAGED + note + _yaml(document)
 
 
-def render_monitor_config(services_vars: Mapping[str, Any], *, targets_url: str) -> str:
-    """monitor.yml: metrics port, what to watch and where to alert (a secret: mode 0640)."""
-    if not _URL.fullmatch(targets_url):
-        raise ValueError(f"targets_url: {targets_url!r} is not an http(s) URL")
+def render_monitor_config(
+    services_vars: Mapping[str, Any], *, gpu: bool, inventory: str = CHECKS_INVENTORY
+) -> str:
+    """monitor.yml: where it listens, what it watches, whom it alerts (secrets: mode 0640).
+
+    `inventory`: the targets (the host's self-check inventory); `gpu`: read the GPUs through
+    NVML ("auto"), else "off". Receivers are only those whose URL is set. The first line says
+    whether the monitor runs: so turning it off changes this file, which is how the deploy's
+    snapshot sees that a unit installed before must go.
+    """
+    address = ipaddress.ip_address(_value(services_vars, "monitor_address"))
+    host = f"[{address}]" if address.version == 6 else str(address)
     document: dict[str, Any] = {
-        "port": _value(services_vars, "monitor_port"),
-        "targets_url": targets_url,
+        "listen": f"{host}:{_port(_value(services_vars, 'monitor_port'), 'monitor_port')}",
+        "state_dir": MONITOR_STATE_DIR,
+        "inventory": _absolute_path(inventory, "inventory"),
     }
-    webhook = _value(services_vars, "monitor_webhook_url")
-    if webhook:
-        document["webhook_url"] = webhook
-    return MANAGED + _yaml(document)
+    receivers = [
+        {"name": kind, "type": kind, "url": url}
+        for kind, url in (
+            ("webhook", _value(services_vars, "monitor_webhook_url")),
+            ("slack", _value(services_vars, "monitor_slack_url")),
+            ("alertmanager", _value(services_vars, "monitor_alertmanager_url")),
+        )
+        if url
+    ]
+    if receivers:
+        document["receivers"] = receivers
+    intervals = _value(services_vars, "monitor_intervals")
+    if intervals:
+        document["intervals"] = dict(intervals)
+    document["gpu"] = "auto" if gpu else "off"
+    running = (
+        "# Run by ollama-fleet-monitor.service on this host.\n"
+        if _value(services_vars, "monitor_enabled")
+        else "# Not run on this host (monitor_enabled: false).\n"
+    )
+    return MANAGED + running + _yaml(document)
 
 
 def dial_address(host_port: str) -> str:

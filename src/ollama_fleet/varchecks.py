@@ -18,6 +18,10 @@ Check = Callable[[Any], str | None]  # None when the value is fine, else what is
 
 # the keys of latency_thresholds, as ollama_fleet.checks.model.LatencyPolicy names them
 LATENCY_KEYS = ("connect_ms", "first_byte_ms", "first_token_ms", "tokens_per_s")
+# the checks the monitor schedules, as ollama_fleet.checks.model.CHECK_NAMES names them
+CHECK_NAMES = ("connectivity", "tls", "models", "chat", "auth", "exposure")
+# a monitor.yml duration: a whole number of seconds, minutes or hours
+MONITOR_DURATION = re.compile(r"[1-9][0-9]*(s|m|h)")
 
 
 def kind_of(kind: type | tuple[type, ...], label: str) -> Check:
@@ -193,6 +197,32 @@ def not_yet(service: str) -> Check:
         return None
 
     return check
+
+
+def ip_address(value: Any) -> str | None:
+    """An IPv4 or IPv6 address literal (no name, no network, no port)."""
+    problem = f"{value!r} is not an IP address such as 127.0.0.1, 0.0.0.0 or ::1"
+    if not isinstance(value, str):
+        return problem
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return problem
+    return None
+
+
+def check_intervals(value: Any) -> str | None:
+    """{check name: duration}, e.g. {connectivity: 30s, tls: 1h}: how often each check runs."""
+    if not isinstance(value, dict):
+        return f"expected a mapping such as {{connectivity: 30s}}, got {value!r}"
+    for key, every in value.items():
+        if key not in CHECK_NAMES:
+            near = get_close_matches(str(key), CHECK_NAMES, n=1)
+            hint = f"; did you mean {near[0]}?" if near else f" (checks: {', '.join(CHECK_NAMES)})"
+            return f"unknown check {key!r}{hint}"
+        if not isinstance(every, str) or not MONITOR_DURATION.fullmatch(every):
+            return f"{key}: expected a duration such as 30s, 5m or 1h, got {every!r}"
+    return None
 
 
 def duration(value: Any) -> str | None:

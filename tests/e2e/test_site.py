@@ -151,7 +151,7 @@ def test_a_second_deploy_changes_nothing(first: Deploy, inventory: Path, workdir
     again = deploy(inventory, workdir)
 
     assert again.code == 0, again.out[-3000:]
-    assert "lab: no changes" in again.out
+    assert "lab: no changes" in again.out, again.out[-4000:]
     assert "changed" not in again.out.replace("nothing changed", "")
 
 

@@ -18,6 +18,7 @@ def info(tmp_path: Path) -> LabInfo:
         http_port=40080,
         https_port=40443,
         ollama_port=41434,
+        monitor_port=49464,
         image_dir=tmp_path / "lab-images/0123456789abcdef",
         image_hash="0123456789abcdef",
         accel="tcg",

@@ -138,6 +138,18 @@ def test_render_status_of_a_ready_lab(info: LabInfo) -> None:
     assert "older recipe" not in render_status(ready)
 
 
+def test_render_status_shows_the_status_page_through_its_forward(info: LabInfo) -> None:
+    text = render_status(LabStatus(state_dir=info.state_dir, info=info, running=True, ssh_ok=True))
+    assert "127.0.0.1:49464 -> 9464  (the monitor, once deployed)" in text
+    # `make demo` prints this line after the report's path
+    assert "\n  status page: http://127.0.0.1:49464/\n" in text
+    older = replace(info, monitor_port=None)
+    shown = render_status(
+        LabStatus(state_dir=info.state_dir, info=older, running=True, ssh_ok=True)
+    )
+    assert "status page" not in shown
+
+
 def test_render_status_of_a_lab_that_does_not_answer(info: LabInfo) -> None:
     text = render_status(
         LabStatus(

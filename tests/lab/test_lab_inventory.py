@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ollama_fleet import hostvars
 from ollama_fleet.checks.model import PublicAccess
 from ollama_fleet.checks.targets import targets_from_inventory
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab.inventory import write_lab_inventory
-from ollama_fleet.lab.state import LabInfo
+from ollama_fleet.lab.state import GUEST_PORTS, LabInfo
 
 
 def test_inventory_reaches_the_lab_through_its_forwards(info: LabInfo) -> None:
@@ -62,3 +63,16 @@ def test_inventory_is_rewritten_whole(info: LabInfo) -> None:
     assert "# an edit" not in path.read_text()
     assert path.read_text().startswith("# Written by `ollama-fleet lab up`")
     assert sorted(p.name for p in info.state_dir.iterdir()) == ["inventory.yml", "tls"]
+
+
+def test_inventory_runs_the_monitor_where_its_forward_reaches_it(info: LabInfo) -> None:
+    host = load_inventory(write_lab_inventory(info)).host("lab")
+    assert host.vars["monitor_enabled"] is True
+    # the guest end of the lab's monitor forward; qemu's forwards arrive from its gateway
+    assert host.vars["monitor_port"] == GUEST_PORTS["monitor"]
+    assert host.vars["monitor_address"] == "0.0.0.0"
+    assert host.vars["firewall_allow_metrics"] == ["10.0.2.2/32"]
+    assert host.vars["monitor_intervals"] == {"connectivity": "5s"}
+    # the webhook is left to who deploys it (the e2e tests point it at a receiver on the VM)
+    assert "monitor_webhook_url" not in host.vars
+    hostvars.validate(host.vars, where="lab", host="lab")

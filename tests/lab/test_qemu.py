@@ -78,6 +78,7 @@ def test_forwards_listen_on_loopback_only(info: LabInfo) -> None:
             "hostfwd=tcp:127.0.0.1:40080-:80",
             "hostfwd=tcp:127.0.0.1:40443-:443",
             "hostfwd=tcp:127.0.0.1:41434-:11434",
+            "hostfwd=tcp:127.0.0.1:49464-:9464",
         ]
     )
     assert "10.0.2" not in " ".join(argv)

@@ -39,7 +39,29 @@ def test_save_and_load(info: LabInfo) -> None:
 
 
 def test_ports_by_forward_name(info: LabInfo) -> None:
-    assert info.ports == {"ssh": 40022, "http": 40080, "https": 40443, "ollama": 41434}
+    assert info.ports == {
+        "ssh": 40022,
+        "http": 40080,
+        "https": 40443,
+        "ollama": 41434,
+        "monitor": 49464,
+    }
+    assert info.status_page_url == "http://127.0.0.1:49464/"
+
+
+def test_a_lab_recorded_before_the_monitors_forward_still_loads(info: LabInfo) -> None:
+    data = json.loads(info_to_json(info))
+    del data["ports"]["monitor"]
+
+    older = info_from_json(info.state_dir, json.dumps(data))
+
+    assert older == replace(info, monitor_port=None)
+    assert "monitor" not in older.ports
+    assert older.status_page_url is None
+    # its next start from stopped adds the forward, keeping the other ports
+    ports = choose_ports({}, older.ports)
+    assert {name: ports[name] for name in older.ports} == older.ports
+    assert port_is_free(ports["monitor"])
 
 
 def _edited(info: LabInfo, **changes: object) -> str:
@@ -55,6 +77,10 @@ def _edited(info: LabInfo, **changes: object) -> str:
         ({"ports": {"ssh": 22}}, "not a lab state file"),
         ({"ports": {"ssh": 22, "http": 80, "https": 443, "ollama": "x"}}, r"'x' is not a port"),
         ({"ports": {"ssh": 0, "http": 80, "https": 443, "ollama": 1}}, r"0 is not a port \(1-"),
+        (
+            {"ports": {"ssh": 22, "http": 80, "https": 443, "ollama": 1, "monitor": None}},
+            "None is not a port",
+        ),
         ({"accel": "xen"}, "accel 'xen'"),
         ({"pid": True}, "expected int"),
         ({"image": None}, "not a lab state file"),
@@ -92,6 +118,7 @@ def test_default_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         ({"cpus": 0}, "--cpus 0"),
         ({"ssh_port": 0}, "--ssh-port 0"),
         ({"ollama_port": 70000}, "--ollama-port 70000"),
+        ({"monitor_port": 0}, "--monitor-port 0"),
         ({"boot_timeout_s": 0}, "--timeout"),
         ({"mirror": "deb.debian.org/debian"}, "--mirror"),
     ],
@@ -114,8 +141,8 @@ def taken_port() -> Iterator[int]:
 
 def test_free_ports_for_every_forward() -> None:
     ports = choose_ports({})
-    assert list(ports) == ["ssh", "http", "https", "ollama"]
-    assert len(set(ports.values())) == 4
+    assert list(ports) == ["ssh", "http", "https", "ollama", "monitor"]
+    assert len(set(ports.values())) == 5
     assert all(port_is_free(port) for port in ports.values())
 
 
@@ -144,7 +171,7 @@ def test_a_request_wins_over_memory() -> None:
     ports = choose_ports({"http": previous["ssh"], "ssh": requested}, previous)
     assert ports["http"] == previous["ssh"]
     assert ports["ssh"] == requested
-    assert len(set(ports.values())) == 4
+    assert len(set(ports.values())) == 5
 
 
 def test_one_port_for_two_forwards_is_a_config_error() -> None:

@@ -1,10 +1,11 @@
 """Role firewall: one nftables table of our own, checked, applied atomically, never cutting SSH.
 
 Role firewall: table inet ollama_fleet (inbound drop; established, loopback, ICMP, DHCP replies
-and SSH first; 80 and 443; optional allow-lists) in a file of its own, checked with `nft -c -f`,
-applied atomically by `nft -f` and loaded at boot by ollama-fleet-firewall.service. Every other
-table (Docker's, libvirt's, fail2ban's) is left alone. It refuses to run when sshd listens on a
-port the ruleset would not allow.
+and SSH first; 80 and 443; optional allow-lists, where the monitor's port joins the metrics
+ports) in a file of its own, checked with `nft -c -f`, applied atomically by `nft -f` and
+loaded at boot by ollama-fleet-firewall.service. Every other table (Docker's, libvirt's,
+fail2ban's) is left alone. It refuses to run when sshd listens on a port the ruleset would not
+allow.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ DEBIAN_CONF_TEXT = (
 
 def ruleset(v: dict[str, Any]) -> str:
     _, ollama_port = local_address(str(var("ollama_host")))
-    return render_nftables(v, ollama_port=ollama_port)
+    runs_monitor = var("services_enabled") and var("monitor_enabled")
+    monitor_port = int(var("monitor_port")) if runs_monitor else None
+    return render_nftables(v, ollama_port=ollama_port, monitor_port=monitor_port)
 
 
 def want() -> Want | None:

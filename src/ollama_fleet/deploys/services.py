@@ -2,11 +2,14 @@
 
 Role services: this project installed on the host (a wheel built on the controller, pushed,
 into a venv under /opt), its configs rendered from the inventory, and hardened systemd units:
-the self-check timer now; the monitor and gateway units once those services exist.
+the self-check timer where Ollama runs, and with monitor_enabled the monitor, restarted when
+its config, its unit or the installed wheel changed (stopped and removed when turned off).
+The gateway's unit comes once that service exists.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from typing import Any
 
@@ -14,12 +17,14 @@ import yaml
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebArch
+from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from ollama_fleet.deploys.common import (
     CACHE_DIR,
     DeployError,
+    has_nvidia_gpu,
     ollama_url,
     prepared,
     role_enabled,
@@ -31,16 +36,23 @@ from ollama_fleet.deploys.facts import Marker, OsRelease, PythonVersion
 from ollama_fleet.deploys.operations import checked_file
 from ollama_fleet.hostvars import defaults
 from ollama_fleet.render import (
+    dial_address,
     render_fleet_check_service,
     render_fleet_check_timer,
     render_gateway_config,
     render_monitor_config,
+    render_monitor_service,
 )
 
 USER = "ollama-fleet"
 BUNDLE_ARCHES = ("amd64",)  # the controller's bundle holds x86_64 wheels (deploy.HOST_PLATFORMS)
 CONFIG_DIR = "/etc/ollama-fleet"
 UNIT_DIR = "/etc/systemd/system"
+CHECKS_CONFIG = f"{CONFIG_DIR}/checks.yml"
+MONITOR_CONFIG = f"{CONFIG_DIR}/monitor.yml"
+MONITOR_UNIT = "ollama-fleet-monitor.service"
+MONITOR_UNIT_FILE = f"{UNIT_DIR}/{MONITOR_UNIT}"
+MONITOR_WAIT_S = 60  # a first start on a slow host imports the whole package
 
 
 def install_script(venv: str, archive: str, bundle: dict[str, Any], marker: str, line: str) -> str:
@@ -87,12 +99,15 @@ def self_check_inventory(url: str, required_models: list[object]) -> str:
     )
 
 
-def configs(v: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(operation name, path, content) of the files readable by the service user (mode 0640)."""
+def configs(v: dict[str, Any], *, gpu: bool) -> list[tuple[str, str, str]]:
+    """(operation name, path, content) of the files readable by the service user (mode 0640).
+
+    `gpu`: the monitor reads this host's GPUs (has_nvidia_gpu).
+    """
     return [
         (
             "services: self-check inventory",
-            f"{CONFIG_DIR}/checks.yml",
+            CHECKS_CONFIG,
             self_check_inventory(ollama_url(), list(var("required_models"))),
         ),
         (
@@ -102,8 +117,8 @@ def configs(v: dict[str, Any]) -> list[tuple[str, str, str]]:
         ),
         (
             "services: monitor config",
-            f"{CONFIG_DIR}/monitor.yml",
-            render_monitor_config(v, targets_url=ollama_url()),
+            MONITOR_CONFIG,
+            render_monitor_config(v, gpu=gpu),
         ),
     ]
 
@@ -143,24 +158,65 @@ def marker_line(bundle: dict[str, Any]) -> str:
 
 
 def want() -> Want | None:
+    """Converged: the venv at the bundle's release, configs, the check timer where Ollama runs,
+    and with monitor_enabled the monitor's unit, enabled and running. A monitor turned off
+    changes monitor.yml's first line, so a unit left from before is drift too."""
     v = role_vars("services")
     if not v["services_enabled"]:
         return Want()
     bundle = prepared("bundle")
-    if not bundle or v["monitor_enabled"] or v["gateway_enabled"]:
+    if not bundle or v["gateway_enabled"]:
         return None  # the role itself says what is wrong
+    gpu = has_nvidia_gpu()
+    wanted_services = {"ollama-fleet-check.timer"} if units(v) else set()
+    if v["monitor_enabled"]:
+        wanted_services.add(MONITOR_UNIT)
     result = Want(
         packages={"python3-venv"},
         users={USER: {USER}},
-        services={"ollama-fleet-check.timer"} if units(v) else set(),
+        services=wanted_services,
         dirs={CONFIG_DIR: DirWant(mode="750", group=USER)},
         lines={f"{v['fleet_venv']}/.ollama-fleet-bundle": marker_line(bundle)},
     )
-    for _, path, content in configs(v):
+    for _, path, content in configs(v, gpu=gpu):
         result.file(path, content, mode="640", group=USER)
     for _, path, content in units(v):
         result.file(path, content)
+    if v["monitor_enabled"]:
+        result.file(MONITOR_UNIT_FILE, render_monitor_service(v, gpu=gpu))
     return result
+
+
+def monitor_wait_script(v: dict[str, Any], *, timeout_s: int = MONITOR_WAIT_S) -> str:
+    """Wait until the monitor's /metrics answers locally; else fail showing its journal."""
+    address = ipaddress.ip_address(str(v["monitor_address"]))
+    listen = (
+        f"[{address}]:{v['monitor_port']}"
+        if address.version == 6
+        else f"{address}:{v['monitor_port']}"
+    )
+    url = f"http://{dial_address(listen)}/metrics"
+    q = shlex.quote
+    failed = f"the monitor does not answer on {url} after {timeout_s} s; its journal:"
+    return (
+        f"for i in $(seq {timeout_s}); do curl -fs -o /dev/null --max-time 2 {q(url)} && exit 0; "
+        f"sleep 1; done; echo {q(failed)} >&2; "
+        f"journalctl -u {MONITOR_UNIT} -n 15 --no-pager -o cat >&2; exit 1"
+    )
+
+
+def remove_monitor() -> None:
+    """monitor_enabled is false: stop, disable and remove a monitor unit installed before."""
+    if not host.get_fact(File, path=MONITOR_UNIT_FILE):
+        return
+    systemd.service(
+        name="services: monitor stopped and disabled (monitor_enabled: false)",
+        service=MONITOR_UNIT,
+        running=False,
+        enabled=False,
+    )
+    files.file(name=f"services: {MONITOR_UNIT} removed", path=MONITOR_UNIT_FILE, present=False)
+    systemd.daemon_reload(name="services: reload systemd (monitor unit removed)")
 
 
 @deploy("services", data_defaults=defaults("services"))
@@ -168,12 +224,11 @@ def services() -> None:
     v = role_vars("services")
     if not v["services_enabled"]:
         return
-    for name in ("monitor", "gateway"):
-        if v[f"{name}_enabled"]:
-            raise DeployError(
-                f"{host.name}: {name}_enabled: the {name} service is not part of this release "
-                "yet; its config keys are rendered, but it cannot run (keep it false)"
-            )
+    if v["gateway_enabled"]:
+        raise DeployError(
+            f"{host.name}: gateway_enabled: the gateway service is not part of this release "
+            "yet; its config keys are rendered, but it cannot run (keep it false)"
+        )
     bundle = prepared("bundle")
     if not bundle:
         raise DeployError(f"{host.name}: services: the controller prepared no bundle")
@@ -194,6 +249,7 @@ def services() -> None:
         )
         return
     venv = str(v["fleet_venv"])
+    gpu = has_nvidia_gpu()
     apt.packages(
         name="services: python3-venv", packages=["python3-venv"], update=True, cache_time=3600
     )
@@ -209,7 +265,7 @@ def services() -> None:
     files.directory(name="services: config directory", path=CONFIG_DIR, group=USER, mode="750")
     marker = f"{venv}/.ollama-fleet-bundle"
     line = marker_line(bundle)
-    changes = []
+    installed = []
     if not bundle["sha256"]:
         # a dry run before the bundle was ever built: no file to compare or push yet
         server.shell(
@@ -226,31 +282,71 @@ def services() -> None:
             dest=pushed,
             mode="600",
         )
-        changes.append(
+        installed.append(
             server.shell(
                 name=f"services: install {bundle['wheel']} into {venv}",
                 commands=[install_script(venv, pushed, bundle, marker, line)],
             )
         )
-    for name, path, content in configs(v):
-        changes.append(
-            checked_file(name=name, content=content, dest=path, group=USER, mode="640", secret=True)
+    written = {
+        path: checked_file(
+            name=name, content=content, dest=path, group=USER, mode="640", secret=True
         )
+        for name, path, content in configs(v, gpu=gpu)
+    }
     unit_changes = [
         checked_file(name=name, content=content, dest=path) for name, path, content in units(v)
     ]
-    if not unit_changes:
-        return
-    systemd.daemon_reload(name="services: reload systemd", _if=any_changed(*unit_changes))
-    systemd.service(
-        name="services: check timer enabled",
-        service="ollama-fleet-check.timer",
-        running=True,
-        enabled=True,
-    )
-    systemd.service(
-        name="services: restart the timer for the change",
-        service="ollama-fleet-check.timer",
-        restarted=True,
-        _if=any_changed(*unit_changes, *changes),
-    )
+    monitor_unit = []
+    if v["monitor_enabled"]:
+        monitor_unit.append(
+            checked_file(
+                name=f"services: {MONITOR_UNIT}",
+                content=render_monitor_service(v, gpu=gpu),
+                dest=MONITOR_UNIT_FILE,
+            )
+        )
+    else:
+        remove_monitor()
+    if unit_changes or monitor_unit:
+        systemd.daemon_reload(
+            name="services: reload systemd", _if=any_changed(*unit_changes, *monitor_unit)
+        )
+    if unit_changes:
+        systemd.service(
+            name="services: check timer enabled",
+            service="ollama-fleet-check.timer",
+            running=True,
+            enabled=True,
+        )
+        systemd.service(
+            name="services: restart the timer for the change",
+            service="ollama-fleet-check.timer",
+            restarted=True,
+            _if=any_changed(*unit_changes, *installed, *written.values()),
+        )
+    if monitor_unit:
+        systemd.service(
+            name="services: monitor enabled and running",
+            service=MONITOR_UNIT,
+            running=True,
+            enabled=True,
+        )
+        # what it runs, reads or watches changed: a restart (a reload would keep a wheel's
+        # old code, and a config it refuses)
+        changed = any_changed(
+            *monitor_unit, *installed, written[MONITOR_CONFIG], written[CHECKS_CONFIG]
+        )
+        systemd.service(
+            name="services: restart the monitor for the change",
+            service=MONITOR_UNIT,
+            restarted=True,
+            _if=changed,
+        )
+        # systemd calls a service started once it runs: one that then dies would only
+        # restart in a loop, so the deploy waits until it answers
+        server.shell(
+            name="services: the monitor answers on /metrics",
+            commands=[monitor_wait_script(v)],
+            _if=changed,
+        )

@@ -65,9 +65,12 @@ def render_status(lab: LabStatus) -> str:
         f"lab: {state}",
         f"  vm:          {info.accel}, {info.memory_mb} MB, {info.cpus} CPUs",
     ]
+    notes = {"ollama": "  (must stay closed)", "monitor": "  (the monitor, once deployed)"}
     for name, port in info.ports.items():
-        note = "  (must stay closed)" if name == "ollama" else ""
+        note = notes.get(name, "")
         lines.append(f"  {name + ' port:':<12} {HOST}:{port} -> {GUEST_PORTS[name]}{note}")
+    if info.status_page_url:
+        lines.append(f"  status page: {info.status_page_url}")
     lines += [
         f"  state dir:   {info.state_dir}",
         f"  inventory:   {info.inventory}",

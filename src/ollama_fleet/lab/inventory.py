@@ -2,7 +2,8 @@
 
 The VM is reached through the forwards on 127.0.0.1. It gets Ollama from the simulator artifact
 (the real binary cannot be downloaded here), TLS from certificate files made once per lab by a
-private CA (so the checks can verify the chain), and the checks' variables for its forwards.
+private CA (so the checks can verify the chain), the checks' variables for its forwards, and
+the monitor, whose status page its forward shows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import yaml
 from ollama_fleet.fsutil import atomic_write
 from ollama_fleet.lab.ports import HOST
 from ollama_fleet.lab.ssh import USER
-from ollama_fleet.lab.state import LabInfo
+from ollama_fleet.lab.state import MONITOR_GUEST_PORT, LabInfo
 
 HEADER = (
     "# Written by `ollama-fleet lab up` on every start; edits are overwritten.\n"
@@ -24,6 +25,8 @@ HEADER = (
 SITE_NAME = "localhost"
 REQUIRED_MODELS = ["llama3.2:1b", "qwen2.5:0.5b"]
 TLS_DIR, CA_FILE, CERT_FILE, KEY_FILE = "tls", "tls/ca.pem", "tls/lab.crt", "tls/lab.key"
+# qemu's user network: the guest sees connections through a host forward come from here
+QEMU_GATEWAY = "10.0.2.2/32"
 
 
 def ensure_tls(state_dir: Path) -> None:
@@ -70,6 +73,14 @@ def lab_host_vars(info: LabInfo, *, base: str | None = None) -> dict[str, Any]:
         # no API keys in the lab: anyone on this machine may generate (the write endpoints
         # stay refused by Caddy, and the auth check still proves that)
         "public_access": "open",
+        # the monitor, on every address in the guest so that its forward reaches it; the
+        # firewall lets in only qemu's user-net gateway as the guest sees it, where forwarded
+        # connections come from (config inside the VM: nothing here connects to 10.0.2.x)
+        "monitor_enabled": True,
+        "monitor_address": "0.0.0.0",
+        "monitor_port": MONITOR_GUEST_PORT,
+        "monitor_intervals": {"connectivity": "5s"},  # an outage shows within seconds
+        "firewall_allow_metrics": [QEMU_GATEWAY],
     }
 
 

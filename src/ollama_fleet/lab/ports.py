@@ -11,7 +11,7 @@ from ollama_fleet.testbed.servers import free_ports
 
 HOST = "127.0.0.1"
 # The default lab's ports when they are free: inventories/lab.yml is written for them.
-DEFAULT_PORTS = {"ssh": 52022, "http": 52080, "https": 52443, "ollama": 52434}
+DEFAULT_PORTS = {"ssh": 52022, "http": 52080, "https": 52443, "ollama": 52434, "monitor": 52464}
 
 
 def port_is_free(port: int) -> bool:

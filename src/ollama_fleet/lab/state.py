@@ -19,9 +19,14 @@ OVERLAY_FILE = "overlay.qcow2"
 KEY_FILE = "id_ed25519"
 KNOWN_HOSTS_FILE = "known_hosts"
 STATE_VERSION = 1
+# The monitor's port in the guest (monitor_port's default, which the lab's inventory keeps).
+MONITOR_GUEST_PORT = 9464
 # Guest port of each forward; the host side is a free 127.0.0.1 port chosen per lab.
-# The ollama forward exists so tests can prove Ollama is NOT reachable from outside.
-GUEST_PORTS = {"ssh": 22, "http": 80, "https": 443, "ollama": 11434}
+# The ollama forward exists so tests can prove Ollama is NOT reachable from outside; the
+# monitor's shows its status page and metrics.
+GUEST_PORTS = {"ssh": 22, "http": 80, "https": 443, "ollama": 11434, "monitor": MONITOR_GUEST_PORT}
+# Forwards a lab recorded before they existed may lack; its next start from stopped adds them.
+LATER_FORWARDS = frozenset({"monitor"})
 
 
 def default_state_dir() -> Path:
@@ -34,7 +39,8 @@ def default_state_dir() -> Path:
 class LabInfo:
     """One lab: its forwards on 127.0.0.1, its image, its VM settings, qemu's pid if started.
 
-    The files live in `state_dir` under fixed names (see the properties).
+    The files live in `state_dir` under fixed names (see the properties). `monitor_port` is
+    None for a lab started before that forward existed (until its next start from stopped).
     """
 
     state_dir: Path
@@ -48,16 +54,25 @@ class LabInfo:
     memory_mb: int
     cpus: int
     pid: int | None = None
+    monitor_port: int | None = None
 
     @property
     def ports(self) -> dict[str, int]:
-        """Host port per forward name (the keys of GUEST_PORTS)."""
-        return {
+        """Host port per forward name (the keys of GUEST_PORTS) that this lab has."""
+        ports = {
             "ssh": self.ssh_port,
             "http": self.http_port,
             "https": self.https_port,
             "ollama": self.ollama_port,
         }
+        if self.monitor_port is not None:
+            ports["monitor"] = self.monitor_port
+        return ports
+
+    @property
+    def status_page_url(self) -> str | None:
+        """The monitor's status page through its forward (once a deploy runs the monitor)."""
+        return None if self.monitor_port is None else f"http://127.0.0.1:{self.monitor_port}/"
 
     @property
     def ssh_key(self) -> Path:
@@ -112,7 +127,12 @@ def info_from_json(state_dir: Path, text: str) -> LabInfo:
         data = json.loads(text)
         if data.get("version") != STATE_VERSION:
             raise ConfigError(f"{where}: unknown state version {data.get('version')!r}")
-        ports = {name: _port(where, data["ports"][name]) for name in GUEST_PORTS}
+        recorded = data["ports"]
+        ports = {
+            name: _port(where, recorded[name])
+            for name in GUEST_PORTS
+            if name not in LATER_FORWARDS or name in recorded
+        }
         pid = data["pid"]
         info = LabInfo(
             state_dir=state_dir,
@@ -126,6 +146,7 @@ def info_from_json(state_dir: Path, text: str) -> LabInfo:
             memory_mb=_typed(where, data["memory_mb"], int),
             cpus=_typed(where, data["cpus"], int),
             pid=None if pid is None else _typed(where, pid, int),
+            monitor_port=ports.get("monitor"),
         )
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: invalid JSON: {exc}") from None

@@ -56,6 +56,7 @@ class LabOptions:
     http_port: int | None = None
     https_port: int | None = None
     ollama_port: int | None = None
+    monitor_port: int | None = None
     boot_timeout_s: float = BOOT_TIMEOUT_S
     mirror: str = DEFAULT_MIRROR
     fresh: bool = False
@@ -81,6 +82,7 @@ class LabOptions:
             "http": self.http_port,
             "https": self.https_port,
             "ollama": self.ollama_port,
+            "monitor": self.monitor_port,
         }
 
 
@@ -239,6 +241,7 @@ def _boot(
             http_port=ports["http"],
             https_port=ports["https"],
             ollama_port=ports["ollama"],
+            monitor_port=ports["monitor"],
             image_dir=image.directory,
             image_hash=image.recipe_hash,
             accel=accel,
@@ -283,9 +286,9 @@ def _check_unchanged(running: LabInfo, options: LabOptions) -> None:
     actual: dict[str, object] = {f"{k}-port": v for k, v in running.ports.items()}
     actual |= {"accel": running.accel, "memory": running.memory_mb, "cpus": running.cpus}
     for name, value in wanted.items():
-        if value is not None and value != actual[name]:
+        if value is not None and value != actual.get(name):
             raise ConfigError(
-                f"--{name} {value}: the lab is running with {actual[name]}; "
+                f"--{name} {value}: the lab is running with {actual.get(name, 'none')}; "
                 "`ollama-fleet lab down` first to change it"
             )
 
