@@ -41,9 +41,11 @@ def test_a_monitor_that_fell_behind_starts_again_from_now_instead_of_bursting() 
 
 def test_first_runs_are_spread_but_soon() -> None:
     rng = random.Random(5)
-    firsts = [first_slot(0.0, 3600.0, 0.1, rng).run_at for _ in range(200)]
-    assert all(0.0 <= due <= 5.0 for due in firsts)
-    assert max(firsts) - min(firsts) > 2.0
+    firsts = [first_slot(0.0, 3600.0, rng).run_at for _ in range(200)]
+    assert all(0.0 <= due <= 10.0 for due in firsts)
+    assert max(firsts) - min(firsts) > 8.0
+    # a short interval: the first run comes within it
+    assert all(first_slot(0.0, 0.5, rng).run_at <= 0.5 for _ in range(50))
 
 
 class FakeClock:
@@ -83,7 +85,9 @@ def test_a_slow_job_is_never_run_twice_at_once_and_never_delays_the_others() -> 
             finally:
                 running.discard(job.key)
 
-        scheduler = Scheduler(execute, concurrency=4, jitter=0.0, rng=random.Random(0))
+        scheduler = Scheduler(
+            execute, concurrency=4, jitter=0.0, rng=random.Random(0), first_spread_s=0.01
+        )
         scheduler.set_jobs([Job("slow", "chat", 0.02), Job("fast", "connectivity", 0.02)])
         task = asyncio.create_task(scheduler.run())
         await _until(lambda: started.count(("fast", "connectivity")) >= 5)
@@ -112,7 +116,9 @@ def test_the_concurrency_bound_holds_and_queued_jobs_are_counted() -> None:
             await gate.wait()
             active -= 1
 
-        scheduler = Scheduler(execute, concurrency=2, jitter=0.0, rng=random.Random(0))
+        scheduler = Scheduler(
+            execute, concurrency=2, jitter=0.0, rng=random.Random(0), first_spread_s=0.01
+        )
         scheduler.set_jobs([Job(f"t{i}", "connectivity", 60.0) for i in range(6)])
         task = asyncio.create_task(scheduler.run())
         await _until(lambda: scheduler.stats.queued == 4)
@@ -134,7 +140,9 @@ def test_drain_cancels_what_does_not_finish_within_the_grace() -> None:
             await asyncio.sleep(0 if job.target == "quick" else 30)
             finished.append(job.target)
 
-        scheduler = Scheduler(execute, concurrency=4, jitter=0.0, rng=random.Random(0))
+        scheduler = Scheduler(
+            execute, concurrency=4, jitter=0.0, rng=random.Random(0), first_spread_s=0.01
+        )
         scheduler.set_jobs([Job("quick", "models", 60.0), Job("stuck", "chat", 60.0)])
         task = asyncio.create_task(scheduler.run())
         await _until(lambda: scheduler.stats.in_flight == 1 and "quick" in finished)
@@ -158,7 +166,9 @@ def test_a_job_that_raises_is_logged_and_the_scheduler_goes_on(
             if job.target == "broken":
                 raise RuntimeError("boom")
 
-        scheduler = Scheduler(execute, concurrency=2, jitter=0.0, rng=random.Random(0))
+        scheduler = Scheduler(
+            execute, concurrency=2, jitter=0.0, rng=random.Random(0), first_spread_s=0.01
+        )
         scheduler.set_jobs([Job("broken", "models", 0.01), Job("fine", "models", 0.01)])
         task = asyncio.create_task(scheduler.run())
         await _until(lambda: runs.count("fine") >= 3 and runs.count("broken") >= 3)
@@ -181,12 +191,12 @@ def test_a_reload_keeps_the_slot_of_kept_jobs_adds_new_ones_and_drops_removed_on
         scheduler.set_jobs([Job("a", "connectivity", 30.0), Job("b", "connectivity", 30.0)])
         task = asyncio.create_task(scheduler.run())
         await asyncio.sleep(0)
-        clock.now = 10.0  # past every first slot (at most 5 s)
+        clock.now = 11.0  # past every first slot (at most 10 s)
         scheduler.set_jobs([Job("a", "connectivity", 30.0), Job("b", "connectivity", 30.0)])
         await _until(lambda: len(ran) == 2)
         # b goes, c comes: c runs soon, b never again, a keeps its slot at 30 s from its first
         scheduler.set_jobs([Job("a", "connectivity", 30.0), Job("c", "tls", 3600.0)])
-        clock.now = 16.0
+        clock.now = 22.0  # past the first slot of c (at most 10 s after it came)
         scheduler.set_jobs(list(scheduler.jobs.values()))  # wake it at the new time
         await _until(lambda: ("c", "tls") in ran)
         assert ran.count(("a", "connectivity")) == 1
@@ -217,15 +227,15 @@ def test_the_lag_counts_the_wait_for_a_free_slot_of_the_bound() -> None:
         scheduler.set_jobs([Job("first", "chat", 600.0), Job("second", "chat", 600.0)])
         task = asyncio.create_task(scheduler.run())
         await asyncio.sleep(0)  # let it go to sleep before the clock moves and wakes it
-        clock.now = 10.0
+        clock.now = 11.0
         scheduler.set_jobs(list(scheduler.jobs.values()))
         await _until(lambda: scheduler.stats.queued == 1)
         clock.now = 70.0  # the second waits a minute for the only slot
         gate.set()
         await _until(lambda: len(scheduler.stats.lags) == 2)
         lags = sorted(scheduler.stats.drain_lags())
-        assert lags[0] <= 10.0
-        assert lags[1] >= 65.0
+        assert lags[0] <= 11.0
+        assert lags[1] >= 59.0
         scheduler.stop()
         await task
 
@@ -244,7 +254,9 @@ def test_a_reloaded_bound_applies_to_the_next_checks() -> None:
             await gate.wait()
             active -= 1
 
-        scheduler = Scheduler(execute, concurrency=1, jitter=0.0, rng=random.Random(0))
+        scheduler = Scheduler(
+            execute, concurrency=1, jitter=0.0, rng=random.Random(0), first_spread_s=0.01
+        )
         scheduler.reconfigure(concurrency=3, jitter=0.0)
         scheduler.set_jobs([Job(f"t{i}", "models", 60.0) for i in range(5)])
         task = asyncio.create_task(scheduler.run())

@@ -41,10 +41,16 @@ class Slot:
     base: float
 
 
-def first_slot(now: float, interval_s: float, jitter: float, rng: random.Random) -> Slot:
-    """A new job runs soon, spread over the jitter share of its interval (at most 5 s), so
-    a monitor with hundreds of targets does not start them all in the same instant."""
-    return Slot(run_at=now + rng.uniform(0.0, min(5.0, interval_s * max(jitter, 0.02))), base=now)
+FIRST_SPREAD_S = 10.0
+
+
+def first_slot(
+    now: float, interval_s: float, rng: random.Random, spread_s: float = FIRST_SPREAD_S
+) -> Slot:
+    """A new job runs soon: somewhere in the next `spread_s` (or its interval, when that is
+    shorter), so a monitor with hundreds of targets does not start them all at once: a
+    burst of checks is a burst of CPU and memory (the benchmark's peak RSS comes from it)."""
+    return Slot(run_at=now + rng.uniform(0.0, min(spread_s, interval_s)), base=now)
 
 
 def next_slot(slot: Slot, now: float, interval_s: float, jitter: float, rng: random.Random) -> Slot:
@@ -89,6 +95,7 @@ class Scheduler:
         jitter: float,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        first_spread_s: float = FIRST_SPREAD_S,
     ) -> None:
         self._execute = execute
         self._concurrency = concurrency
@@ -96,6 +103,7 @@ class Scheduler:
         self._jitter = jitter
         self._clock = clock
         self._rng = rng or random.Random()
+        self._first_spread_s = first_spread_s
         self._jobs: dict[tuple[str, str], Job] = {}
         self._heap: list[tuple[Slot, Job]] = []
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -118,12 +126,14 @@ class Scheduler:
             if new is None:
                 continue
             if new.interval_s < job.interval_s and slot.run_at > now + new.interval_s:
-                slot = first_slot(now, new.interval_s, self._jitter, self._rng)
+                slot = first_slot(now, new.interval_s, self._rng, self._first_spread_s)
             kept_heap.append((slot, new))
         scheduled = {job.key for _, job in kept_heap}
         for key, job in wanted.items():
             if key not in scheduled:
-                kept_heap.append((first_slot(now, job.interval_s, self._jitter, self._rng), job))
+                kept_heap.append(
+                    (first_slot(now, job.interval_s, self._rng, self._first_spread_s), job)
+                )
         heapq.heapify(kept_heap)
         self._heap = kept_heap
         self._jobs = wanted
