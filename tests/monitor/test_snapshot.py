@@ -58,9 +58,7 @@ def test_a_snapshot_shows_latest_results_uptime_bars_charts_and_what_ollama_hold
                     result("connectivity", failing=failing, version="0.12.0-simulator"),
                     at=NOW - minutes * 60,
                 )
-            loaded = [
-                {"name": "llama3.2:1b", "size": 2000, "size_vram": 2000, "expires_at": None}
-            ]
+            loaded = [{"name": "llama3.2:1b", "size": 2000, "size_vram": 2000, "expires_at": None}]
             monitor.record(
                 SIM,
                 result("models", present=["llama3.2:1b"], loaded_models=loaded),
