@@ -172,7 +172,17 @@ def step(
             reason=reason,
             last_notified_at=now,
         )
-        return fired, (_notification(fired, "firing", sample, url, summary=summary, at=now),)
+        return fired, (
+            notification(
+                fired,
+                "firing",
+                target=sample.target,
+                check=sample.check,
+                url=url,
+                at=now,
+                summary=summary,
+            ),
+        )
 
     if state.phase is not Phase.FIRING:
         # one ok breaks a run of failures: nothing fired, so nothing to resolve
@@ -182,7 +192,17 @@ def step(
         return replace(state, failures=0, successes=successes, recent=recent), ()
     notes: tuple[Notification, ...] = ()
     if policy.send_on_resolved:
-        notes = (_notification(state, "resolved", sample, url, summary=summary, at=now),)
+        notes = (
+            notification(
+                state,
+                "resolved",
+                target=sample.target,
+                check=sample.check,
+                url=url,
+                at=now,
+                summary=summary,
+            ),
+        )
     return AlertState(recent=recent), notes
 
 
@@ -195,20 +215,35 @@ def remind(
     last = state.last_notified_at if state.last_notified_at is not None else state.since
     if last is not None and now - last < policy.reminder_s:
         return state, None
-    assert state.severity is not None  # a firing alert always has one
-    note = Notification(
+    note = notification(state, "reminder", target=target, check=check, url=url, at=now)
+    return replace(state, last_notified_at=now), note
+
+
+def notification(
+    state: AlertState,
+    kind: str,
+    *,
+    target: str,
+    check: str,
+    url: str,
+    at: float,
+    summary: str | None = None,
+) -> Notification:
+    """A notification (firing, resolved, reminder) about the alert in `state`, which has
+    fired (so it has a severity); `summary` defaults to the alert's own."""
+    assert state.severity is not None  # only alerts that fired notify
+    return Notification(
         id=uuid.uuid4().hex,
-        kind="reminder",
+        kind=kind,
         target=target,
         check=check,
         url=url,
         severity=state.severity,
-        summary=state.summary,
+        summary=state.summary if summary is None else summary,
         reason=state.reason,
-        since=state.since if state.since is not None else now,
-        at=now,
+        since=state.since if state.since is not None else at,
+        at=at,
     )
-    return replace(state, last_notified_at=now), note
 
 
 def open_alert(state: AlertState, *, target: str, check: str) -> OpenAlert | None:
@@ -229,21 +264,9 @@ def firing_notification(
     state: AlertState, *, target: str, check: str, url: str, now: float
 ) -> Notification | None:
     """A firing alert restated as a notification (Alertmanager's periodic re-post)."""
-    alert = open_alert(state, target=target, check=check)
-    if alert is None:
+    if open_alert(state, target=target, check=check) is None:
         return None
-    return Notification(
-        id=uuid.uuid4().hex,
-        kind="firing",
-        target=target,
-        check=check,
-        url=url,
-        severity=alert.severity,
-        summary=alert.summary,
-        reason=alert.reason,
-        since=alert.since,
-        at=now,
-    )
+    return notification(state, "firing", target=target, check=check, url=url, at=now)
 
 
 def _while_firing(
@@ -265,7 +288,15 @@ def _while_firing(
     if not escalated:
         return new, ()
     new = replace(new, last_notified_at=sample.at)
-    note = _notification(new, "firing", sample, url, summary=summary, at=sample.at)
+    note = notification(
+        new,
+        "firing",
+        target=sample.target,
+        check=sample.check,
+        url=url,
+        at=sample.at,
+        summary=summary,
+    )
     return new, (replace(note, escalated_from=state.severity),)
 
 
@@ -300,24 +331,6 @@ def _ok_share(recent: tuple[bool, ...]) -> float:
 
 def _worse(a: Severity | None, b: Severity) -> Severity:
     return b if a is None or _SEVERITY_RANK[b] > _SEVERITY_RANK[a] else a
-
-
-def _notification(
-    state: AlertState, kind: str, sample: Sample, url: str, *, summary: str, at: float
-) -> Notification:
-    assert state.severity is not None  # only alerts that fired notify
-    return Notification(
-        id=uuid.uuid4().hex,
-        kind=kind,
-        target=sample.target,
-        check=sample.check,
-        url=url,
-        severity=state.severity,
-        summary=summary,
-        reason=state.reason,
-        since=state.since if state.since is not None else at,
-        at=at,
-    )
 
 
 def _optional_float(value: Any) -> float | None:

@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,6 +27,7 @@ from ollama_fleet.monitor.alerts import (
     Notification,
     Phase,
     firing_notification,
+    notification,
     open_alert,
     remind,
     step,
@@ -167,17 +167,14 @@ class Monitor:
             ):
                 target = old_targets.get(name) or self.targets.get(name)
                 notes = (
-                    Notification(
-                        id=uuid.uuid4().hex,
-                        kind="resolved",
+                    notification(
+                        state,
+                        "resolved",
                         target=name,
                         check=check,
                         url="" if target is None else display_url(target.url),
-                        severity=state.severity,
-                        summary="no longer monitored: removed from the configuration",
-                        reason=state.reason,
-                        since=state.since or now,
                         at=now,
+                        summary="no longer monitored: removed from the configuration",
                     ),
                 )
                 log.info("alert resolved: %s on %s is no longer monitored", check, name)
