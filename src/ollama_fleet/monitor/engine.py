@@ -114,6 +114,7 @@ class Monitor:
         self.targets: dict[str, Target] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._shared: dict[str, SharedGets] = {}
+        self._share_window: dict[str, float] = {}  # per target, from its jobs (apply)
         self._retired: dict[httpx.AsyncClient, asyncio.Task[None]] = {}
         self.config = config
         self.scheduler = Scheduler(
@@ -147,6 +148,10 @@ class Monitor:
         for name in [name for name in self.loaded if name not in self.targets]:
             del self.loaded[name]
         self._shared.clear()  # answers of the old config's targets and timeouts
+        self._share_window = {}
+        for job in jobs:
+            window = min(SHARE_WINDOW_S, SHARE_SHARE_OF_INTERVAL * job.interval_s)
+            self._share_window[job.target] = min(window, self._share_window.get(job.target, window))
         self.metrics.forget(self.targets, checks_kept=scheduled)
         for (target, check), state in self.states.items():
             if state.phase is Phase.FIRING:
@@ -197,8 +202,7 @@ class Monitor:
         """The GETs of /api/version and /api/tags the checks of `name` may share: those that
         started within the share window (never as old as the target's shortest interval, so
         a check never sees its own previous answer)."""
-        intervals = [job.interval_s for job in self.scheduler.jobs.values() if job.target == name]
-        window = min(SHARE_WINDOW_S, SHARE_SHARE_OF_INTERVAL * min(intervals, default=0.0))
+        window = self._share_window.get(name, 0.0)
         gets = self._shared.setdefault(name, {})
         now = time.monotonic()
         for path in [path for path, get in gets.items() if now - get.started >= window]:
