@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -147,6 +149,14 @@ class MonitorProcess:
             if wanted <= set(inside.split(",")) if inside else not wanted:
                 return float(value)
         return None
+
+
+def binary(name: str) -> str:
+    """A Debian package's program; a clear failure when make test's setup did not install it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed (make test's setup installs it)")
+    return path
 
 
 @contextlib.contextmanager

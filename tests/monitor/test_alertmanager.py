@@ -7,7 +7,6 @@ test writes (clustering off, one route to a receiver that sends nothing).
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -27,18 +26,10 @@ from ollama_fleet.monitor.model import Severity
 from ollama_fleet.monitor.receivers import ALERTNAME
 from ollama_fleet.monitor.settings import Receiver
 from ollama_fleet.monitor.store import Store
-from ollama_fleet.testbed.servers import free_port, serve_in_thread
+from ollama_fleet.testbed.servers import serve_in_thread
 
 pytestmark = pytest.mark.integration
 
-ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
-AM_CONFIG = """\
-route:
-  receiver: "null"
-  group_wait: 1s
-receivers:
-  - name: "null"
-"""
 TOKEN = "xoxb-webhook-token-7d2c"
 
 
@@ -125,52 +116,6 @@ def test_slack_receives_its_shape(store: Store) -> None:
     assert [b["attachments"][0]["color"] for b in hook.bodies] == ["#d9302c", "#2eb67d"]
     fields = {f["title"]: f["value"] for f in firing["attachments"][0]["fields"]}
     assert fields["Target"] == "gpu-1" and fields["URL"] == "https://gpu-1.example.test"
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[str]:
-    """A real Alertmanager on 127.0.0.1; yields its base URL; always stopped."""
-    assert ALERTMANAGER.exists(), "install Debian's prometheus-alertmanager (make test's setup)"
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(AM_CONFIG)
-    port = free_port()
-    log = (tmp_path / "alertmanager.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(ALERTMANAGER),
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"alertmanager exited: {(tmp_path / 'alertmanager.log').read_text()}"
-                )
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("alertmanager did not become ready in 30 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def active_alerts(base: str) -> list[dict[str, Any]]:

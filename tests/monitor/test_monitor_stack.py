@@ -4,8 +4,6 @@ their own HTTP APIs while a simulated host fails and recovers."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +14,9 @@ import yaml
 from ollama_fleet.simulator import SimulatorConfig, create_app
 from ollama_fleet.testbed.servers import free_port, serve_in_thread
 
-from .live import MonitorProcess, daemon, wait_for
+from .live import MonitorProcess, binary, daemon, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed (make test's setup installs it)")
-    return path
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[str]:
-    root = tmp_path / "alertmanager"
-    root.mkdir()
-    config = {"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}
-    (root / "alertmanager.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    command = [
-        binary("prometheus-alertmanager"),
-        f"--config.file={root / 'alertmanager.yml'}",
-        f"--storage.path={root / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    base = f"http://127.0.0.1:{port}"
-    with daemon(command, f"{base}/-/ready", root / "log"):
-        yield base
 
 
 def prometheus(root: Path, monitor_url: str) -> tuple[list[str], str]:

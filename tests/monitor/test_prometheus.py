@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from monitor.fake_nvml import H200, RTX, FakeNvml
+from monitor.live import binary, daemon
 from monitor.metrics_samples import NOW, populate
 from ollama_fleet.monitor.gpu import GpuCollector
 from ollama_fleet.monitor.metrics import MonitorMetrics
@@ -33,13 +33,6 @@ pytestmark = pytest.mark.integration
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana" / "ollama-fleet-monitor.json"
 JOB = "ollama-fleet-monitor"
 READY_TIMEOUT_S = 60.0
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: `apt-get install prometheus`")
-    return path
 
 
 @dataclasses.dataclass
@@ -94,7 +87,6 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def prometheus(monitor: Monitor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    binary = tool("prometheus")
     root = tmp_path_factory.mktemp("prometheus")
     (root / "ollama-fleet.rules.yml").write_text(render_rules())
     config = {
@@ -106,49 +98,23 @@ def prometheus(monitor: Monitor, tmp_path_factory: pytest.TempPathFactory) -> It
     }
     (root / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    log_path = root / "prometheus.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={root / 'prometheus.yml'}",
-                f"--storage.tsdb.path={root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    command = [
+        binary("prometheus"),
+        f"--config.file={root / 'prometheus.yml'}",
+        f"--storage.tsdb.path={root / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with (
+        daemon(command, f"{base}/-/ready", root / "prometheus.log"),
+        httpx.Client(base_url=base, timeout=10) as client,
+    ):
+        server = Prometheus(client)
+        # three scrapes, so rate() over the dashboard's window has points to work with
+        server.wait_for(
+            f'count_over_time(ollama_fleet_monitor_info{{job="{JOB}"}}[1m]) >= 3', "3 scrapes"
         )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            _wait_ready(client, process, log_path)
-            server = Prometheus(client)
-            # three scrapes, so rate() over the dashboard's window has points to work with
-            server.wait_for(
-                f'count_over_time(ollama_fleet_monitor_info{{job="{JOB}"}}[1m]) >= 3', "3 scrapes"
-            )
-            yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-
-
-def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if client.get("/-/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"prometheus was not ready:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
+        yield server
 
 
 # -- the exposition itself ----------------------------------------------------------------------
@@ -157,7 +123,7 @@ def _wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], log: Pat
 def test_promtool_lints_the_exposition_clean(monitor: Monitor) -> None:
     body = httpx.get(f"http://127.0.0.1:{monitor.port}/metrics").content
     done = subprocess.run(
-        [tool("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=60
+        [binary("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == done.stderr.strip() == b""  # no lint findings at all
@@ -167,7 +133,7 @@ def test_promtool_would_flag_a_bad_exposition() -> None:
     # the lint above can fail: a counter without _total and with a HELP-less family is flagged
     bad = b"# TYPE ollama_fleet_bad counter\nollama_fleet_bad 1\n"
     done = subprocess.run(
-        [tool("promtool"), "check", "metrics"], input=bad, capture_output=True, timeout=60
+        [binary("promtool"), "check", "metrics"], input=bad, capture_output=True, timeout=60
     )
     assert done.returncode != 0
 
