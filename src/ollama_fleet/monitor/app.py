@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
@@ -79,10 +78,7 @@ def make_app(monitor: Monitor) -> Starlette:
         return svg(uptime_badge(snapshots.get(), target, window), f"target {target!r} or window")
 
     async def health(request: Request) -> Response:
-        return Response(
-            json.dumps({"status": "ok", "targets": len(monitor.targets)}),
-            media_type="application/json",
-        )
+        return JSONResponse({"status": "ok", "targets": len(monitor.targets)})
 
     routes = [
         Route("/", page, methods=["GET", "HEAD"]),

@@ -317,9 +317,6 @@ class Monitor:
         ]
         return tuple(note for note in notes if note is not None)
 
-    def results(self) -> Mapping[Key, CheckResult]:
-        return self.latest
-
     async def close(self) -> None:
         retired = dict(self._retired)
         for task in retired.values():

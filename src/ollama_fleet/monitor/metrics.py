@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from ollama_fleet import __version__
 from ollama_fleet.checks.model import CheckResult, Status, Target
 from ollama_fleet.monitor._families import Families, Histogram
-from ollama_fleet.monitor.model import LoadedModel, Severity
+from ollama_fleet.monitor.model import LoadedModel, Severity, measured
 from ollama_fleet.values import canonical_model_name
 
 # LLM calls take seconds to minutes (a cold model load, a long answer): buckets reach 5 min.
@@ -203,17 +203,11 @@ class MonitorMetrics(Collector):
 # -- what each check adds to its target's state --------------------------------------------------
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _observe_chat(state: _TargetState, details: Mapping[str, Any], target: Target) -> None:
-    first_token_ms = _number(details.get("first_token_ms"))
+    first_token_ms = measured(details.get("first_token_ms"))
     if first_token_ms is not None:
         state.first_token.observe(first_token_ms / 1000)
-    state.tokens_per_second = _number(details.get("tokens_per_second"))
+    state.tokens_per_second = measured(details.get("tokens_per_second"))
     if state.tokens_per_second is not None:
         state.tokens.observe(state.tokens_per_second)
 

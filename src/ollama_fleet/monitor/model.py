@@ -54,12 +54,13 @@ class Sample:
             status=result.status,
             elapsed_ms=float(result.elapsed_ms),
             failure_class=None if result.failure_class is None else str(result.failure_class),
-            first_token_ms=_number(details.get("first_token_ms")),
-            tokens_per_s=_number(details.get("tokens_per_second")),
+            first_token_ms=measured(details.get("first_token_ms")),
+            tokens_per_s=measured(details.get("tokens_per_second")),
         )
 
 
-def _number(value: Any) -> float | None:
+def measured(value: Any) -> float | None:
+    """A number a check put in its details, as a float; None for anything else (bools too)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)

@@ -10,7 +10,13 @@ from ollama_fleet import __version__
 from ollama_fleet.checks.model import CheckResult, Status, Target
 from ollama_fleet.checks.runner import plan_checks
 from ollama_fleet.monitor.engine import Monitor
-from ollama_fleet.monitor.model import UPTIME_WINDOWS, CheckView, StatusSnapshot, TargetView
+from ollama_fleet.monitor.model import (
+    UPTIME_WINDOWS,
+    CheckView,
+    StatusSnapshot,
+    TargetView,
+    measured,
+)
 from ollama_fleet.monitor.status_facts import SIMULATOR_SUFFIX
 
 BARS = 48  # half-hour bars over the last 24 h
@@ -88,7 +94,7 @@ def _target_view(monitor: Monitor, history: _History, target: Target) -> TargetV
         checks=checks,
         groups=target.groups,
         version=version if isinstance(version, str) else None,
-        cert_days_left=float(days) if isinstance(days, int | float) else None,
+        cert_days_left=measured(days),
         models_required=tuple(model.name for model in target.required_models),
         models_present=tuple(str(name) for name in present) if isinstance(present, list) else (),
         models_loaded=monitor.loaded.get(target.name, ()),
