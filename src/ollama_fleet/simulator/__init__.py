@@ -2,7 +2,8 @@
 
 It answers Ollama's native endpoints (/api/...) and the OpenAI-compatible ones (/v1/...)
 with deterministic content, paced tokens and injectable faults (see `Faults` and the
-control endpoint /_simulator/faults). Every response carries `X-Ollama-Simulator: 1`.
+control endpoints /_simulator/faults, /_simulator/pace and /_simulator/stats, which counts
+requests, generations and tokens). Every response carries `X-Ollama-Simulator: 1`.
 """
 
 from __future__ import annotations

@@ -9,9 +9,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ollama_fleet.simulator import chat, control, models, openai_compat, write_endpoints
+from ollama_fleet.simulator import (
+    chat,
+    control,
+    models,
+    openai_compat,
+    openai_completions,
+    openai_embeddings,
+    write_endpoints,
+)
 from ollama_fleet.simulator.config import SimulatorConfig
-from ollama_fleet.simulator.middleware import FaultInjector, HostCheck, SimulatorHeader
+from ollama_fleet.simulator.middleware import (
+    FaultInjector,
+    HostCheck,
+    SimulatorHeader,
+    StatsRecorder,
+)
 from ollama_fleet.simulator.state import SimulatorState
 
 ROOT_TEXT = "Ollama is running (ollama-fleet simulator: a test double, not Ollama)"
@@ -43,7 +56,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(config: SimulatorConfig | None = None) -> Starlette:
-    """A fresh simulator app with its own state (models, loaded models, faults)."""
+    """A fresh simulator app with its own state (models, loaded models, faults, pace, stats)."""
     config = config if config is not None else SimulatorConfig()
     state = SimulatorState(config)
     routes: list[BaseRoute] = [
@@ -53,12 +66,15 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
         *write_endpoints.routes(state),
         *chat.routes(state),
         *openai_compat.routes(state),
+        *openai_completions.routes(state),
+        *openai_embeddings.routes(state),
         *control.routes(state),
     ]
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(SimulatorHeader),
+            Middleware(StatsRecorder, state=state),
             Middleware(HostCheck, enabled=config.loopback_only_hosts),
             Middleware(FaultInjector, state=state),
         ],

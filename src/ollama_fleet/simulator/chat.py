@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive
 
 from ollama_fleet.simulator import generation as gen
 from ollama_fleet.simulator.config import SimModel
@@ -27,6 +29,7 @@ from ollama_fleet.simulator.payload import (
     read_object,
 )
 from ollama_fleet.simulator.state import SimulatorState, parse_keep_alive, rfc3339, utcnow
+from ollama_fleet.simulator.stats import Stats
 from ollama_fleet.simulator.streams import Chunk, Final, ndjson, ndjson_stream, paced
 
 
@@ -41,6 +44,12 @@ def find_model(state: SimulatorState, name: str, action: str | None) -> SimModel
     return installed.model
 
 
+async def _client_gone(receive: Receive) -> None:
+    """Return when the client disconnects (the request body has been read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 @dataclass(frozen=True, kw_only=True)
 class Run:
     """One generation: who asked for what, the reply tokens and the counters to report."""
@@ -50,16 +59,48 @@ class Run:
     done_reason: str
     counters: gen.Counters
     rate: float
+    stats: Stats
 
     @property
     def text(self) -> str:
         """The whole reply."""
         return "".join(self.tokens)
 
-    async def wait_whole(self) -> None:
-        """Take as long as streaming the reply would (non-streaming answers)."""
-        if self.rate > 0:
-            await asyncio.sleep(len(self.tokens) / self.rate)
+    async def produce(self) -> AsyncGenerator[str, None]:
+        """The reply's tokens at the run's pace, each counted in the stats as it is produced.
+
+        Closed or cancelled before the last token (the client went away), the generation
+        stops there and counts as cancelled, as Ollama stops generating for a lost client.
+        """
+        generation = self.stats.begin_generation()
+        completed = False
+        try:
+            async with aclosing(paced(self.tokens, self.rate)) as tokens:
+                async for token in tokens:
+                    generation.token()
+                    yield token
+            completed = True
+        finally:
+            generation.end(completed=completed)
+
+    async def produce_whole(self, receive: Receive) -> None:
+        """Produce the whole reply for a non-streaming answer (as long as streaming takes),
+        stopping early if the client disconnects meanwhile."""
+        producer = asyncio.create_task(self._drain())
+        watcher = asyncio.create_task(_client_gone(receive))
+        try:
+            await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            producer.cancel()
+            watcher.cancel()
+            await asyncio.gather(producer, watcher, return_exceptions=True)
+        if not producer.cancelled():
+            producer.result()  # a bug in producing must not pass as a disconnect
+
+    async def _drain(self) -> None:
+        async with aclosing(self.produce()) as tokens:
+            async for _ in tokens:
+                pass
 
 
 def start_run(
@@ -80,7 +121,7 @@ def start_run(
         raise BadRequest(str(exc)) from None
     loaded = state.use(model, keep_alive_s)
     count, done_reason = gen.token_budget(max_tokens)
-    rate = state.config.tokens_per_second
+    rate = state.tokens_per_second
     counters = gen.Counters.for_run(
         prompt_tokens=prompt_tokens, eval_tokens=count, tokens_per_second=rate, loaded=loaded
     )
@@ -90,6 +131,7 @@ def start_run(
         done_reason=done_reason,
         counters=counters,
         rate=rate,
+        stats=state.stats,
     )
 
 
@@ -119,7 +161,7 @@ def _load_only(state: SimulatorState, body: JsonObject, name: str, field: str) -
 
 
 async def native_answer(
-    state: SimulatorState, run: Run, body: JsonObject, field: str, path: str
+    state: SimulatorState, run: Run, body: JsonObject, field: str, request: Request
 ) -> Response:
     """Stream (default) or return whole: `field` is "message" (chat) or "response" (generate)."""
 
@@ -134,15 +176,16 @@ async def native_answer(
         return head() | done | run.counters.as_dict()
 
     if not opt_bool(body, "stream", True):
-        await run.wait_whole()
+        await run.produce_whole(request.receive)
         return JSONResponse(final(run.text))
 
-    async def chunks() -> AsyncIterator[Chunk]:
-        async for token in paced(run.tokens, run.rate):
-            yield ndjson(head() | {field: piece(token), "done": False})
+    async def chunks() -> AsyncGenerator[Chunk, None]:
+        async with aclosing(run.produce()) as tokens:
+            async for token in tokens:
+                yield ndjson(head() | {field: piece(token), "done": False})
         yield Final(ndjson(final("")))
 
-    return ndjson_stream(chunks(), state.faults_for(path))
+    return ndjson_stream(chunks(), state.faults_for(request.url.path))
 
 
 def routes(state: SimulatorState) -> list[Route]:
@@ -164,7 +207,7 @@ def routes(state: SimulatorState) -> list[Route]:
             max_tokens=_num_predict(body),
             keep_alive=body.get("keep_alive"),
         )
-        return await native_answer(state, run, body, "message", request.url.path)
+        return await native_answer(state, run, body, "message", request)
 
     @ollama_endpoint
     async def generate(request: Request) -> Response:
@@ -183,7 +226,7 @@ def routes(state: SimulatorState) -> list[Route]:
             max_tokens=_num_predict(body),
             keep_alive=body.get("keep_alive"),
         )
-        return await native_answer(state, run, body, "response", request.url.path)
+        return await native_answer(state, run, body, "response", request)
 
     return [
         Route("/api/chat", chat, methods=["POST"]),

@@ -1,8 +1,9 @@
-"""The simulator's control endpoint (not part of Ollama): read, replace and reset faults."""
+"""The simulator's control endpoints (not part of Ollama): faults, token pace and stats."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,8 @@ from ollama_fleet.simulator.payload import BadRequest, ollama_endpoint, read_obj
 from ollama_fleet.simulator.state import SimulatorState
 
 FAULTS_PATH = "/_simulator/faults"
+PACE_PATH = "/_simulator/pace"
+STATS_PATH = "/_simulator/stats"
 _OPTIONAL_INT = ("status", "cut_stream_after")
 
 
@@ -59,8 +62,25 @@ def faults_from_json(data: Mapping[str, Any]) -> Faults:
         raise BadRequest(str(exc)) from None
 
 
+def pace_from_json(data: Mapping[str, Any]) -> float:
+    """tokens_per_second from {"tokens_per_second": X}; BadRequest unless X is a number >= 0."""
+    unknown = sorted(set(data) - {"tokens_per_second"})
+    if unknown:
+        raise BadRequest(f"unknown pace field(s): {', '.join(unknown)}")
+    value = data.get("tokens_per_second")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise BadRequest("tokens_per_second must be a number >= 0")
+    return float(value)
+
+
 def routes(state: SimulatorState) -> list[Route]:
-    """GET/PUT/DELETE /_simulator/faults bound to `state`."""
+    """GET/PUT/DELETE /_simulator/faults and /_simulator/pace, GET/DELETE /_simulator/stats,
+    bound to `state`."""
 
     @ollama_endpoint
     async def faults(request: Request) -> Response:
@@ -70,4 +90,21 @@ def routes(state: SimulatorState) -> list[Route]:
             state.faults = Faults()
         return JSONResponse(faults_to_json(state.faults))
 
-    return [Route(FAULTS_PATH, faults, methods=["GET", "PUT", "DELETE"])]
+    @ollama_endpoint
+    async def pace(request: Request) -> Response:
+        if request.method == "PUT":
+            state.tokens_per_second = pace_from_json(await read_object(request))
+        elif request.method == "DELETE":
+            state.tokens_per_second = state.config.tokens_per_second
+        return JSONResponse({"tokens_per_second": state.tokens_per_second})
+
+    async def stats(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.stats.reset()
+        return JSONResponse(state.stats.as_json())
+
+    return [
+        Route(FAULTS_PATH, faults, methods=["GET", "PUT", "DELETE"]),
+        Route(PACE_PATH, pace, methods=["GET", "PUT", "DELETE"]),
+        Route(STATS_PATH, stats, methods=["GET", "DELETE"]),
+    ]

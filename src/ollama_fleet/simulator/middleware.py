@@ -1,4 +1,4 @@
-"""Pure ASGI middleware of the simulator (test double): label header, Host check, faults."""
+"""Pure ASGI middleware of the simulator (test double): label header, stats, Host check, faults."""
 
 from __future__ import annotations
 
@@ -45,6 +45,26 @@ class SimulatorHeader:
             await send(message)
 
         await self.app(scope, receive, labelled)
+
+
+class StatsRecorder:
+    """Counts every request by path and how many are being served (control requests aside)."""
+
+    def __init__(self, app: ASGIApp, *, state: SimulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or path.startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        stats = self.state.stats
+        stats.request_started(path)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            stats.request_finished()
 
 
 def host_without_port(host: str) -> str:

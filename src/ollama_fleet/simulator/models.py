@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from starlette.requests import Request
@@ -83,7 +83,8 @@ def _show(item: Installed) -> dict[str, Any]:
     }
 
 
-def _embed_inputs(value: object) -> list[str]:
+def embed_inputs(value: object) -> list[str]:
+    """The texts of an embedding request's "input": a string or a list of strings."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -147,7 +148,7 @@ def routes(state: SimulatorState) -> list[Route]:
     async def embed(request: Request) -> Response:
         body = await read_object(request)
         name = model_name(body)
-        inputs = _embed_inputs(body.get("input", []))
+        inputs = embed_inputs(body.get("input", []))
         model = find_model(state, name, None)
         try:
             loaded = state.use(model, parse_keep_alive(body.get("keep_alive")))
@@ -157,7 +158,7 @@ def routes(state: SimulatorState) -> list[Route]:
         counters = gen.Counters.for_run(
             prompt_tokens=prompt_tokens,
             eval_tokens=0,
-            tokens_per_second=state.config.tokens_per_second,
+            tokens_per_second=state.tokens_per_second,
             loaded=loaded,
         )
         return JSONResponse(
@@ -199,7 +200,9 @@ def _pull_target(state: SimulatorState, name: str) -> SimModel:
     return state.config.model_named(name) or model_from_name(name)
 
 
-async def _pull_chunks(state: SimulatorState, name: str, known: bool) -> AsyncIterator[Chunk]:
+async def _pull_chunks(
+    state: SimulatorState, name: str, known: bool
+) -> AsyncGenerator[Chunk, None]:
     """Pull progress lines; the model is installed only if "success" is really sent."""
     yield ndjson({"status": "pulling manifest"})
     if not known:

@@ -1,10 +1,14 @@
-"""OpenAI-compatible endpoints of the simulator (test double): /v1/chat/completions, /v1/models."""
+"""OpenAI-compatible endpoints of the simulator (test double): /v1/chat/completions, /v1/models.
+
+Also the pieces the other /v1 endpoints share: OpenAI's error shape, usage and SSE streams.
+"""
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import Any
 
 from starlette.requests import Request
@@ -25,7 +29,10 @@ from ollama_fleet.simulator.payload import (
     read_object,
 )
 from ollama_fleet.simulator.state import Installed, SimulatorState
-from ollama_fleet.simulator.streams import SSE, Chunk, FaultableStream, Final, paced, sse
+from ollama_fleet.simulator.streams import SSE, Chunk, FaultableStream, Final, sse
+
+# one streamed choice as a JSON object, from its text and finish_reason
+ChoiceChunk = Callable[[str, str | None], dict[str, Any]]
 
 _ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error"}
 
@@ -63,7 +70,8 @@ def _model_entry(item: Installed) -> dict[str, Any]:
     }
 
 
-def _usage(run: Run) -> dict[str, int]:
+def usage(run: Run) -> dict[str, int]:
+    """OpenAI's usage object for a run."""
     prompt, completion = run.counters.prompt_eval_count, run.counters.eval_count
     return {
         "prompt_tokens": prompt,
@@ -72,7 +80,30 @@ def _usage(run: Run) -> dict[str, int]:
     }
 
 
-def _sse_chunks(run: Run, ident: str, include_usage: bool) -> AsyncIterator[Chunk]:
+def sse_answer(
+    state: SimulatorState, request: Request, run: Run, chunk: ChoiceChunk, include_usage: bool
+) -> FaultableStream:
+    """A run streamed as server-sent events: one `chunk` per token, one with the
+    finish_reason, a usage chunk if asked for, then `data: [DONE]`; faults applied."""
+
+    async def chunks() -> AsyncGenerator[Chunk, None]:
+        async with aclosing(run.produce()) as tokens:
+            async for token in tokens:
+                yield sse(chunk(token, None))
+        tail = sse(chunk("", run.done_reason))
+        if include_usage:
+            tail += sse(chunk("", None) | {"choices": [], "usage": usage(run)})
+        yield Final(tail + b"data: [DONE]\n\n")
+
+    return FaultableStream(
+        chunks(),
+        state.faults_for(request.url.path),
+        media_type=SSE,
+        error_chunk=lambda text: sse(openai_error_body(text, 500)),
+    )
+
+
+def _chat_chunk(run: Run, ident: str) -> ChoiceChunk:
     def chunk(content: str, finish: str | None) -> dict[str, Any]:
         return {
             "id": ident,
@@ -89,16 +120,7 @@ def _sse_chunks(run: Run, ident: str, include_usage: bool) -> AsyncIterator[Chun
             ],
         }
 
-    async def chunks() -> AsyncIterator[Chunk]:
-        async for token in paced(run.tokens, run.rate):
-            yield sse(chunk(token, None))
-        tail = sse(chunk("", run.done_reason))
-        if include_usage:
-            usage = chunk("", None) | {"choices": [], "usage": _usage(run)}
-            tail += sse(usage)
-        yield Final(tail + b"data: [DONE]\n\n")
-
-    return chunks()
+    return chunk
 
 
 def routes(state: SimulatorState) -> list[Route]:
@@ -125,13 +147,8 @@ def routes(state: SimulatorState) -> list[Route]:
         )
         ident = f"chatcmpl-{state.next_id()}"
         if stream:
-            return FaultableStream(
-                _sse_chunks(run, ident, include_usage),
-                state.faults_for(request.url.path),
-                media_type=SSE,
-                error_chunk=lambda text: sse(openai_error_body(text, 500)),
-            )
-        await run.wait_whole()
+            return sse_answer(state, request, run, _chat_chunk(run, ident), include_usage)
+        await run.produce_whole(request.receive)
         return JSONResponse(
             {
                 "id": ident,
@@ -146,7 +163,7 @@ def routes(state: SimulatorState) -> list[Route]:
                         "finish_reason": run.done_reason,
                     }
                 ],
-                "usage": _usage(run),
+                "usage": usage(run),
             }
         )
 

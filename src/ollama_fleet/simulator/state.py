@@ -1,4 +1,4 @@
-"""Mutable state of one simulator (test double) instance: models, loaded models, faults."""
+"""Mutable state of one simulator (test double) instance: models, loaded models, faults, pace."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ollama_fleet.simulator.config import (
     model_from_name,
     normalize_name,
 )
+from ollama_fleet.simulator.stats import Stats
 
 DEFAULT_KEEP_ALIVE_S = 300.0
 FOREVER_S = 290 * 365 * 24 * 3600.0  # Ollama shows "forever" as a date centuries away
@@ -95,11 +96,14 @@ class Installed:
 
 
 class SimulatorState:
-    """Models (changed by pull/delete), loaded models (for /api/ps) and the current faults."""
+    """Models (changed by pull/delete), loaded models (for /api/ps), the current faults and
+    pace (both changed through /_simulator/), and the counters of what happened."""
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.faults: Faults = config.faults
+        self.tokens_per_second = config.tokens_per_second
+        self.stats = Stats()
         started = utcnow()
         self._models: dict[str, Installed] = {
             m.name: Installed(model=m, modified_at=started) for m in config.models

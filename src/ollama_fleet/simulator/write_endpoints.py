@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TypeGuard
 
 from starlette.requests import Request
@@ -59,13 +59,13 @@ def _installed(state: SimulatorState, name: str) -> SimModel:
 
 async def _created(
     state: SimulatorState, model: SimModel, source: SimModel
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     yield ndjson({"status": f"using existing layer sha256:{source.digest}"})
     yield ndjson({"status": "writing manifest"})
     yield Final(ndjson({"status": "success"}), commit=lambda: state.add(model))
 
 
-async def _pushed() -> AsyncIterator[Chunk]:
+async def _pushed() -> AsyncGenerator[Chunk, None]:
     yield ndjson({"status": "retrieving manifest"})
     yield Final(ndjson({"error": NO_REGISTRY}))
 
