@@ -22,6 +22,7 @@ COMMANDS = {
     "simulator": "ollama_fleet.cli.simulator:simulator",
     "demo": "ollama_fleet.cli.demo:demo",
     "monitor": "ollama_fleet.cli.monitor:monitor",
+    "gateway": "ollama_fleet.cli.gateway:gateway",
     "loadtest": "ollama_fleet.cli.loadtest:loadtest",
 }
 
@@ -41,6 +42,7 @@ def main() -> None:
     CI gate:            ollama-fleet check INVENTORY -o checks.xml
     One URL:            ollama-fleet check --url https://gpu-1.example.com --model llama3.2:1b
     Watch them:         ollama-fleet monitor --config monitor.yml
+    Front them:         ollama-fleet gateway --config gateway.yml
     Under load:         ollama-fleet loadtest https://gpu-1.example.com --model llama3.2:1b
     Try it locally:     ollama-fleet demo
 
