@@ -229,7 +229,9 @@ class _Exchange:
         except UpstreamError as exc:
             detail = str(exc)
         await progress.finish("failure")
-        return slot.node, f"HTTP {response.status}", f"HTTP {response.status}: {detail}"
+        # Ollama's own message (a model too big for memory, ...) is the client's best clue
+        reason = f"HTTP {response.status}: {detail}" if detail else f"HTTP {response.status}"
+        return slot.node, reason, reason
 
     async def _stream(self, progress: _Progress) -> Outcome:
         response, slot = progress.response, progress.slot

@@ -1,0 +1,141 @@
+"""Health checks: one task per node polls /api/version, and /api/tags + /api/ps, into the pool.
+
+A node is checked every `interval`; while it fails the wait doubles up to `max_backoff` and
+resets on the first success. Its models (/api/tags) and loaded models (/api/ps) are read every
+`models_refresh` and at once when it turns healthy, so a node that comes back is routed to with
+a fresh catalogue. The raw tag and ps entries are kept here for the merged /api/tags, /api/ps
+and /v1/models answers. A reload adds and removes node tasks; cancelling `stop()` ends them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ollama_fleet.gateway.nodes import Pool
+from ollama_fleet.gateway.settings import Health
+from ollama_fleet.gateway.upstream import Upstream, UpstreamError
+
+log = logging.getLogger(__name__)
+
+Entries = list[dict[str, Any]]
+
+
+class HealthChecker:
+    """The background health and catalogue refresh of every node in the pool."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        upstream: Upstream,
+        health: Health,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        self.upstream = upstream
+        self.health = health
+        self.clock = clock
+        self.tags: dict[str, Entries] = {}
+        self.ps: dict[str, Entries] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._checked: dict[str, asyncio.Event] = {}
+
+    def start(self) -> None:
+        """Start a task for every node of the pool that has none (also after a reload)."""
+        names = set(self.pool.names())
+        for name in sorted(set(self._tasks) - names):
+            self._tasks.pop(name).cancel()
+            self.tags.pop(name, None)
+            self.ps.pop(name, None)
+            self._checked.pop(name, None)
+        for name in sorted(names - set(self._tasks)):
+            self._checked[name] = asyncio.Event()
+            self._tasks[name] = asyncio.create_task(self._watch(name), name=f"health-{name}")
+
+    def reconfigure(self, health: Health) -> None:
+        """New intervals (from the next wait on) and the pool's current nodes."""
+        self.health = health
+        self.start()
+
+    async def stop(self) -> None:
+        """Cancel every node task and wait for them to end."""
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def first_round(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) until every node was checked once."""
+        events = [event.wait() for event in self._checked.values()]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*events), timeout_s)
+
+    async def _watch(self, name: str) -> None:
+        healthy = False
+        backoff = self.health.interval_s
+        models_due = 0.0
+        while True:
+            ok = await self.check(name)
+            if ok and (not healthy or self.clock() >= models_due):
+                await self.refresh_models(name)
+                models_due = self.clock() + self.health.models_refresh_s
+            healthy = ok
+            event = self._checked.get(name)
+            if event is not None:
+                event.set()
+            if ok:
+                backoff = self.health.interval_s
+                await asyncio.sleep(self.health.interval_s)
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.health.max_backoff_s)
+
+    async def check(self, name: str) -> bool:
+        """GET /api/version of one node; its result goes to the pool. True when it answered."""
+        try:
+            answer = await self.upstream.get_json(
+                self.pool.spec(name), "/api/version", timeout_s=self.health.timeout_s
+            )
+        except KeyError:  # removed by a reload while this check ran
+            return False
+        except UpstreamError as exc:
+            self.pool.set_health(name, ok=False, error=str(exc), version=None)
+            return False
+        version = answer.get("version") if isinstance(answer, dict) else None
+        if not isinstance(version, str):
+            self.pool.set_health(
+                name, ok=False, error="/api/version answered without a version", version=None
+            )
+            return False
+        self.pool.set_health(name, ok=True, error=None, version=version)
+        return True
+
+    async def refresh_models(self, name: str) -> bool:
+        """Read one node's /api/tags and /api/ps into the pool; False when either failed."""
+        try:
+            spec = self.pool.spec(name)
+            tags = await self.upstream.get_json(spec, "/api/tags", timeout_s=self.health.timeout_s)
+            ps = await self.upstream.get_json(spec, "/api/ps", timeout_s=self.health.timeout_s)
+        except KeyError:
+            return False
+        except UpstreamError as exc:
+            log.warning("gateway: node %s: cannot read its models: %s", name, exc)
+            return False
+        tag_entries, ps_entries = _entries(tags), _entries(ps)
+        self.tags[name], self.ps[name] = tag_entries, ps_entries
+        self.pool.set_models(name, tags=tag_entries, ps=ps_entries)
+        return True
+
+
+def _entries(answer: object) -> Entries:
+    """The `models` list of a /api/tags or /api/ps answer (entries that are objects only)."""
+    models = answer.get("models") if isinstance(answer, dict) else None
+    if not isinstance(models, list):
+        return []
+    return [entry for entry in models if isinstance(entry, dict)]

@@ -1,0 +1,248 @@
+"""The gateway's route table, and the small ASGI pieces every route's answer is made of.
+
+The table says every path the gateway answers, what it does and which permission it needs. A
+route with `kind` None needs no key (/, /health, /ready, /metrics); every other route
+authenticates first. The table is data so that tests can walk it: a new route cannot skip
+authentication unnoticed. Paths are exact, or end in `{name}` / `{rest}` (one segment, or the
+rest of the path with its slashes, as model names have). `read_body` bounds what a client
+may send; `Refused` is an answer the gateway gives itself (an error in the route's API's shape).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starlette.types import Message, Receive, Scope, Send
+
+from ollama_fleet.gateway.accesslog import Exchange
+from ollama_fleet.gateway.keys import RouteKind
+
+Api = Literal["ollama", "openai"]
+Headers = Sequence[tuple[str, str]]
+
+
+class Action(enum.Enum):
+    """What the gateway does with a request on a route."""
+
+    ROOT = "root"
+    HEALTH = "health"
+    READY = "ready"
+    METRICS = "metrics"
+    RELAY = "relay"  # to a node that has the model (balanced, limited)
+    VERSION = "version"
+    TAGS = "tags"
+    PS = "ps"
+    MODELS = "models"
+    MODEL = "model"
+    WRITE_REFUSED = "write_refused"
+    ADMIN_NODES = "admin_nodes"
+    ADMIN_DRAIN = "admin_drain"
+    ADMIN_UNDRAIN = "admin_undrain"
+    ADMIN_PULL = "admin_pull"
+    ADMIN_DELETE = "admin_delete"
+    ADMIN_USAGE = "admin_usage"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """One entry of the table; `example` is a concrete path that matches it (for tests)."""
+
+    methods: frozenset[str]
+    path: str
+    action: Action
+    kind: RouteKind | None
+    api: Api = "ollama"
+    limited: bool = False  # rate limits and per-key concurrency apply
+
+    @property
+    def example(self) -> str:
+        return self.path.replace("{name}", "gpu-1").replace("{rest}", "llama3.2:1b")
+
+
+def _route(
+    methods: str,
+    path: str,
+    action: Action,
+    kind: RouteKind | None,
+    *,
+    api: Api = "ollama",
+    limited: bool = False,
+) -> Route:
+    return Route(
+        methods=frozenset(methods.split()),
+        path=path,
+        action=action,
+        kind=kind,
+        api=api,
+        limited=limited,
+    )
+
+
+_GEN = RouteKind.GENERATE
+_ADMIN = RouteKind.ADMIN
+ROUTES: tuple[Route, ...] = (
+    _route("GET HEAD", "/", Action.ROOT, None),
+    _route("GET HEAD", "/health", Action.HEALTH, None),
+    _route("GET HEAD", "/ready", Action.READY, None),
+    _route("GET", "/metrics", Action.METRICS, None),
+    *(
+        _route("POST", f"/api/{name}", Action.RELAY, _GEN, limited=True)
+        for name in ("chat", "generate", "embed", "embeddings")
+    ),
+    _route("POST", "/api/show", Action.RELAY, RouteKind.SHOW),
+    _route("GET HEAD", "/api/version", Action.VERSION, RouteKind.LIST),
+    _route("GET HEAD", "/api/tags", Action.TAGS, RouteKind.LIST),
+    _route("GET HEAD", "/api/ps", Action.PS, RouteKind.LIST),
+    *(
+        _route("POST", f"/v1/{name}", Action.RELAY, _GEN, api="openai", limited=True)
+        for name in ("chat/completions", "completions", "embeddings")
+    ),
+    _route("GET", "/v1/models", Action.MODELS, RouteKind.LIST, api="openai"),
+    _route("GET", "/v1/models/{rest}", Action.MODEL, RouteKind.SHOW, api="openai"),
+    *(
+        _route("POST", f"/api/{name}", Action.WRITE_REFUSED, _ADMIN)
+        for name in ("pull", "push", "create", "copy")
+    ),
+    _route("DELETE", "/api/delete", Action.WRITE_REFUSED, _ADMIN),
+    _route("POST HEAD", "/api/blobs/{rest}", Action.WRITE_REFUSED, _ADMIN),
+    _route("GET", "/admin/nodes", Action.ADMIN_NODES, _ADMIN),
+    _route("POST", "/admin/nodes/{name}/drain", Action.ADMIN_DRAIN, _ADMIN),
+    _route("POST", "/admin/nodes/{name}/undrain", Action.ADMIN_UNDRAIN, _ADMIN),
+    _route("POST", "/admin/pull", Action.ADMIN_PULL, _ADMIN),
+    _route("DELETE", "/admin/models", Action.ADMIN_DELETE, _ADMIN),
+    _route("GET", "/admin/usage", Action.ADMIN_USAGE, _ADMIN),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Match:
+    """The route a request found, and the path parameter it carried (or None)."""
+
+    route: Route
+    param: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WrongMethod:
+    """The path is known but not for this method: 405 with these methods allowed."""
+
+    allowed: frozenset[str]
+
+
+def api_of(path: str) -> Api:
+    """Which API's error shape a path's answers use (/v1 OpenAI's, everything else Ollama's)."""
+    return "openai" if path == "/v1" or path.startswith("/v1/") else "ollama"
+
+
+def find(method: str, path: str) -> Match | WrongMethod | None:
+    """The route for method and path; WrongMethod when only the method is wrong; else None."""
+    allowed: set[str] = set()
+    for route in ROUTES:
+        param = _match_path(route.path, path)
+        if param is False:
+            continue
+        if method in route.methods:
+            return Match(route=route, param=param if isinstance(param, str) else None)
+        allowed |= route.methods
+    return WrongMethod(allowed=frozenset(allowed)) if allowed else None
+
+
+def _match_path(pattern: str, path: str) -> str | bool:
+    """False: no match; True: an exact match; a string: the value of its parameter."""
+    if "{" not in pattern:
+        return pattern == path
+    head, _, tail = pattern.partition("{")
+    name, _, suffix = tail.partition("}")
+    if not path.startswith(head) or not path.endswith(suffix):
+        return False
+    value = path[len(head) : len(path) - len(suffix)]
+    if not value or (name == "name" and "/" in value):
+        return False
+    return value
+
+
+class Refused(Exception):
+    """The gateway answers the request itself with an error (in the route's API's shape)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        outcome: str,
+        headers: Headers = (),
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.outcome = status, message, outcome
+        self.headers, self.code = headers, code
+
+
+async def answer(
+    send: Send,
+    exchange: Exchange,
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    headers: Headers = (),
+) -> None:
+    raw = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in headers),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+    exchange.answered(status, len(body))
+
+
+async def stream_lines(send: Send, exchange: Exchange, lines: AsyncIterator[bytes]) -> None:
+    raw = [(b"content-type", b"application/x-ndjson")]
+    await send({"type": "http.response.start", "status": 200, "headers": raw})
+    size = 0
+    async for line in lines:
+        await send({"type": "http.response.body", "body": line, "more_body": True})
+        size += len(line)
+    await send({"type": "http.response.body", "body": b""})
+    exchange.answered(200, size)
+
+
+def dump(data: object) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"the body is over {limit} bytes", outcome="bad_request")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+def json_object(body: bytes) -> Mapping[str, Any] | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

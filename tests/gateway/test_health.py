@@ -1,0 +1,114 @@
+"""Health checks against real simulator nodes: health, catalogue, recovery, reloads, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+
+from ollama_fleet.gateway.health import HealthChecker
+from ollama_fleet.gateway.nodes import Pool
+from ollama_fleet.gateway.upstream import Upstream
+from ollama_fleet.simulator.config import Faults
+from ollama_fleet.testbed.servers import free_port
+
+from .live import FAST_HEALTH, gateway_config, sim_node
+
+pytestmark = pytest.mark.integration
+
+
+async def _until(what: str, predicate: Callable[[], object], timeout_s: float = 20.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def _run(nodes: dict[str, str], body: Callable[[Pool, HealthChecker], Awaitable[None]]) -> None:
+    config = gateway_config(nodes, ())
+
+    async def main() -> None:
+        pool = Pool(config)
+        upstream = Upstream(config.timeouts)
+        checker = HealthChecker(pool, upstream, FAST_HEALTH)
+        checker.start()
+        try:
+            await body(pool, checker)
+        finally:
+            await checker.stop()
+            await upstream.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_healthy_node_gets_its_version_models_and_loaded_models() -> None:
+    with sim_node(["llama3.2:1b", "qwen2.5:0.5b"]) as node:
+
+        async def body(pool: Pool, checker: HealthChecker) -> None:
+            await checker.first_round(10)
+            (state,) = pool.snapshot()
+            assert (state.healthy, state.version) == (True, "0.12.0-simulator")
+            assert state.models == ("llama3.2:1b", "qwen2.5:0.5b")
+            assert {entry["name"] for entry in checker.tags["a"]} == set(state.models)
+            assert checker.ps["a"] == []
+
+        _run({"a": node.url}, body)
+
+
+def test_a_failing_node_turns_unhealthy_and_back_with_a_fresh_catalogue() -> None:
+    with sim_node(["llama3.2:1b"]) as node:
+        node.state.faults = Faults(status=503)
+
+        async def body(pool: Pool, checker: HealthChecker) -> None:
+            await checker.first_round(10)
+            (state,) = pool.snapshot()
+            assert state.healthy is False and state.models == ()
+            assert "HTTP 503" in (state.last_error or "")
+            node.state.faults = Faults()
+            await _until("the node to be healthy", lambda: pool.snapshot()[0].healthy)
+            # the catalogue is read as the node turns healthy, not a models_refresh later
+            assert pool.snapshot()[0].models == ("llama3.2:1b",)
+            assert pool.snapshot()[0].last_error is None
+
+        _run({"a": node.url}, body)
+
+
+def test_a_node_nobody_listens_on_is_unhealthy_with_the_reason() -> None:
+    async def body(pool: Pool, checker: HealthChecker) -> None:
+        await checker.first_round(10)
+        (state,) = pool.snapshot()
+        assert state.healthy is False
+        assert "cannot connect" in (state.last_error or "")
+
+    _run({"gone": f"http://127.0.0.1:{free_port()}"}, body)
+
+
+def test_a_reload_starts_checks_for_new_nodes_and_stops_those_of_removed_ones() -> None:
+    with sim_node() as a, sim_node(["qwen2.5:0.5b"]) as b:
+
+        async def body(pool: Pool, checker: HealthChecker) -> None:
+            await checker.first_round(10)
+            pool.reconfigure(gateway_config({"b": b.url}, ()))
+            checker.reconfigure(replace(FAST_HEALTH, interval_s=0.1))
+            await _until("node b to be checked", lambda: "b" in checker.tags)
+            assert "a" not in checker.tags
+            assert [s.name for s in pool.snapshot()] == ["b"]
+            assert pool.snapshot()[0].models == ("qwen2.5:0.5b",)
+
+        _run({"a": a.url}, body)
+
+
+def test_stop_ends_every_node_task() -> None:
+    with sim_node() as a, sim_node() as b:
+
+        async def body(pool: Pool, checker: HealthChecker) -> None:
+            await checker.first_round(10)
+            await checker.stop()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            assert others == []
+
+        _run({"a": a.url, "b": b.url}, body)
