@@ -13,10 +13,13 @@ from typing import Any
 
 import click
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ollama_fleet.checks.model import CHECK_NAMES, FailureClass
 from ollama_fleet.checks.reports import load_schema
 from ollama_fleet.cli import main
+from ollama_fleet.gateway.metrics import GatewayMetrics
+from ollama_fleet.gateway.nodes import NodeState
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "ollama_fleet"
@@ -217,3 +220,62 @@ def test_every_module_has_a_one_line_summary_docstring() -> None:
 @pytest.mark.parametrize("command", ["make demo", "make test"])
 def test_readme_names_the_make_targets(command: str) -> None:
     assert command in read_doc(README), f"README.md does not mention `{command}`"
+
+
+# --- gateway metrics ----------------------------------------------------------------------
+
+
+GATEWAY_DOC = DOCS / "gateway.md"
+
+
+def documented_gateway_metrics() -> dict[str, tuple[str, frozenset[str]]]:
+    """{metric: (type, labels)} of the table in docs/gateway.md's Metrics section."""
+    section = read_doc(GATEWAY_DOC).split("\n## Metrics\n", 1)[-1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(gateway_\w+)` \| (\w+) \|([^|]*)\|", section, flags=re.MULTILINE)
+    assert rows, "no metric table in the Metrics section of docs/gateway.md"
+    return {name: (kind, frozenset(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows}
+
+
+def exported_gateway_metrics() -> dict[str, tuple[str, frozenset[str]]]:
+    """{metric: (type, labels)} of a real /metrics body with a sample in every family."""
+    node = NodeState(
+        name="gpu-1",
+        url="http://127.0.0.1:11434",
+        healthy=True,
+        last_error=None,
+        version="0.6.0",
+        breaker="closed",
+        draining=False,
+        in_flight=1,
+        queued=0,
+        max_parallel=4,
+        queue=32,
+        models=("llama3.2:1b",),
+        loaded=(),
+    )
+    metrics = GatewayMetrics(nodes=lambda: [node])
+    metrics.observe_request(
+        key="alice",
+        model="llama3.2:1b",
+        node="gpu-1",
+        status=200,
+        ttfb_s=0.1,
+        tokens_in=3,
+        tokens_out=5,
+        added_latency_s=0.001,
+    )
+    metrics.count_rate_limited(key="alice", which="requests")
+    exported: dict[str, tuple[str, frozenset[str]]] = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        if family.name.endswith("_created"):
+            continue
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        labels = frozenset(k for sample in family.samples for k in sample.labels) - {"le"}
+        exported[name] = (family.type, labels)
+    return exported
+
+
+def test_the_gateway_metric_table_is_what_metrics_exports() -> None:
+    exported = exported_gateway_metrics()
+    assert "gateway_requests_total" in exported and "gateway_in_flight" in exported
+    assert documented_gateway_metrics() == exported

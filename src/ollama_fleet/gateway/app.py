@@ -5,10 +5,9 @@ A pure ASGI callable (no framework on the streaming path). Per request: the rout
 (400; 403 for a model the key may not use) -> per-key concurrency and the rate limits (429;
 chat, generate, embeddings and completions only) -> the balancer's order over the pool (404
 when no node lists the model, 503 when none can take it) -> proxy.relay, which answers the
-client -> tokens settled, metrics, access log. /api/tags, /api/ps and /v1/models are merged
-from the healthy nodes' catalogues (health.py) and show only the models the key may use;
-/api/version is the lowest version among the healthy nodes. The lifespan starts the health
-checks (and waits for their first round, bounded) and closes the upstream session.
+client -> tokens settled, metrics, access log. The catalogue routes (/api/tags, /api/ps,
+/api/version, /v1/models) are answered by answers.py. The lifespan starts the health checks
+(and waits for their first round, bounded) and closes the upstream session.
 """
 
 from __future__ import annotations
@@ -16,45 +15,33 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from ollama_fleet.gateway import accesslog, admin, shapes
 from ollama_fleet.gateway.accesslog import Exchange
-from ollama_fleet.gateway.balancer import order
-from ollama_fleet.gateway.health import HealthChecker
-from ollama_fleet.gateway.keys import (
-    Authenticator,
-    AuthError,
-    RouteKind,
-    authorize,
-    normalise_model,
-)
-from ollama_fleet.gateway.limits import Limiter, Refusal, estimate_tokens
-from ollama_fleet.gateway.metrics import CONTENT_TYPE, GatewayMetrics
-from ollama_fleet.gateway.nodes import Pool
-from ollama_fleet.gateway.proxy import Outcome, relay
-from ollama_fleet.gateway.routes import (
-    Action,
-    Api,
+from ollama_fleet.gateway.answers import CATALOG, RETRY_NO_NODE_S, catalog, not_found
+from ollama_fleet.gateway.asgi import (
     Headers,
-    Match,
     Refused,
-    WrongMethod,
     answer,
-    api_of,
     dump,
-    find,
     header,
     json_object,
     read_body,
     stream_lines,
 )
+from ollama_fleet.gateway.balancer import order
+from ollama_fleet.gateway.health import HealthChecker
+from ollama_fleet.gateway.keys import Authenticator, AuthError, authorize
+from ollama_fleet.gateway.limits import Limiter, Refusal, estimate_tokens
+from ollama_fleet.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from ollama_fleet.gateway.nodes import Pool
+from ollama_fleet.gateway.proxy import Outcome, relay
+from ollama_fleet.gateway.routes import Action, Match, WrongMethod, api_of, find
 from ollama_fleet.gateway.settings import GatewayConfig, KeySpec
 from ollama_fleet.gateway.upstream import Upstream
 
@@ -62,14 +49,12 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024 * 1024  # a chat with base64 images fits; beyond that it is a mistake
 MAX_ADMIN_BODY = 64 * 1024
-RETRY_NO_NODE_S = 5
 ROOT_TEXT = b"ollama-fleet gateway"
 WRITE_REFUSED = (
     "this gateway refuses Ollama's write endpoints for every key: pull and delete models "
     "with `ollama-fleet gateway pull` / `ollama-fleet gateway delete` (the /admin API)"
 )
 _QUIET = frozenset({Action.HEALTH, Action.READY, Action.METRICS, Action.ROOT})
-_CATALOG = frozenset({Action.TAGS, Action.PS, Action.MODELS, Action.MODEL, Action.VERSION})
 
 
 class GatewayApp:
@@ -160,8 +145,15 @@ class GatewayApp:
             authorize(key, route=route.kind, model=None)
             if action is Action.RELAY:
                 await self._relay(scope, receive, send, found, key, exchange)
-            elif action in _CATALOG:
-                listing = self._catalog(action, found.param, key)
+            elif action in CATALOG:
+                listing = catalog(
+                    action,
+                    found.param,
+                    key,
+                    nodes=self.pool.snapshot(),
+                    tags=self.health.tags,
+                    ps=self.health.ps,
+                )
                 await answer(send, exchange, 200, dump(listing))
             else:
                 await self._admin(receive, send, found, exchange)
@@ -219,7 +211,7 @@ class GatewayApp:
         authorize(key, route=found.route.kind, model=model)
         exchange.model = model
         if not self.pool.knows_model(model):
-            message = _not_found(found.route.api, model)
+            message = not_found(api=found.route.api, model=model)
             raise Refused(404, message, outcome="no_model", code="model_not_found")
         if not found.route.limited:
             await self._send_on(scope, receive, send, body, found, key, model, exchange, ())
@@ -296,35 +288,6 @@ class GatewayApp:
         self.metrics.count_rate_limited(key=key, which=which)
         self.usage.count_rate_limited(key)
 
-    def _catalog(self, action: Action, param: str | None, key: KeySpec) -> dict[str, Any]:
-        """/api/version, /api/tags, /api/ps, /v1/models and /v1/models/{name} from the
-        healthy nodes' catalogues (only the models the key may use)."""
-        healthy = [s for s in self.pool.snapshot() if s.healthy]
-        if action is Action.VERSION:
-            versions = sorted((s.version for s in healthy if s.version), key=_version_key)
-            if not versions:
-                retry = (("Retry-After", str(RETRY_NO_NODE_S)),)
-                raise Refused(503, "no healthy node", outcome="no_node", headers=retry)
-            return {"version": versions[0]}
-        names = [s.name for s in healthy]
-        if action is Action.PS:
-            running = shapes.merge_ps({n: self.health.ps.get(n, []) for n in names})
-            return {"models": _allowed(running, key)}
-        tags = _allowed(shapes.merge_tags({n: self.health.tags.get(n, []) for n in names}), key)
-        if action is Action.TAGS:
-            return {"models": tags}
-        listing = shapes.openai_models(tags)
-        if action is Action.MODELS:
-            return listing
-        assert param is not None
-        authorize(key, route=RouteKind.SHOW, model=param)
-        wanted = normalise_model(param)
-        entry = next((m for m in listing["data"] if normalise_model(m["id"]) == wanted), None)
-        if entry is None:
-            message = _not_found("openai", param)
-            raise Refused(404, message, outcome="no_model", code="model_not_found")
-        return dict(entry)
-
     def _record(self, exchange: Exchange) -> None:
         model = exchange.model if exchange.model and self.pool.knows_model(exchange.model) else ""
         self.metrics.observe_request(
@@ -363,26 +326,3 @@ def _rate_limited(refusal: Refusal) -> Refused:
     return Refused(
         429, refusal.message, outcome="rate_limited", headers=headers, code=refusal.which
     )
-
-
-def _allowed(entries: list[dict[str, Any]], key: KeySpec) -> list[dict[str, Any]]:
-    """The entries whose model the key may use."""
-    kept = []
-    for entry in entries:
-        name = entry.get("name") or entry.get("model")
-        try:
-            authorize(key, route=RouteKind.SHOW, model=str(name))
-        except AuthError:
-            continue
-        kept.append(entry)
-    return kept
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version.split("-", 1)[0]))
-
-
-def _not_found(api: Api, model: str) -> str:
-    if api == "openai":
-        return f"The model '{model}' does not exist"
-    return f'model "{model}" not found, try pulling it first'

@@ -54,13 +54,6 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-class _Reader(Reader):
-    """config_reader's Reader, its hint for an unknown key pointing at this guide instead."""
-
-    def add(self, line: int | None, key: str | None, text: str) -> None:
-        super().add(line, key, text.replace("docs/monitor.md", "docs/gateway.md"))
-
-
 def load_config(path: Path) -> GatewayConfig:
     """gateway.yml at `path`, checked; every problem raised at once (an InventoryError)."""
     problems = Problems()
@@ -71,7 +64,7 @@ def load_config(path: Path) -> GatewayConfig:
         text = "expected a mapping of settings (listen:, nodes:, keys:, ...) at the top"
         problems.add(document.origin(document.root), None, text)
         _raise(problems)
-    reader = _Reader(document, VaultKeys(None), problems)
+    reader = Reader(document, VaultKeys(None), problems, doc="docs/gateway.md")
     top = reader.fields(document.root, "", TOP_KEYS)
     listen = reader.get(top, "", "listen", listen_address)
     access_log = reader.get(top, "", "access_log", flag)

@@ -81,10 +81,13 @@ class HealthChecker:
         backoff = self.health.interval_s
         models_due = 0.0
         while True:
-            ok = await self.check(name)
+            ok, version, error = await self._probe(name)
             if ok and (not healthy or self.clock() >= models_due):
+                # before it counts as healthy: a node that comes back brings its catalogue,
+                # so no request sees it healthy with no models (a false 404)
                 await self.refresh_models(name)
                 models_due = self.clock() + self.health.models_refresh_s
+            self.pool.set_health(name, ok=ok, error=error, version=version)
             healthy = ok
             event = self._checked.get(name)
             if event is not None:
@@ -96,25 +99,20 @@ class HealthChecker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.health.max_backoff_s)
 
-    async def check(self, name: str) -> bool:
-        """GET /api/version of one node; its result goes to the pool. True when it answered."""
+    async def _probe(self, name: str) -> tuple[bool, str | None, str | None]:
+        """GET /api/version of one node: (answered, its version, why not)."""
         try:
             answer = await self.upstream.get_json(
                 self.pool.spec(name), "/api/version", timeout_s=self.health.timeout_s
             )
         except KeyError:  # removed by a reload while this check ran
-            return False
+            return False, None, None
         except UpstreamError as exc:
-            self.pool.set_health(name, ok=False, error=str(exc), version=None)
-            return False
+            return False, None, str(exc)
         version = answer.get("version") if isinstance(answer, dict) else None
         if not isinstance(version, str):
-            self.pool.set_health(
-                name, ok=False, error="/api/version answered without a version", version=None
-            )
-            return False
-        self.pool.set_health(name, ok=True, error=None, version=version)
-        return True
+            return False, None, "/api/version answered without a version"
+        return True, version, None
 
     async def refresh_models(self, name: str) -> bool:
         """Read one node's /api/tags and /api/ps into the pool; False when either failed."""

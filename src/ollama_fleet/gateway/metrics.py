@@ -106,7 +106,7 @@ class GatewayMetrics:
         )
         self.added_latency = Histogram(
             "gateway_added_latency_seconds",
-            "The gateway's time before the upstream request is sent (auth, limits, queue)",
+            "Gateway time before the relay starts (body, key, limits, choosing nodes; no queue)",
             buckets=ADDED_LATENCY_BUCKETS,
             registry=self.registry,
         )

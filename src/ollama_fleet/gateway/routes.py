@@ -1,28 +1,20 @@
-"""The gateway's route table, and the small ASGI pieces every route's answer is made of.
+"""The gateway's route table: every path it answers, what it does, the permission it needs.
 
-The table says every path the gateway answers, what it does and which permission it needs. A
-route with `kind` None needs no key (/, /health, /ready, /metrics); every other route
+A route with `kind` None needs no key (/, /health, /ready, /metrics); every other route
 authenticates first. The table is data so that tests can walk it: a new route cannot skip
 authentication unnoticed. Paths are exact, or end in `{name}` / `{rest}` (one segment, or the
-rest of the path with its slashes, as model names have). `read_body` bounds what a client
-may send; `Refused` is an answer the gateway gives itself (an error in the route's API's shape).
+rest of the path with its slashes, as model names have).
 """
 
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from starlette.types import Message, Receive, Scope, Send
-
-from ollama_fleet.gateway.accesslog import Exchange
 from ollama_fleet.gateway.keys import RouteKind
 
 Api = Literal["ollama", "openai"]
-Headers = Sequence[tuple[str, str]]
 
 
 class Action(enum.Enum):
@@ -163,86 +155,3 @@ def _match_path(pattern: str, path: str) -> str | bool:
     if not value or (name == "name" and "/" in value):
         return False
     return value
-
-
-class Refused(Exception):
-    """The gateway answers the request itself with an error (in the route's API's shape)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        outcome: str,
-        headers: Headers = (),
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.outcome = status, message, outcome
-        self.headers, self.code = headers, code
-
-
-async def answer(
-    send: Send,
-    exchange: Exchange,
-    status: int,
-    body: bytes,
-    *,
-    content_type: str = "application/json",
-    headers: Headers = (),
-) -> None:
-    raw = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *((name.lower().encode(), value.encode()) for name, value in headers),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-    exchange.answered(status, len(body))
-
-
-async def stream_lines(send: Send, exchange: Exchange, lines: AsyncIterator[bytes]) -> None:
-    raw = [(b"content-type", b"application/x-ndjson")]
-    await send({"type": "http.response.start", "status": 200, "headers": raw})
-    size = 0
-    async for line in lines:
-        await send({"type": "http.response.body", "body": line, "more_body": True})
-        size += len(line)
-    await send({"type": "http.response.body", "body": b""})
-    exchange.answered(200, size)
-
-
-def dump(data: object) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"the body is over {limit} bytes", outcome="bad_request")
-        parts.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(parts)
-
-
-def json_object(body: bytes) -> Mapping[str, Any] | None:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None

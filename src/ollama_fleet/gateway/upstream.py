@@ -198,6 +198,10 @@ class Upstream:
                     headers=request_headers(headers, node=node),
                     data=body if body else None,
                     allow_redirects=False,
+                    # per request, so a reloaded connect timeout applies to new connections
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=self.timeouts.connect_s, sock_read=None
+                    ),
                 )
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamError(

@@ -61,20 +61,31 @@ def join_key(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def unknown_key(key: str, allowed: Sequence[str]) -> str:
+def unknown_key(key: str, allowed: Sequence[str], *, doc: str = "docs/monitor.md") -> str:
     near = get_close_matches(key, allowed, n=1)
     if near:
         return f"unknown key; did you mean {near[0]}?"
     if len(allowed) <= 8:
         return f"unknown key (one of {', '.join(allowed)})"
-    return "unknown key (see docs/monitor.md)"
+    return f"unknown key (see {doc})"
 
 
 class Reader:
-    """One monitor.yml being read: its entries with their lines, and the problems found."""
+    """One config file being read: its entries with their lines, and the problems found.
 
-    def __init__(self, document: YamlFile, keys: VaultKeys, problems: Problems) -> None:
+    `doc` is the guide an unknown key's hint points at when no key is close to it.
+    """
+
+    def __init__(
+        self,
+        document: YamlFile,
+        keys: VaultKeys,
+        problems: Problems,
+        *,
+        doc: str = "docs/monitor.md",
+    ) -> None:
         self.document, self.keys, self.problems = document, keys, problems
+        self.doc = doc
 
     def add(self, line: int | None, key: str | None, text: str) -> None:
         self.problems.add(Origin(str(self.document.path), line), key or None, text)
@@ -98,7 +109,8 @@ class Reader:
             if entry.key in allowed:
                 found.setdefault(entry.key, entry)  # a second one is a duplicate key, reported
             else:
-                self.add(entry.line, join_key(where, entry.key), unknown_key(entry.key, allowed))
+                text = unknown_key(entry.key, allowed, doc=self.doc)
+                self.add(entry.line, join_key(where, entry.key), text)
         return found
 
     def secret(self, value: Any) -> bool:
