@@ -44,9 +44,11 @@ lab-image: setup
 
 demo: setup lab-image
 	$(BIN)/ollama-fleet lab up
-	$(BIN)/ollama-fleet deploy "$(LAB_DIR)/inventory.yml" -y --checks all --report out/demo/report.html
+	$(BIN)/ollama-fleet deploy "$(LAB_DIR)/inventory.yml" -y --vault-password-file "$(LAB_DIR)/vault-password" \
+	    --checks all --report out/demo/report.html
 	@echo "report:      out/demo/report.html"
 	@$(BIN)/ollama-fleet lab status | sed -n 's/^  \(status page: .*\)/\1/p' | grep .
+	@$(BIN)/ollama-fleet lab access
 
 lint: setup
 	@start=$$(date +%s); \

@@ -12,6 +12,7 @@ import json
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,14 +62,19 @@ class Site:
 
 
 def deployed_caddyfile(
-    folder: Path, *, upstream_port: int, ports: list[int], **values: Any
+    folder: Path,
+    *,
+    upstream_port: int,
+    ports: list[int],
+    upstream_is_ollama: bool = True,
+    **values: Any,
 ) -> Path:
     """The role's Caddyfile (tls internal), moved to loopback ports and a socket in `folder`."""
     text = render.render_caddyfile(
         hostvars.resolved(values, "caddy"),
         site_names=["localhost"],
         upstream=f"127.0.0.1:{upstream_port}",
-        upstream_is_ollama=True,
+        upstream_is_ollama=upstream_is_ollama,
         log_file=str(folder / "access.log"),
         admin_socket=str(folder / "admin.sock"),
     )
@@ -244,3 +250,103 @@ def test_the_checks_verify_tls_internal_against_caddys_own_root(site: Site) -> N
     assert "chain trusted for localhost" in trusted.results[0].findings[0].message
     untrusted = asyncio.run(run_checks([target_from_url(site.url)], only=["tls"]))
     assert untrusted.results[0].status is Status.FAIL  # verification stays on without it
+
+
+# -- in front of the gateway ----------------------------------------------------------------------
+
+GATEWAY_KEY = "ofk_caddy-site-test-key"
+
+
+@pytest.fixture(scope="module")
+def gateway_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The role's Caddyfile in front of the real gateway (`ollama-fleet gateway`, as its unit
+    runs it, on the config the services role renders) in front of the simulator."""
+    folder = tmp_path_factory.mktemp("caddy-gateway")
+    with serve_in_thread(create_app(SimulatorConfig())) as ollama_port:
+        gateway_port, https, http = free_ports(3)
+        services = hostvars.resolved(
+            {
+                "gateway_enabled": True,
+                "gateway_port": gateway_port,
+                "gateway_api_keys": [GATEWAY_KEY],
+            },
+            "services",
+        )
+        config = folder / "gateway.yml"
+        config.write_text(
+            render.render_gateway_config(services, ollama_host=f"127.0.0.1:{ollama_port}")
+        )
+        command = [sys.executable, "-m", "ollama_fleet", "gateway", "--config", str(config)]
+        with subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        ) as gateway:
+            try:
+                wait_for_health(gateway_port, gateway)
+                caddyfile = deployed_caddyfile(
+                    folder,
+                    upstream_port=gateway_port,
+                    ports=[https, http],
+                    upstream_is_ollama=False,
+                )
+                with CaddyProcess(caddyfile, ports=[https]):
+                    wait_for_certificate(https)
+                    yield f"https://localhost:{https}"
+            finally:
+                gateway.terminate()
+                gateway.wait(timeout=30)
+
+
+def wait_for_health(port: int, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            error = process.stderr.read().decode() if process.stderr and process.poll() else ""
+            pytest.fail(f"the gateway did not answer /health on {port}: {error[-2000:]}")
+        time.sleep(0.2)
+
+
+def test_through_caddy_the_gateway_wants_a_key_and_streams_with_one(gateway_site: str) -> None:
+    auth = {"Authorization": f"Bearer {GATEWAY_KEY}"}
+    with httpx.Client(base_url=gateway_site, verify=False, timeout=30) as http:  # noqa: S501
+        assert http.get("/api/tags").status_code == 401
+        assert (
+            http.get("/api/tags", headers={"Authorization": "Bearer ofk_wrong"}).status_code == 401
+        )
+        assert http.get("/api/tags", headers=auth).status_code == 200
+        body = {"model": "llama3.2:1b", "messages": [{"role": "user", "content": "hi"}]}
+        with http.stream("POST", "/api/chat", json=body, headers=auth) as answer:
+            assert answer.status_code == 200
+            lines = [json.loads(line) for line in answer.iter_lines() if line]
+        assert len(lines) > 1 and lines[-1]["done"] is True  # streamed, line by line
+
+
+def test_through_caddy_the_gateways_metrics_and_the_write_endpoints_stay_closed(
+    gateway_site: str,
+) -> None:
+    auth = {"Authorization": f"Bearer {GATEWAY_KEY}"}
+    with httpx.Client(base_url=gateway_site, verify=False, timeout=30) as http:  # noqa: S501
+        for method, path in WRITE_REQUESTS:
+            refused = http.request(method, path, headers=auth)
+            assert refused.status_code == 403, (method, path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/metrics", "/METRICS", "/metrics/", "//metrics", "/%6detrics", "/x/../metrics"]
+)
+def test_no_spelling_of_the_gateways_metrics_gets_through_caddy(
+    gateway_site: str, path: str
+) -> None:
+    # curl, because httpx (like most clients) normalises the path before sending it
+    sent = subprocess.run(
+        ["curl", "-sk", "--http1.1", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}"]
+        + [gateway_site + path],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert sent.stdout == "404", path

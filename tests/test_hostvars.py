@@ -82,6 +82,10 @@ def test_every_string_variable_that_reaches_a_host_is_covered() -> None:
         "monitor_address",  # an IP literal (varchecks)
         "monitor_intervals",  # check names to durations (varchecks), into monitor.yml
         "gateway_api_keys",
+        "gateway_nodes",  # names or {name, url...} (varchecks), resolved, into gateway.yml
+        "gateway_strategy",  # one of the gateway's strategies
+        "gateway_limits",  # {rpm, tpm}: whole numbers (varchecks), into gateway.yml
+        "gateway_queue_timeout",  # a duration (varchecks), into gateway.yml
         "caddy_tls",
         "caddy_source",
         "nvidia_driver_source",
@@ -93,9 +97,106 @@ def test_every_string_variable_that_reaches_a_host_is_covered() -> None:
     assert strings - controller_or_validated - set(SHELL_FACING) == set()
 
 
-@pytest.mark.parametrize("name", ["gateway_enabled"])
-def test_services_that_do_not_exist_yet_are_refused(name: str) -> None:
-    assert "not part of this release yet" in refusal({name: True})
+GATEWAY = {"gateway_enabled": True, "gateway_api_keys": ["sk-user-0123456789"]}
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"gateway_enabled": True}, "gateway_enabled: true, but gateway_api_keys is empty"),
+        (
+            {**GATEWAY, "ollama_enabled": False},
+            "gateway_enabled: true on a host without Ollama, but gateway_nodes is empty",
+        ),
+        (
+            {**GATEWAY, "services_enabled": False},
+            "gateway_enabled: true, but services_enabled is false",
+        ),
+        (
+            {"gateway_enabled": True, "gateway_api_keys": ["sha256:" + "a" * 64]},
+            "gateway_enabled: true, but the host's self-check has no key to go through it",
+        ),
+        (
+            {
+                "gateway_enabled": True,
+                "gateway_api_keys": [{"key": "sk-ro-0123", "role": "readonly"}],
+            },
+            "the host's self-check has no key",
+        ),
+        (
+            {**GATEWAY, "caddy_extra_directives": "basic_auth {\n\tbob hash\n}"},
+            "caddy_extra_directives: basicauth takes the Authorization header",
+        ),
+    ],
+)
+def test_a_gateway_that_would_be_open_or_unreachable_is_refused(
+    values: dict[str, Any], problem: str
+) -> None:
+    assert problem in refusal(values)
+
+
+def test_a_gateway_with_keys_and_a_key_for_its_self_check_passes() -> None:
+    hostvars.validate(GATEWAY, where="inv.yml")
+    hashed = {"gateway_enabled": True, "gateway_api_keys": ["sha256:" + "a" * 64]}
+    hostvars.validate({**hashed, "api_key": "sk-check"}, where="inv.yml")
+    # a dedicated gateway host has no self-check: hashes alone are enough there
+    hostvars.validate({**hashed, "ollama_enabled": False, "gateway_nodes": ["gpu"]}, where="x")
+
+
+def test_caddy_runs_on_a_gateway_host_without_ollama() -> None:
+    gateway_host = {**GATEWAY, "ollama_enabled": False, "gateway_nodes": ["gpu"]}
+    hostvars.validate({**gateway_host, "caddy_enabled": True}, where="inv.yml")
+    assert hostvars.enabled(gateway_host, "caddy")
+    assert not hostvars.enabled(gateway_host, "models")
+    assert not hostvars.enabled({**gateway_host, "services_enabled": False}, "caddy")
+
+
+@pytest.mark.parametrize(
+    ("keys", "problem"),
+    [
+        ([{"name": "a", "kye": "x"}], "key 1: unknown field 'kye'; did you mean key?"),
+        ([{"name": "a"}], "key 1: no key"),
+        ([{"key": "x", "role": "root"}], "key 1: role: expected one of admin, user, readonly"),
+        ([{"key": "x", "models": "llama3.2"}], "key 1: models: expected a list"),
+        ([{"key": "x", "rpm": 0}], "key 1: rpm: expected a whole number >= 1"),
+        ([{"key": "x", "expires": "next year"}], "key 1: expires: expected a date (2027-01-01)"),
+        ([{"key": "x", "name": "bad name"}], "key 1: name: 'bad name' is not a name"),
+        (["sk-a", {"key": "x", "name": "key-1"}], "key 2: name 'key-1' is given twice"),
+    ],
+)
+def test_gateway_key_mappings_are_checked_field_by_field(keys: list[Any], problem: str) -> None:
+    message = refusal({"gateway_api_keys": keys})
+    assert "not shown: it is a secret" in message
+    assert problem in message
+
+
+@pytest.mark.parametrize(
+    ("nodes", "problem"),
+    [
+        ("gpu", "gateway_nodes: expected a list of host or group names"),
+        (["gpu 1"], "node 1: 'gpu 1' is not a host or group name"),
+        ([{"name": "n", "url": "10.0.0.1:11434"}], "node 1: url: expected http(s)://HOST:PORT"),
+        ([{"name": "n", "url": "http://h:1/api"}], "node 1: url: expected http(s)://HOST:PORT"),
+        ([{"name": "n", "url": "http://h:1", "wieght": 2}], "did you mean weight?"),
+        ([{"name": "n", "url": "http://h:1", "queue": -1}], "node 1: queue: expected a whole"),
+    ],
+)
+def test_gateway_nodes_are_names_or_node_mappings(nodes: Any, problem: str) -> None:
+    assert problem in refusal({"gateway_nodes": nodes})
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"gateway_limits": {"rpm": "fast"}}, "gateway_limits: rpm: expected a whole number"),
+        ({"gateway_limits": {"rps": 1}}, "unknown field 'rps'; did you mean rpm?"),
+        ({"gateway_strategy": "fastest"}, "expected one of least-connections, round-robin"),
+        ({"gateway_queue_timeout": "30"}, "'30' is not a duration such as 30s"),
+        ({"gateway_node_address": "10.0.0.1; rm"}, "is neither an IP address nor a host name"),
+    ],
+)
+def test_the_gateways_other_variables_are_checked(values: dict[str, Any], problem: str) -> None:
+    assert problem in refusal(values)
 
 
 @pytest.mark.parametrize("name", ["models_enabled", "caddy_enabled"])

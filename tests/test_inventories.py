@@ -12,6 +12,7 @@ from ollama_fleet.checks.model import PublicAccess, Status
 from ollama_fleet.checks.runner import run_checks
 from ollama_fleet.checks.targets import targets_from_inventory
 from ollama_fleet.controller import DeployOptions, make_plan
+from ollama_fleet.deploys.gateway_fleet import resolve_gateways
 from ollama_fleet.hostvars import ROLES, markdown_table
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab.inventory import COMMITTED_HEADER, lab_inventory_text
@@ -57,6 +58,27 @@ def test_production_example_passes_the_deploy_validation(
         decrypt=lambda text, path: text,
     )
     assert [h["name"] for h in plan.spec["hosts"]] == ["gpu-1", "gpu-2", "gpu-3", "gw-1", "mon-1"]
+
+
+def test_gateway_example_resolves_and_passes_the_deploy_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "ollama-fleet").write_text("a key\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    inventory = resolve_gateways(load_inventory(ROOT / "inventories" / "gateway.example.yml"))
+    plan = make_plan(
+        inventory, DeployOptions(roles=("caddy", "firewall")), decrypt=lambda text, path: text
+    )
+    hosts = {h["name"]: h["data"] for h in plan.spec["hosts"]}
+    assert [n["name"] for n in hosts["gw-1"]["gateway_nodes"]] == ["gpu-1", "gpu-2"]
+    assert hosts["gpu-1"]["firewall_allow_ollama"] == ["10.0.0.20/32"]
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    example = (ROOT / "inventories" / "gateway.example.yml").read_text()
+    names = set(re.findall(r"^\s*#?\s*([a-z_]+):", example, re.MULTILINE))
+    names -= {"all", "vars", "children", "hosts", "name", "key", "role", "models", "rpm", "tpm"}
+    names -= {"gpu", "gateway", "expires", "api_key"}  # groups, key fields, a check variable
+    assert sorted(n for n in names if f"`{n}" not in text) == []
 
 
 def test_deploy_docs_carry_every_role_table_as_generated() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,14 @@ import yaml
 
 from ollama_fleet import hostvars, render
 from ollama_fleet.errors import ConfigError
+from ollama_fleet.gateway.config import load_config
+from ollama_fleet.gateway.settings import (
+    DEFAULT_MAX_PARALLEL,
+    DEFAULT_QUEUE,
+    GatewayConfig,
+    Role,
+    Strategy,
+)
 
 
 def role(name: str, **values: Any) -> dict[str, Any]:
@@ -294,6 +304,16 @@ def test_caddyfile_rewrites_host_only_in_front_of_ollama() -> None:
     gateway = caddyfile(upstream="127.0.0.1:8080", upstream_is_ollama=False)
     assert "reverse_proxy 127.0.0.1:8080 {" in gateway
     assert "header_up" not in gateway
+
+
+def test_caddyfile_keeps_the_gateways_metrics_on_the_host_but_streams_the_rest() -> None:
+    gateway = caddyfile(upstream="127.0.0.1:8080", upstream_is_ollama=False)
+    assert (
+        "\t@gateway_metrics path /metrics /metrics/*\n\trespond @gateway_metrics 404\n" in gateway
+    )
+    assert "\t\tflush_interval -1\n" in gateway
+    assert "respond @ollama_admin" in gateway  # the write endpoints stay refused here too
+    assert "gateway_metrics" not in caddyfile()  # Ollama's own site has no such route
 
 
 def test_caddyfile_bare_seconds_get_a_unit_caddy_accepts() -> None:
@@ -596,33 +616,100 @@ def test_monitor_unit_sees_only_nvidias_devices_on_a_gpu_host() -> None:
 # -- gateway.yml and monitor.yml ------------------------------------------------------------------
 
 KEYS = ["sk-first", "key: with # yaml 'specials' \"too\"", "ünïcödé-key"]
+NODES = [
+    {"name": "gpu-1", "url": "http://10.0.0.11:11434", "max_parallel": 4},
+    {"name": "gpu-2", "url": "http://[fd00::12]:11434", "weight": 3, "queue": 0},
+]
 
 
 def gateway_config(**values: Any) -> str:
     ollama_host = values.pop("ollama_host", "127.0.0.1:11434")
-    return render.render_gateway_config(role("services", **values), ollama_host=ollama_host)
+    extra = {k: values.pop(k) for k in ("num_parallel", "local_name") if k in values}
+    return render.render_gateway_config(
+        role("services", **values), ollama_host=ollama_host, **extra
+    )
 
 
-def test_gateway_config_listens_on_loopback_in_front_of_ollama() -> None:
-    config = yaml.safe_load(gateway_config(gateway_port=8081))
-    assert config["listen"] == "127.0.0.1:8081"
-    assert config["upstreams"] == ["http://127.0.0.1:11434"]
-    assert config["api_keys"] == []
+def loaded(text: str, tmp_path: Path) -> GatewayConfig:
+    """gateway.yml as the gateway itself reads it (its --check-config, at every start)."""
+    path = tmp_path / "gateway.yml"
+    path.write_text(text)
+    return load_config(path)
 
 
-def test_gateway_config_stores_keys_only_as_sha256_hashes() -> None:
-    text = gateway_config(gateway_api_keys=KEYS)
+def test_gateway_config_fronts_this_hosts_ollama_by_default(tmp_path: Path) -> None:
+    text = gateway_config(gateway_port=8081, num_parallel=2, local_name="@strictfake/gpu 1")
+    config = loaded(text, tmp_path)
+    assert config.listen == ("127.0.0.1", 8081)
+    assert [(n.name, n.url, n.max_parallel) for n in config.nodes] == [
+        ("strictfake-gpu-1", "http://127.0.0.1:11434", 2)
+    ]
+    assert config.keys == ()
+    assert text.splitlines()[1] == "# Not run on this host (gateway_enabled: false)."
+
+
+def test_gateway_config_stores_keys_only_as_sha256_hashes(tmp_path: Path) -> None:
+    text = gateway_config(gateway_enabled=True, gateway_api_keys=KEYS)
     for key in KEYS:
         assert key not in text
-    expected = sorted(f"sha256:{hashlib.sha256(key.encode()).hexdigest()}" for key in KEYS)
-    assert yaml.safe_load(text)["api_keys"] == expected
-
-
-def test_gateway_config_takes_an_already_hashed_key_as_is() -> None:
-    hashed = "sha256:" + hashlib.sha256(b"sk-first").hexdigest()
-    assert yaml.safe_load(gateway_config(gateway_api_keys=["sk-first", hashed]))["api_keys"] == [
-        hashed
+    keys = loaded(text, tmp_path).keys
+    assert [(k.name, k.role, k.models) for k in keys] == [
+        (f"key-{n}", Role.USER, ("*",)) for n in (1, 2, 3)
     ]
+    assert [k.sha256 for k in keys] == [hashlib.sha256(key.encode()).hexdigest() for key in KEYS]
+    assert text.splitlines()[1] == "# Run by ollama-fleet-gateway.service on this host."
+
+
+def test_gateway_config_takes_an_already_hashed_key_as_is(tmp_path: Path) -> None:
+    digest = hashlib.sha256(b"sk-first").hexdigest()
+    keys = loaded(gateway_config(gateway_api_keys=[f"sha256:{digest}"]), tmp_path).keys
+    assert [k.sha256 for k in keys] == [digest]
+
+
+def test_gateway_config_carries_each_keys_role_models_and_limits(tmp_path: Path) -> None:
+    entries = [
+        {"name": "alice", "key": "sk-alice", "role": "user", "models": ["llama3.2:*"]},
+        {
+            "key": "sk-bot",
+            "rpm": 60,
+            "tpm": 10000,
+            "max_concurrent": 2,
+            "expires": date(2027, 1, 1),
+        },
+        {"name": "ops", "key": "sk-ops", "role": "admin", "expires": "2027-06-01T12:00:00+02:00"},
+        {"name": "ro", "key": "sk-ro", "role": "readonly"},
+    ]
+    text = gateway_config(gateway_api_keys=entries)
+    assert "sk-" not in text
+    alice, bot, ops, ro = loaded(text, tmp_path).keys
+    assert (alice.name, alice.role, alice.models) == ("alice", Role.USER, ("llama3.2:*",))
+    assert (bot.name, bot.rpm, bot.tpm, bot.max_concurrent) == ("key-2", 60, 10000, 2)
+    assert bot.expires == datetime(2027, 1, 1, tzinfo=UTC)
+    assert (ops.role, ops.expires) == (Role.ADMIN, datetime(2027, 6, 1, 10, 0, tzinfo=UTC))
+    assert ro.role is Role.READONLY
+
+
+def test_gateway_config_lists_the_resolved_nodes_strategy_and_limits(tmp_path: Path) -> None:
+    text = gateway_config(
+        gateway_nodes=NODES,
+        gateway_strategy="weighted",
+        gateway_limits={"rpm": 600, "tpm": 1000000},
+        gateway_queue_timeout="2m",
+    )
+    config = loaded(text, tmp_path)
+    assert [(n.name, n.url, n.weight, n.max_parallel, n.queue) for n in config.nodes] == [
+        ("gpu-1", "http://10.0.0.11:11434", 1, 4, DEFAULT_QUEUE),
+        ("gpu-2", "http://[fd00::12]:11434", 3, DEFAULT_MAX_PARALLEL, 0),
+    ]
+    assert config.balancing.strategy is Strategy.WEIGHTED
+    assert config.balancing.queue_timeout_s == 120
+    assert (config.limits.rpm, config.limits.tpm) == (600, 1000000)
+
+
+def test_gateway_config_refuses_nodes_not_resolved_to_urls() -> None:
+    # the controller resolves host and group names (deploys/gateway_fleet): a bug's guard
+    message = role_bug(gateway_config, gateway_nodes=["gpu"])
+    assert message == "gateway_nodes: 'gpu' is not resolved to {name, url}"
 
 
 @pytest.mark.parametrize(
@@ -634,9 +721,20 @@ def test_gateway_config_takes_an_already_hashed_key_as_is() -> None:
     ],
 )
 def test_gateway_config_dials_wildcard_listen_addresses_on_loopback(
-    ollama_host: str, upstream: str
+    ollama_host: str, upstream: str, tmp_path: Path
 ) -> None:
-    assert yaml.safe_load(gateway_config(ollama_host=ollama_host))["upstreams"] == [upstream]
+    (node,) = loaded(gateway_config(ollama_host=ollama_host), tmp_path).nodes
+    assert node.url == upstream
+
+
+def test_gateway_unit_checks_its_config_first_and_reloads_on_sighup() -> None:
+    unit = render.render_gateway_service(role("services"))
+    config = "--config /etc/ollama-fleet/gateway.yml"
+    assert (
+        f"ExecStartPre=/opt/ollama-fleet/bin/ollama-fleet gateway {config} --check-config" in unit
+    )
+    assert f"ExecStart=/opt/ollama-fleet/bin/ollama-fleet gateway {config}\n" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
 
 
 def test_dial_address_refuses_what_is_not_host_port() -> None:

@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 import pytest
 
 from ollama_fleet import hostvars, render
+from ollama_fleet.deploys.gateway_fleet import resolve_gateways
 from ollama_fleet.errors import TestbedError
+from ollama_fleet.inventory import load_inventory
 from ollama_fleet.testbed import caddy
 from ollama_fleet.testbed.certs import CertificateAuthority
 
@@ -219,6 +221,8 @@ def namespaces() -> Iterator[Callable[[], Namespace]]:
 
 NFT_VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
+    # a node behind gateways (deploys/gateway_fleet adds their addresses as /32 and /128)
+    "gateway-node": {"firewall_allow_ollama": ["10.0.0.0/24", "10.0.0.20/32", "fd00::20/128"]},
     "custom-sshd-extra-ports": {"sshd_port": 2222, "firewall_extra_tcp_ports": [8443, 9000, 22]},
     "ollama-v4-v6-overlapping": {
         "firewall_allow_ollama": ["10.0.0.0/8", "10.1.0.0/16", "192.0.2.7", "fd00::/8", "::1"],
@@ -529,6 +533,33 @@ def test_firewall_lets_in_ssh_https_and_metrics_only_from_allowed_networks(
     pair.apply(tmp_path, firewall_allow_metrics=["198.19.0.0/24", "fd00:198:19::/64"])
     assert pair.connect(A4, METRICS) == "dropped"
     assert pair.connect(A4, SSHD) == "connected"
+
+
+def node_behind_a_gateway(tmp_path: Path, gateway_address: str) -> dict[str, Any]:
+    """The firewall variables the deploy gives node `gpu-1`, fronted by gateway `gw-1` at
+    `gateway_address` (resolved from the inventory, as `ollama-fleet deploy` does)."""
+    inventory = tmp_path / "fleet.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n"
+        f"    gpu-1: {{ssh_hostname: {A4}, ollama_host: '0.0.0.0:{OLLAMA}'}}\n"
+        f"    gw-1: {{ssh_hostname: '{gateway_address}', ollama_enabled: false,"
+        " gateway_enabled: true, gateway_nodes: [gpu-1],"
+        f" gateway_api_keys: ['sha256:{'0' * 64}']}}\n"
+    )
+    node = resolve_gateways(load_inventory(inventory)).host("gpu-1")
+    return {k: v for k, v in node.vars.items() if k.startswith("firewall_")}
+
+
+def test_a_node_behind_a_gateway_lets_only_the_gateway_reach_ollama(
+    tmp_path: Path, pair: Pair
+) -> None:
+    pair.apply(tmp_path, **node_behind_a_gateway(tmp_path, B4))
+    assert pair.connect(A4, OLLAMA) == "connected"  # b is the gateway
+    assert pair.connect(A4, HTTPS) == "connected"
+
+    pair.apply(tmp_path, **node_behind_a_gateway(tmp_path, "198.18.0.9"))
+    assert pair.connect(A4, OLLAMA) == "dropped"  # b is anyone else
+    assert pair.connect(A4, HTTPS) == "connected"
 
 
 def test_firewall_opens_the_monitors_port_only_to_the_metrics_networks(

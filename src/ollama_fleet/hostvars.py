@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -93,7 +94,7 @@ VARS: tuple[Var, ...] = (
     Var("gpu_reboot_timeout", "gpu", 600, "Seconds to wait for the host to come back after a driver reboot.", INT),
     Var("nvidia_container_toolkit", "gpu", False, "Also install the NVIDIA container toolkit.", BOOL ),
     # ollama
-    Var("ollama_enabled", "ollama", True, "Install and run Ollama here; false on a gateway or monitor host (then the models and caddy roles are skipped too).", BOOL),
+    Var("ollama_enabled", "ollama", True, "Install and run Ollama here; false on a gateway or monitor host (then the models role is skipped too, and caddy unless gateway_enabled).", BOOL),
     Var("ollama_version", "ollama", "0.12.0", "Ollama release to install; installed only when the host runs another version.", rule.version),
     Var("ollama_sha256", "ollama", "", "sha256 of the release archive; empty: read it from the release's sha256sum.txt on the controller.", rule.sha256),
     Var("ollama_artifact", "ollama", "", "A local archive (bin/ollama, lib/ollama) on the controller to push instead of downloading: offline hosts, and the lab's simulator.", STR),
@@ -113,7 +114,7 @@ VARS: tuple[Var, ...] = (
     Var("required_models", "models", [], "Models to pull (names, or {name, digest}); the checks verify them too.", rule.model_list),
     Var("models_prune", "models", False, "Delete models that are not in required_models.", BOOL),
     # caddy
-    Var("caddy_enabled", "caddy", True, "Run Caddy here, in front of Ollama (where Ollama runs).", BOOL),
+    Var("caddy_enabled", "caddy", True, "Run Caddy here, in front of the gateway where gateway_enabled, else of Ollama (where Ollama runs).", BOOL),
     Var("caddy_source", "caddy", "auto", "`debian`: the distribution's caddy package; `caddy-repo`: Caddy's own apt repository; `auto`: the distribution's where it has one (Debian 12, Ubuntu 24.04), else Caddy's (Ubuntu 22.04).", rule.one_of("auto", "debian", "caddy-repo")),
     Var("caddy_site_names", "caddy", [], "Site names Caddy serves; empty: the host name of public_url, else the host's inventory name.", rule.list_of(rule.site_name, "host names")),
     Var("caddy_tls", "caddy", "internal", "`acme` (needs caddy_acme_email), `internal` (Caddy's own CA) or `files` (caddy_tls_cert_file/key_file).", rule.one_of("acme", "internal", "files")),
@@ -127,7 +128,7 @@ VARS: tuple[Var, ...] = (
     # firewall
     Var("firewall_enabled", "firewall", True, "Manage the firewall's own nftables table, inet ollama_fleet (other tables are left alone).", BOOL),
     Var("sshd_port", "firewall", 22, "The port sshd listens on, on the host (may differ from ssh_port behind a forward); always allowed.", rule.port),
-    Var("firewall_allow_ollama", "firewall", [], "Networks (CIDRs) allowed to reach Ollama's port directly, e.g. a gateway node.", rule.list_of(rule.cidr, "CIDRs")),
+    Var("firewall_allow_ollama", "firewall", [], "Networks (CIDRs) allowed to reach Ollama's port directly; a node in another host's gateway_nodes lets that gateway's address in as well, without being told.", rule.list_of(rule.cidr, "CIDRs")),
     Var("firewall_allow_metrics", "firewall", [], "Networks (CIDRs) allowed to reach firewall_metrics_ports.", rule.list_of(rule.cidr, "CIDRs")),
     Var("firewall_metrics_ports", "firewall", [9464], "Ports opened to firewall_allow_metrics (exporters'); with monitor_enabled, monitor_port is opened to them too.", rule.list_of(rule.port, "ports")),
     Var("firewall_extra_tcp_ports", "firewall", [], "More TCP ports open to everyone.", rule.list_of(rule.port, "ports")),
@@ -143,9 +144,14 @@ VARS: tuple[Var, ...] = (
     Var("monitor_slack_url", "services", "", "Slack-compatible incoming webhook for alerts, an http(s) URL (a secret: keep it in the vault).", rule.http_url),
     Var("monitor_alertmanager_url", "services", "", "Prometheus Alertmanager the alerts are posted to (`/api/v2/alerts` under it), an http(s) URL.", rule.http_url),
     Var("monitor_intervals", "services", {}, "How often each check runs, e.g. `{connectivity: 30s, tls: 1h}` (s, m or h); unset ones keep the monitor's defaults.", rule.check_intervals),
-    Var("gateway_enabled", "services", False, "Run the gateway and point Caddy at it (arrives with the gateway issue). true is refused until then.", rule.not_yet("gateway")),
+    Var("gateway_enabled", "services", False, "Run the gateway (ollama-fleet-gateway.service: API keys, limits, routing over gateway_nodes; docs/gateway.md) and point Caddy at it. Needs gateway_api_keys. Turned off again, its unit is stopped and removed.", BOOL),
     Var("gateway_port", "services", 8080, "Port the gateway listens on, on loopback (1024 or above: the service runs unprivileged).", rule.unprivileged_port),
-    Var("gateway_api_keys", "services", [], "Client API keys (secrets: keep them in the vault); stored on the host only as sha256 hashes (a key written as `sha256:` and 64 hex digits is taken as its hash).", rule.api_keys),
+    Var("gateway_api_keys", "services", [], "Client API keys (secrets: keep them in the vault), each a key (named key-1, key-2 ..., role user) or `{name, key, role: admin|user|readonly, models: [globs], rpm, tpm, max_concurrent, expires}`; stored on the host only as sha256 hashes (a key written as `sha256:` and 64 hex digits is taken as its hash).", rule.api_keys),
+    Var("gateway_nodes", "services", [], "The Ollama nodes the gateway fronts: inventory host or group names (each host reached at `http://ADDRESS:PORT`, ADDRESS its gateway_node_address, else its ssh_hostname, PORT its ollama_host's, max_parallel its ollama_num_parallel), or `{name, url, weight, max_parallel, queue}`; empty: this host's own Ollama.", rule.gateway_nodes),
+    Var("gateway_node_address", "services", None, "This host's address inside the fleet: where a gateway reaches its Ollama and, on a gateway host, where its nodes' firewalls let it in from (an IP address then); default: ssh_hostname.", rule.node_address),
+    Var("gateway_strategy", "services", "least-connections", "How the gateway picks a node: `least-connections`, `round-robin`, `weighted`, `random` or `hash` (by the x-session-id header, else the key).", rule.one_of(*rule.STRATEGIES)),
+    Var("gateway_limits", "services", {}, "Limits over all keys together, `{rpm, tpm}` (requests and tokens per minute); unset: none.", rule.gateway_limits),
+    Var("gateway_queue_timeout", "services", "30s", "How long a request may wait for a free slot on a node before a 503 (s, m or h).", rule.seconds_duration),
     # checks
     Var("public_url", "checks", None, "Base URL clients use, e.g. `https://gpu-1.example.com`. Hosts without it are not check targets. No user name or password in it.", rule.url_problem),
     Var("chat_model", "checks", None, "Model for the tiny chat request; default: the first of `required_models`; without either, the chat check does not run.", rule.model_name),
@@ -216,8 +222,10 @@ SECRET_VARS = frozenset(
         "_su_password",
     }
 )
-# Roles that only make sense where Ollama runs on the host.
+# Roles that only make sense where Ollama runs on the host (caddy: or the gateway).
 NEEDS_OLLAMA = ("models_enabled", "caddy_enabled")
+# A gateway key written as its hash: `sha256:` and 64 hex digits.
+SHA256_KEY = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def defaults(role: str) -> dict[str, Any]:
@@ -282,6 +290,8 @@ def host_problems(hostvars: Mapping[str, Any], *, host: str | None = None) -> li
     problems: list[tuple[str, str]] = []
     if get("ollama_enabled") is False:
         for key in NEEDS_OLLAMA:
+            if key == "caddy_enabled" and get("gateway_enabled") is True:
+                continue  # Caddy in front of the gateway
             if hostvars.get(key) is True:
                 problems.append(
                     (
@@ -290,6 +300,7 @@ def host_problems(hostvars: Mapping[str, Any], *, host: str | None = None) -> li
                     )
                 )
     problems += _monitor_problems(get)
+    problems += _gateway_problems(get)
     tls = get("caddy_tls")
     if tls == "acme" and not get("caddy_acme_email"):
         problems.append(("caddy_tls", "acme, but caddy_acme_email is not set"))
@@ -342,6 +353,71 @@ def _monitor_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
         )
         problems.append(("monitor_address", text))
     return problems
+
+
+def _gateway_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
+    """What the gateway needs: keys (else it would be open), nodes, a key for the self-check."""
+    if get("gateway_enabled") is not True:
+        return []
+    problems = []
+    if get("services_enabled") is False:
+        problems.append(
+            (
+                "gateway_enabled",
+                "true, but services_enabled is false; the gateway is part of the services role",
+            )
+        )
+    keys = get("gateway_api_keys")
+    if not keys:
+        problems.append(
+            (
+                "gateway_enabled",
+                "true, but gateway_api_keys is empty: a gateway without keys would serve anyone; add keys (kept in the vault)",
+            )
+        )
+    if get("ollama_enabled") is False and not get("gateway_nodes"):
+        problems.append(
+            (
+                "gateway_enabled",
+                "true on a host without Ollama, but gateway_nodes is empty: name the hosts or groups whose Ollama it fronts",
+            )
+        )
+    if (
+        keys
+        and get("ollama_enabled") is not False
+        and get("services_enabled") is not False
+        and self_check_key(get("api_key"), keys) is None
+    ):
+        problems.append(
+            (
+                "gateway_enabled",
+                "true, but the host's self-check has no key to go through it: set api_key, or give one gateway_api_keys entry of role user or admin as a key (not its sha256)",
+            )
+        )
+    if re.search(r"\bbasic_?auth\b", str(get("caddy_extra_directives"))):
+        problems.append(
+            (
+                "caddy_extra_directives",
+                "basicauth takes the Authorization header the gateway's API keys travel in; with gateway_enabled, leave authentication to the gateway",
+            )
+        )
+    return problems
+
+
+def self_check_key(api_key: Any, gateway_api_keys: Any) -> str | None:
+    """The key the host's self-check sends through its gateway: api_key, else the first
+    gateway key (not a sha256 hash) that may generate; None if there is none."""
+    if isinstance(api_key, str) and api_key:
+        return api_key
+    for entry in gateway_api_keys or []:
+        key, role = (
+            (entry.get("key"), entry.get("role", "user"))
+            if isinstance(entry, dict)
+            else (entry, "user")
+        )
+        if isinstance(key, str) and role in ("user", "admin") and not SHA256_KEY.fullmatch(key):
+            return key
+    return None
 
 
 def _is_ip(name: Any) -> bool:
@@ -405,6 +481,8 @@ def enabled(hostvars: Mapping[str, Any], role: str) -> bool:
     flag = f"{role}_enabled"
     if not on(flag):
         return False
+    if flag == "caddy_enabled":
+        return on("ollama_enabled") or (on("gateway_enabled") and on("services_enabled"))
     return on("ollama_enabled") if flag in NEEDS_OLLAMA else True
 
 

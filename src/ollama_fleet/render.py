@@ -16,6 +16,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -65,6 +66,7 @@ _CADDY_UNQUOTABLE = re.compile(r'[\x00-\x1f\x7f"\\{}`]')
 _UPSTREAM = re.compile(r"(?:http://)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})")
 _HOST_PORT = re.compile(r"(?:https?://)?(.*):([0-9]{1,5})")
 _SHA256_KEY = re.compile(r"sha256:[0-9a-f]{64}")
+_NODE_NAME_OTHER = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,28 +309,97 @@ def render_monitor_service(services_vars: Mapping[str, Any], *, gpu: bool = Fals
 
 
 def render_gateway_service(services_vars: Mapping[str, Any]) -> str:
-    """ollama-fleet-gateway.service: `ollama-fleet gateway` on gateway.yml."""
+    """ollama-fleet-gateway.service: `ollama-fleet gateway` on gateway.yml, checked before start;
+    a reload (SIGHUP) re-reads the config and keeps the streams in flight."""
     return _template("ollama-fleet-gateway.service.j2").render(
         **_service_context(services_vars), config=GATEWAY_CONFIG
     )
 
 
-def render_gateway_config(services_vars: Mapping[str, Any], *, ollama_host: str) -> str:
-    """gateway.yml: listen on loopback, forward to Ollama; API keys as sha256 hashes only.
+def render_gateway_config(
+    services_vars: Mapping[str, Any],
+    *,
+    ollama_host: str,
+    num_parallel: int = 1,
+    local_name: str = "local",
+) -> str:
+    """gateway.yml (docs/gateway.md's schema): listen on loopback, the nodes, the keys as
+    sha256 hashes only, the limits and the balancing.
 
+    `gateway_nodes` must be resolved already (mappings with name and url: the controller
+    resolves host and group names, ollama_fleet.deploys.gateway_fleet); empty means this
+    host's own Ollama at `ollama_host`, as node `local_name` with `num_parallel` slots.
     A key already written as `sha256:<64 hex digits>` is taken as its hash.
     """
-    hashes = set()
-    for key in _value(services_vars, "gateway_api_keys"):
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        hashes.add(key if _SHA256_KEY.fullmatch(key) else f"sha256:{digest}")
-    document = {
-        "listen": f"127.0.0.1:{_value(services_vars, 'gateway_port')}",
-        "upstreams": [f"http://{dial_address(ollama_host)}"],
-        "api_keys": sorted(hashes),
+    document: dict[str, Any] = {
+        "listen": f"127.0.0.1:{_port(_value(services_vars, 'gateway_port'), 'gateway_port')}",
+        "nodes": _gateway_nodes(services_vars, ollama_host, num_parallel, local_name),
+        "keys": [
+            _gateway_key(entry, index)
+            for index, entry in enumerate(_value(services_vars, "gateway_api_keys"), start=1)
+        ],
     }
+    limits = {k: v for k, v in _value(services_vars, "gateway_limits").items() if v is not None}
+    if limits:
+        document["limits"] = limits
+    document["balancing"] = {
+        "strategy": _value(services_vars, "gateway_strategy"),
+        "queue_timeout": _value(services_vars, "gateway_queue_timeout"),
+    }
+    document["access_log"] = True
+    running = (
+        "# Run by ollama-fleet-gateway.service on this host.\n"
+        if _value(services_vars, "gateway_enabled")
+        else "# Not run on this host (gateway_enabled: false).\n"
+    )
     note = "# API keys are kept here as sha256 hashes only; the keys stay in the vault.\n"
-    return MANAGED + note + _yaml(document)
+    return MANAGED + running + note + _yaml(document)
+
+
+def gateway_node_name(name: str) -> str:
+    """An inventory host name as a gateway node name ([A-Za-z0-9._-], as metrics label it)."""
+    return _NODE_NAME_OTHER.sub("-", name).strip("-") or "local"
+
+
+def _gateway_nodes(
+    services_vars: Mapping[str, Any], ollama_host: str, num_parallel: int, local_name: str
+) -> list[dict[str, Any]]:
+    configured = _value(services_vars, "gateway_nodes")
+    if not configured:
+        url = f"http://{dial_address(ollama_host)}"
+        return [{"name": gateway_node_name(local_name), "url": url, "max_parallel": num_parallel}]
+    nodes = []
+    for entry in configured:
+        if not isinstance(entry, Mapping) or "url" not in entry:
+            raise ValueError(f"gateway_nodes: {entry!r} is not resolved to {{name, url}}")
+        node = {"name": gateway_node_name(str(entry["name"])), "url": str(entry["url"])}
+        node.update({k: entry[k] for k in ("weight", "max_parallel", "queue") if k in entry})
+        nodes.append(node)
+    return nodes
+
+
+def _gateway_key(entry: Any, index: int) -> dict[str, Any]:
+    """One key as gateway.yml holds it: its name, its sha256 (never the key), role, limits."""
+    fields: Mapping[str, Any] = entry if isinstance(entry, Mapping) else {"key": entry}
+    key = str(fields["key"])
+    digest = key.removeprefix("sha256:") if _SHA256_KEY.fullmatch(key) else _sha256(key)
+    found: dict[str, Any] = {
+        "name": fields.get("name") or f"key-{index}",
+        "sha256": digest,
+        "role": fields.get("role", "user"),
+        "models": list(fields.get("models", ["*"])),
+    }
+    for name in ("rpm", "tpm", "max_concurrent"):
+        if fields.get(name) is not None:
+            found[name] = fields[name]
+    expires = fields.get("expires")
+    if expires is not None:
+        found["expires"] = expires.isoformat() if isinstance(expires, date) else str(expires)
+    return found
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def render_monitor_config(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from difflib import get_close_matches
 from typing import Any
 from urllib.parse import urlsplit
@@ -187,18 +188,6 @@ def one_line(value: Any) -> str | None:
     return "holds a control character such as a newline" if CONTROL.search(value) else None
 
 
-def not_yet(service: str) -> Check:
-    def check(value: Any) -> str | None:
-        if value is not False:
-            return (
-                f"the {service} service is not part of this release yet; its config keys are "
-                "rendered, but it cannot run (keep it false)"
-            )
-        return None
-
-    return check
-
-
 def ip_address(value: Any) -> str | None:
     """An IPv4 or IPv6 address literal (no name, no network, no port)."""
     problem = f"{value!r} is not an IP address such as 127.0.0.1, 0.0.0.0 or ::1"
@@ -273,17 +262,161 @@ def http_url(value: Any) -> str | None:
     return None if ok else f"expected an http(s) URL, got {value!r}"
 
 
-def api_keys(value: Any) -> str | None:
-    """Client API keys: strings on one line, none empty or with blanks around it."""
-    if not isinstance(value, list):
-        return f"expected a list of one-line strings, got {value!r}"
-    for index, key in enumerate(value, start=1):
-        problem = one_line(key)
-        if problem:
-            return f"key {index}: {problem}"
-        if not key.strip() or key != key.strip():
-            return f"key {index} is empty or has blanks around it"
+# A gateway API key given as a mapping: what each field may hold (docs/deploy.md, services).
+API_KEY_FIELDS = ("name", "key", "role", "models", "rpm", "tpm", "max_concurrent", "expires")
+GATEWAY_ROLES = ("admin", "user", "readonly")
+# A name the gateway's config and metrics can carry (node and key names alike).
+GATEWAY_NAME = re.compile(r"[A-Za-z0-9._-]+")
+# A host or group name as the inventory may spell it: no blanks, no pattern characters.
+INVENTORY_NAME = re.compile(r"[^\s,:!&*~\x00-\x1f]+")
+NODE_FIELDS = ("name", "url", "weight", "max_parallel", "queue")
+STRATEGIES = ("least-connections", "round-robin", "weighted", "random", "hash")
+
+
+def _plain_key(value: Any, label: str) -> str | None:
+    problem = one_line(value)
+    if problem:
+        return f"{label}: {problem}"
+    if not value.strip() or value != value.strip():
+        return f"{label} is empty or has blanks around it"
     return None
+
+
+def _unknown_field(item: Mapping[Any, Any], fields: tuple[str, ...], label: str) -> str | None:
+    unknown = sorted(set(map(str, item)) - set(fields))
+    if not unknown:
+        return None
+    near = get_close_matches(unknown[0], fields, n=1)
+    hint = f"; did you mean {near[0]}?" if near else f" (fields: {', '.join(fields)})"
+    return f"{label}: unknown field {unknown[0]!r}{hint}"
+
+
+def _positive(item: Mapping[str, Any], names: tuple[str, ...], label: str) -> str | None:
+    for name in names:
+        value = item.get(name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            return f"{label}: {name}: expected a whole number >= 1, got {value!r}"
+    return None
+
+
+def _api_key_entry(item: Any, index: int) -> str | None:
+    label = f"key {index}"
+    if not isinstance(item, dict):
+        return _plain_key(item, label)
+    problem = _unknown_field(item, API_KEY_FIELDS, label)
+    if problem:
+        return problem
+    if "key" not in item:
+        return f"{label}: no key (the secret; or sha256: and its 64 hex digits)"
+    problem = _plain_key(item["key"], f"{label}: key")
+    if problem:
+        return problem
+    name = item.get("name")
+    if name is not None and (not isinstance(name, str) or not GATEWAY_NAME.fullmatch(name)):
+        return f"{label}: name: {name!r} is not a name of letters, digits and . _ -"
+    if item.get("role", "user") not in GATEWAY_ROLES:
+        return f"{label}: role: expected one of {', '.join(GATEWAY_ROLES)}, got {item['role']!r}"
+    models = item.get("models", ["*"])
+    if (
+        not isinstance(models, list)
+        or not models
+        or any(
+            not isinstance(glob, str) or not glob.strip() or CONTROL.search(glob) for glob in models
+        )
+    ):
+        return f"{label}: models: expected a list of model names or globs, got {models!r}"
+    problem = _positive(item, ("rpm", "tpm", "max_concurrent"), label)
+    if problem:
+        return problem
+    expires = item.get("expires")
+    if expires is not None and not _is_expiry(expires):
+        return f"{label}: expires: expected a date (2027-01-01) or an ISO datetime, got {expires!r}"
+    return None
+
+
+def _is_expiry(value: Any) -> bool:
+    if isinstance(value, date):  # datetime is a date too
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def api_keys(value: Any) -> str | None:
+    """The gateway's API keys: each a key on one line (named key-N, role user), or a mapping
+    {name, key, role, models, rpm, tpm, max_concurrent, expires}; names unique."""
+    if not isinstance(value, list):
+        return f"expected a list of keys or {{name, key, role, ...}} mappings, got {value!r}"
+    names: set[str] = set()
+    for index, item in enumerate(value, start=1):
+        problem = _api_key_entry(item, index)
+        if problem:
+            return problem
+        name = item.get("name") if isinstance(item, dict) else None
+        name = name or f"key-{index}"
+        if name in names:
+            return f"key {index}: name {name!r} is given twice"
+        names.add(name)
+    return None
+
+
+def gateway_nodes(value: Any) -> str | None:
+    """Ollama nodes behind the gateway: inventory host or group names, or mappings
+    {name, url, weight, max_parallel, queue} (a name is resolved against the whole inventory)."""
+    if not isinstance(value, list):
+        return f"expected a list of host or group names, or {{name, url}} mappings, got {value!r}"
+    for index, item in enumerate(value, start=1):
+        label = f"node {index}"
+        if isinstance(item, str):
+            if not INVENTORY_NAME.fullmatch(item):
+                return f"{label}: {item!r} is not a host or group name"
+            continue
+        if not isinstance(item, dict):
+            return f"{label}: expected a host or group name, or {{name, url}}, got {item!r}"
+        problem = _unknown_field(item, NODE_FIELDS, label)
+        if problem:
+            return problem
+        name = item.get("name")
+        if not isinstance(name, str) or not GATEWAY_NAME.fullmatch(name):
+            return f"{label}: name: expected a name of letters, digits and . _ -, got {name!r}"
+        url = item.get("url")
+        if url_problem(url) or urlsplit(str(url)).path not in ("", "/"):
+            return f"{label}: url: expected http(s)://HOST:PORT without a path, got {url!r}"
+        problem = _positive(item, ("weight", "max_parallel"), label)
+        if problem:
+            return problem
+        if "queue" in item and whole_number(item["queue"]):
+            return f"{label}: queue: expected a whole number >= 0, got {item['queue']!r}"
+    return None
+
+
+def node_address(value: Any) -> str | None:
+    """A host's address for the others: an IP address (IPv6 bare or in brackets) or a name."""
+    if isinstance(value, str) and not ip_address(value.strip("[]")):
+        return None
+    if isinstance(value, str) and site_name(value) is None and "*" not in value:
+        return None
+    return f"{value!r} is neither an IP address nor a host name"
+
+
+def gateway_limits(value: Any) -> str | None:
+    """The gateway's limits over all keys: {rpm, tpm}, each a whole number >= 1."""
+    if not isinstance(value, dict):
+        return f"expected a mapping such as {{rpm: 600, tpm: 1000000}}, got {value!r}"
+    problem = _unknown_field(value, ("rpm", "tpm"), "gateway_limits")
+    return problem or _positive(value, ("rpm", "tpm"), "gateway_limits")
+
+
+def seconds_duration(value: Any) -> str | None:
+    """A positive duration of s, m or h (30s, 2m), as the gateway's config reads it."""
+    ok = isinstance(value, str) and MONITOR_DURATION.fullmatch(value)
+    return None if ok else f"{value!r} is not a duration such as 30s, 2m or 1h"
 
 
 def extra_env(managed: Mapping[str, str]) -> Check:

@@ -41,6 +41,7 @@ from ollama_fleet.controller import (
     run_runner,
 )
 from ollama_fleet.controller import plan as controller_plan
+from ollama_fleet.deploys.gateway_fleet import resolve_gateways
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.vault import VAULT_TAG, VaultPassword
 
@@ -240,6 +241,7 @@ def deploy_fakes(
     what run_runner redacts on this side, as the CLI passes it the plan's secrets.
     """
     inventory = load_inventory(write_inventory(folder, hosts, **common), vault=vault)
+    inventory = resolve_gateways(inventory)  # as `ollama-fleet deploy` does
     options = DeployOptions(
         dry=dry, diff=diff, verbose=verbose, roles=tuple(roles), cache_dir=folder / "cache"
     )

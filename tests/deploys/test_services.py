@@ -19,7 +19,7 @@ from ollama_fleet.testbed.servers import free_port, serve_in_thread
 
 from .answers import Answers, file_with, marker
 from .captured import fact_command
-from .conftest import Deployed, deploy_fakes, gpu_host, host, stub_wheel
+from .conftest import PREFIX, Deployed, deploy_fakes, gpu_host, host, stub_wheel
 
 GATEWAY_OP = "services: gateway config (API keys hashed)"
 VENV = "/opt/ollama-fleet"
@@ -53,8 +53,8 @@ def unit_running(name: str) -> Answers:
     }
 
 
-def converged_monitor(installed: str, **changed: object) -> Answers:
-    """A host where the monitor runs as this deploy would leave it: wheel, configs, unit;
+def converged_monitor(name: str, installed: str, **changed: object) -> Answers:
+    """Host `name` where the monitor runs as this deploy would leave it: wheel, configs, unit;
     its monitor.yml as rendered from the variables `changed` instead, if any."""
     v = hostvars.resolved(MONITOR_VARS, "services")
     on_host = hostvars.resolved({**MONITOR_VARS, **changed}, "services")
@@ -68,7 +68,7 @@ def converged_monitor(installed: str, **changed: object) -> Answers:
         ),
         **file_with(
             "/etc/ollama-fleet/gateway.yml",
-            render_gateway_config(v, ollama_host="127.0.0.1:11434"),
+            render_gateway_config(v, ollama_host="127.0.0.1:11434", local_name=PREFIX + name),
             **group,
         ),
         **file_with(
@@ -92,9 +92,12 @@ def services_run(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
             ),
             "off": host(services_enabled=False),
             "monitor": host(**MONITOR_VARS),
-            "monitor-current": host(converged_monitor(installed), **MONITOR_VARS),
+            "monitor-current": host(
+                converged_monitor("monitor-current", installed), **MONITOR_VARS
+            ),
             "monitor-new-config": host(
-                converged_monitor(installed, monitor_port=9500), **MONITOR_VARS
+                converged_monitor("monitor-new-config", installed, monitor_port=9500),
+                **MONITOR_VARS,
             ),
             "monitor-gpu": gpu_host("debian12", **MONITOR_VARS),
             "monitor-was-on": host(
@@ -285,14 +288,6 @@ def test_the_wait_ends_when_metrics_answer_and_fails_naming_the_url_when_not() -
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "127.0.0.53"])
 def test_a_monitor_on_loopback_needs_no_metrics_networks(address: str) -> None:
     hostvars.validate({"monitor_enabled": True, "monitor_address": address}, where="inv.yml")
-
-
-def test_the_gateway_is_still_refused_before_any_host_is_touched(tmp_path: Path) -> None:
-    with stub_wheel(tmp_path), pytest.raises(ConfigError) as refused:
-        deploy_fakes(tmp_path, {"gw": host(gateway_enabled=True)}, roles=["services"])
-
-    refusal = r"inventory.yml:\d+: gateway_enabled: the gateway service is not part"
-    assert re.search(refusal, str(refused.value))
 
 
 @pytest.mark.integration

@@ -107,6 +107,9 @@ def deploy(inventory: Path, workdir: Path, *args: str) -> subprocess.CompletedPr
             f"monitor_webhook_url={WEBHOOK}",
             "--report",
             str(workdir / "checks.html"),
+            # the lab's keys (host_vars/lab.yml, made by `lab up`) are vault-encrypted
+            "--vault-password-file",
+            str(inventory.parent / "vault-password"),
             *args,
         ],
         capture_output=True,

@@ -32,7 +32,7 @@ def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[s
 
 
 def test_the_lab_commands() -> None:
-    assert set(lab.commands) == {"build", "up", "down", "status", "ssh"}
+    assert set(lab.commands) == {"build", "up", "down", "status", "ssh", "key", "access"}
 
 
 @pytest.mark.parametrize("path", list(walk(lab)), ids=lambda p: " ".join(p) or "lab")
@@ -168,3 +168,54 @@ def test_up_with_a_state_dir_it_cannot_make_is_one_line() -> None:
     assert result.exit_code == 2
     (line,) = error_lines(result)
     assert line.startswith("Error: /proc/no-such-dir/lab: cannot create the lab's directory")
+
+
+def test_lab_key_prints_the_key_the_labs_inventory_gives_the_gateway(
+    info: LabInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ollama_fleet import vault
+    from ollama_fleet.inventory import load_inventory
+    from ollama_fleet.lab.inventory import write_lab_inventory
+    from ollama_fleet.lab.vault import read_lab_password
+
+    monkeypatch.setattr(vault, "SCRYPT_N", 2**10)
+    path = write_lab_inventory(info)
+    keys = load_inventory(path, vault=read_lab_password(info.state_dir)).host("lab").vars
+    by_name = {entry["name"]: entry["key"] for entry in keys["gateway_api_keys"]}
+
+    user = invoke(["key", "--state-dir", str(info.state_dir)])
+    admin = invoke(["key", "--state-dir", str(info.state_dir), "--admin"])
+
+    assert user.stdout == by_name["lab-user"] + "\n"
+    assert admin.stdout == by_name["lab-admin"] + "\n"
+
+
+def test_lab_key_without_a_vault_says_how_to_make_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(lab, ["key", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert error_lines(result) == [
+        f"Error: {tmp_path}/host_vars/lab.yml: cannot read the lab's keys: No such file or "
+        "directory; `ollama-fleet lab up` makes them"
+    ]
+
+
+def test_lab_access_names_the_url_and_the_key_command_but_never_the_key(
+    info: LabInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ollama_fleet import vault
+    from ollama_fleet.lab.inventory import write_lab_inventory
+    from ollama_fleet.lab.vault import lab_key
+
+    monkeypatch.setattr(vault, "SCRYPT_N", 2**10)
+    write_lab_inventory(info)
+    save_info(info)
+
+    shown = invoke(["access", "--state-dir", str(info.state_dir)]).stdout
+
+    lines = dict(line.split(":", 1) for line in shown.splitlines())
+    assert lines["gateway"].strip().startswith("https://localhost:40443 ")
+    assert f"lab key --state-dir {info.state_dir}" in lines["key"]
+    assert "https://localhost:40443/v1/chat/completions" in lines["curl"]
+    assert f"--cacert {info.state_dir}/tls/ca.pem" in lines["curl"]
+    assert 'base_url="https://localhost:40443/v1"' in lines["openai"]
+    assert lab_key(info.state_dir) not in shown

@@ -106,7 +106,10 @@ def deploy(
     if not dry and not yes and not list_hosts:
         refuse_without_terminal()  # before the plan: nothing is built or read for nothing
     password = VaultPassword(vault_password_file)
-    inventory_data = password.load(inventory, extra_vars=extra_vars)
+    from ollama_fleet.deploys.gateway_fleet import resolve_gateways
+
+    # the gateways' nodes by name, across the whole inventory (before --limit chooses hosts)
+    inventory_data = resolve_gateways(password.load(inventory, extra_vars=extra_vars))
     if list_hosts:
         from ollama_fleet.hostpatterns import host_list, select_hosts
 

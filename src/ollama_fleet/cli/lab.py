@@ -197,3 +197,41 @@ def ssh(state_dir: Path | None, command: tuple[str, ...]) -> None:
         raise TestbedError(f"the lab in {found.state_dir} is stopped: `ollama-fleet lab up`")
     argv = lab_api.ssh_command(found.info, *command)
     os.execv(argv[0], argv)
+
+
+@lab.command()
+@state_dir_option
+@click.option("--admin", is_flag=True, help="The admin key (the gateway's admin API) instead.")
+def key(state_dir: Path | None, admin: bool) -> None:
+    """Print the lab's gateway key (the user key, or --admin's), for `$(...)` in a command.
+
+    \b
+    curl -H "Authorization: Bearer $(ollama-fleet lab key)" ...
+    """
+    from ollama_fleet.lab.vault import lab_key
+
+    click.echo(lab_key((state_dir or lab_api.default_state_dir()).absolute(), admin=admin))
+
+
+@lab.command()
+@state_dir_option
+def access(state_dir: Path | None) -> None:
+    """How to reach the lab's gateway: its URL, the key, a curl and an openai-python line.
+
+    Each line works as printed once the site is deployed (`make demo`); the key itself is
+    never printed here, only the command that prints it.
+    """
+    from ollama_fleet.lab.access import access_lines
+
+    found = lab_api.status(state_dir, probe_ssh=False)
+    if found.info is None:
+        raise TestbedError(f"no lab in {found.state_dir}: `ollama-fleet lab up` starts one")
+    click.echo(access_lines(found.info, command=_own_command(), python=sys.executable))
+
+
+def _own_command() -> str:
+    """How to run this ollama-fleet again from any directory: its script's absolute path."""
+    script = Path(sys.argv[0])
+    if script.name == "ollama-fleet":
+        return str(script.absolute())
+    return f"{sys.executable} -m ollama_fleet"

@@ -32,8 +32,10 @@ def var(name: str) -> Any:
 
 
 def role_enabled(role: str) -> bool:
-    """Whether `role` runs on the current host (its X_enabled; models and caddy need Ollama)."""
-    return enabled({name: var(name) for name in (f"{role}_enabled", "ollama_enabled")}, role)
+    """Whether `role` runs on the current host (its X_enabled; models needs Ollama, caddy
+    Ollama or the gateway)."""
+    names = (f"{role}_enabled", "ollama_enabled", "gateway_enabled", "services_enabled")
+    return enabled({name: var(name) for name in dict.fromkeys(names)}, role)
 
 
 def nvidia_gpu_seen() -> bool:

@@ -2,9 +2,9 @@
 
 Role services: this project installed on the host (a wheel built on the controller, pushed,
 into a venv under /opt), its configs rendered from the inventory, and hardened systemd units:
-the self-check timer where Ollama runs, and with monitor_enabled the monitor, restarted when
-its config, its unit or the installed wheel changed (stopped and removed when turned off).
-The gateway's unit comes once that service exists.
+the self-check timer where Ollama runs, with monitor_enabled the monitor, restarted when its
+config, its unit or the installed wheel changed, and with gateway_enabled the gateway
+(deploys/gateway.py); each stopped and removed when turned off.
 """
 
 from __future__ import annotations
@@ -33,13 +33,21 @@ from ollama_fleet.deploys.common import (
 )
 from ollama_fleet.deploys.converge import DirWant, Want
 from ollama_fleet.deploys.facts import Marker, OsRelease, PythonVersion
+from ollama_fleet.deploys.gateway import (
+    GATEWAY_UNIT,
+    GATEWAY_UNIT_FILE,
+    check_nodes,
+    remove_gateway,
+    run_gateway,
+)
 from ollama_fleet.deploys.operations import checked_file
-from ollama_fleet.hostvars import defaults
+from ollama_fleet.hostvars import defaults, self_check_key
 from ollama_fleet.render import (
     dial_address,
     render_fleet_check_service,
     render_fleet_check_timer,
     render_gateway_config,
+    render_gateway_service,
     render_monitor_config,
     render_monitor_service,
 )
@@ -50,6 +58,7 @@ CONFIG_DIR = "/etc/ollama-fleet"
 UNIT_DIR = "/etc/systemd/system"
 CHECKS_CONFIG = f"{CONFIG_DIR}/checks.yml"
 MONITOR_CONFIG = f"{CONFIG_DIR}/monitor.yml"
+GATEWAY_CONFIG = f"{CONFIG_DIR}/gateway.yml"
 MONITOR_UNIT = "ollama-fleet-monitor.service"
 MONITOR_UNIT_FILE = f"{UNIT_DIR}/{MONITOR_UNIT}"
 MONITOR_WAIT_S = 60  # a first start on a slow host imports the whole package
@@ -75,28 +84,37 @@ def install_script(venv: str, archive: str, bundle: dict[str, Any], marker: str,
     )
 
 
-def self_check_inventory(url: str, required_models: list[object]) -> str:
-    """The inventory the host's check timer uses: Ollama itself, on loopback.
+def self_check_inventory(
+    url: str, required_models: list[object], *, api_key: str | None = None
+) -> str:
+    """The inventory the host's check timer (and the monitor) uses: Ollama itself on loopback,
+    or with `api_key` the gateway on loopback (a secret: the file is mode 0640).
 
     Ollama has no keys and, on loopback, answers its write endpoints by design: the self-check
-    declares it open and leaves the write endpoints to the checks from outside.
+    declares it open and leaves the write endpoints to the checks from outside. The gateway
+    refuses a request without a key and every write endpoint, as from outside.
     """
-    document = {
-        "all": {
-            "hosts": {
-                "self": {
-                    "public_url": url,
-                    "required_models": required_models,
-                    "closed_ports": [],
-                    "public_access": "open",
-                    "check_write_endpoints": False,
-                }
-            }
-        }
-    }
-    return "# Managed by ollama-fleet: the host's own check of Ollama.\n" + yaml.safe_dump(
+    target: dict[str, Any] = {"public_url": url, "required_models": required_models}
+    target["closed_ports"] = []
+    if api_key is None:
+        target |= {"public_access": "open", "check_write_endpoints": False}
+        what = "Ollama"
+    else:
+        target["api_key"] = api_key
+        what = "the gateway (a key inside: mode 0640)"
+    document = {"all": {"hosts": {"self": target}}}
+    return f"# Managed by ollama-fleet: the host's own check of {what}.\n" + yaml.safe_dump(
         document, sort_keys=True
     )
+
+
+def self_check(v: dict[str, Any]) -> str:
+    """checks.yml for this host: through its gateway where it runs one, else Ollama itself."""
+    models = list(var("required_models"))
+    if not v["gateway_enabled"]:
+        return self_check_inventory(ollama_url(), models)
+    key = self_check_key(var("api_key"), v["gateway_api_keys"])  # hostvars made sure of one
+    return self_check_inventory(f"http://127.0.0.1:{v['gateway_port']}", models, api_key=key)
 
 
 def configs(v: dict[str, Any], *, gpu: bool) -> list[tuple[str, str, str]]:
@@ -105,15 +123,16 @@ def configs(v: dict[str, Any], *, gpu: bool) -> list[tuple[str, str, str]]:
     `gpu`: the monitor reads this host's GPUs (has_nvidia_gpu).
     """
     return [
-        (
-            "services: self-check inventory",
-            CHECKS_CONFIG,
-            self_check_inventory(ollama_url(), list(var("required_models"))),
-        ),
+        ("services: self-check inventory", CHECKS_CONFIG, self_check(v)),
         (
             "services: gateway config (API keys hashed)",
-            f"{CONFIG_DIR}/gateway.yml",
-            render_gateway_config(v, ollama_host=str(var("ollama_host"))),
+            GATEWAY_CONFIG,
+            render_gateway_config(
+                v,
+                ollama_host=str(var("ollama_host")),
+                num_parallel=int(var("ollama_num_parallel")) or 1,
+                local_name=host.name,
+            ),
         ),
         (
             "services: monitor config",
@@ -160,17 +179,20 @@ def marker_line(bundle: dict[str, Any]) -> str:
 def want() -> Want | None:
     """Converged: the venv at the bundle's release, configs, the check timer where Ollama runs,
     and with monitor_enabled the monitor's unit, enabled and running. A monitor turned off
-    changes monitor.yml's first line, so a unit left from before is drift too."""
+    changes monitor.yml's first line, so a unit left from before is drift too (the gateway's
+    likewise: gateway.yml's first line)."""
     v = role_vars("services")
     if not v["services_enabled"]:
         return Want()
     bundle = prepared("bundle")
-    if not bundle or v["gateway_enabled"]:
+    if not bundle:
         return None  # the role itself says what is wrong
     gpu = has_nvidia_gpu()
     wanted_services = {"ollama-fleet-check.timer"} if units(v) else set()
     if v["monitor_enabled"]:
         wanted_services.add(MONITOR_UNIT)
+    if v["gateway_enabled"]:
+        wanted_services.add(GATEWAY_UNIT)
     result = Want(
         packages={"python3-venv"},
         users={USER: {USER}},
@@ -184,6 +206,8 @@ def want() -> Want | None:
         result.file(path, content)
     if v["monitor_enabled"]:
         result.file(MONITOR_UNIT_FILE, render_monitor_service(v, gpu=gpu))
+    if v["gateway_enabled"]:
+        result.file(GATEWAY_UNIT_FILE, render_gateway_service(v))
     return result
 
 
@@ -225,10 +249,7 @@ def services() -> None:
     if not v["services_enabled"]:
         return
     if v["gateway_enabled"]:
-        raise DeployError(
-            f"{host.name}: gateway_enabled: the gateway service is not part of this release "
-            "yet; its config keys are rendered, but it cannot run (keep it false)"
-        )
+        check_nodes(v)
     bundle = prepared("bundle")
     if not bundle:
         raise DeployError(f"{host.name}: services: the controller prepared no bundle")
@@ -308,10 +329,25 @@ def services() -> None:
         )
     else:
         remove_monitor()
-    if unit_changes or monitor_unit:
-        systemd.daemon_reload(
-            name="services: reload systemd", _if=any_changed(*unit_changes, *monitor_unit)
+    gateway_unit = []
+    if v["gateway_enabled"]:
+        gateway_unit.append(
+            checked_file(
+                name=f"services: {GATEWAY_UNIT}",
+                content=render_gateway_service(v),
+                dest=GATEWAY_UNIT_FILE,
+            )
         )
+    else:
+        remove_gateway()
+    if unit_changes or monitor_unit or gateway_unit:
+        systemd.daemon_reload(
+            name="services: reload systemd",
+            _if=any_changed(*unit_changes, *monitor_unit, *gateway_unit),
+        )
+    if gateway_unit:
+        # before the timer and the monitor: their self-check goes through it
+        run_gateway(v, unit=gateway_unit[0], config=written[GATEWAY_CONFIG], installed=installed)
     if unit_changes:
         systemd.service(
             name="services: check timer enabled",

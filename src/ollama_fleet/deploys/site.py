@@ -64,8 +64,8 @@ def site(roles: Sequence[str] = ROLES, *, snapshot: bool = True) -> None:
             return False
         if not role_enabled(role):
             logger.info(
-                f"[{host.name}] {role}: not on this host ({role}_enabled or "
-                "ollama_enabled is false)"
+                f"[{host.name}] {role}: not on this host ({role}_enabled is false, or "
+                "what it fronts does not run here)"
             )
             return False
         want = wants.get(role)

@@ -3,7 +3,8 @@
 The VM is reached through the forwards on 127.0.0.1. It gets Ollama from the simulator artifact
 (the real binary cannot be downloaded here), TLS from certificate files made once per lab by a
 private CA (so the checks can verify the chain), the checks' variables for its forwards, and
-the monitor, whose status page its forward shows.
+the monitor, whose status page its forward shows. Beside it, the lab's vault (host_vars/lab.yml,
+ollama_fleet.lab.vault) turns the gateway on with the lab's keys.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ollama_fleet.fsutil import atomic_write
 from ollama_fleet.lab.ports import HOST
 from ollama_fleet.lab.ssh import USER
 from ollama_fleet.lab.state import MONITOR_GUEST_PORT, LabInfo
+from ollama_fleet.lab.vault import ensure_lab_vault
 
 HEADER = (
     "# Written by `ollama-fleet lab up` on every start; edits are overwritten.\n"
@@ -70,8 +72,9 @@ def lab_host_vars(info: LabInfo, *, base: str | None = None) -> dict[str, Any]:
         "open_ports": [info.https_port, info.ssh_port],
         "closed_ports": [info.ollama_port],
         "port_forwarder": True,  # qemu accepts on every forward; closed = nothing answers
-        # no API keys in the lab: anyone on this machine may generate (the write endpoints
-        # stay refused by Caddy, and the auth check still proves that)
+        # open without the gateway: anyone on this machine may generate (the write endpoints
+        # stay refused by Caddy, and the auth check still proves that). The lab's vault beside
+        # this file (host_vars/lab.yml) turns the gateway on with its keys, and closes it.
         "public_access": "open",
         # the monitor, on every address in the guest so that its forward reaches it; the
         # firewall lets in only qemu's user-net gateway as the guest sees it, where forwarded
@@ -86,9 +89,11 @@ def lab_host_vars(info: LabInfo, *, base: str | None = None) -> dict[str, Any]:
 
 COMMITTED_HEADER = (
     "# The default lab: what `ollama-fleet lab up` writes to ~/.cache/ollama-fleet/lab/\n"
-    "# inventory.yml when it gets its default ports (a test keeps the two equal). If the lab\n"
-    "# had to take other ports, `lab up` says so: deploy its own inventory.yml instead.\n"
-    "#   ollama-fleet lab up && ollama-fleet deploy inventories/lab.yml -y\n"
+    "# inventory.yml when it gets its default ports (a test keeps the two equal). Deployed\n"
+    "# from here, the lab is open, without the gateway; the lab's own copy has the lab's vault\n"
+    "# beside it (host_vars/lab.yml: the gateway and its keys), so deploy that one:\n"
+    "#   ollama-fleet lab up && ollama-fleet deploy ~/.cache/ollama-fleet/lab/inventory.yml -y \\\n"
+    "#       --vault-password-file ~/.cache/ollama-fleet/lab/vault-password\n"
     "# The lab VM as a GPU node (it has no GPU: the gpu role says so and skips it).\n"
 )
 
@@ -99,7 +104,9 @@ def lab_inventory_text(info: LabInfo, *, base: str | None = None, header: str = 
 
 
 def write_lab_inventory(info: LabInfo) -> Path:
-    """Write <state dir>/inventory.yml for `info` (see docs/lab.md); its path."""
+    """Write <state dir>/inventory.yml for `info` (see docs/lab.md); its path. The lab's
+    certificate and its vault (the gateway's keys) are made the first time, then kept."""
     ensure_tls(info.state_dir)
+    ensure_lab_vault(info.state_dir)
     atomic_write(info.inventory, lab_inventory_text(info), mode=0o644, what="lab inventory")
     return info.inventory

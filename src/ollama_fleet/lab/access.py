@@ -1,0 +1,45 @@
+"""How to reach the lab's gateway from this machine: lines to copy, each working as printed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from ollama_fleet.lab.inventory import CA_FILE, REQUIRED_MODELS, SITE_NAME
+from ollama_fleet.lab.state import LabInfo, default_state_dir
+
+CHAT = {"model": REQUIRED_MODELS[0], "messages": [{"role": "user", "content": "Hello!"}]}
+
+
+def access_lines(info: LabInfo, *, command: str, python: str) -> str:
+    """The URL, the command that prints the key, a curl and an openai-python line.
+
+    `command` runs ollama-fleet (an absolute path), `python` is an interpreter with openai.
+    The key only ever appears through `$(... lab key)`, never in this text.
+    """
+    url = f"https://{SITE_NAME}:{info.https_port}"
+    q = shlex.quote
+    state = info.state_dir.absolute()
+    where = "" if state == default_state_dir().absolute() else f" --state-dir {q(str(state))}"
+    key = f"{command} lab key{where}"
+    ca = q(str(state / CA_FILE))
+    body = json.dumps(CHAT)
+    curl = (
+        f'curl --cacert {ca} -H "Authorization: Bearer $({key})" '
+        f"-H 'Content-Type: application/json' -d {q(body)} {url}/v1/chat/completions"
+    )
+    program = (
+        "from openai import OpenAI; "
+        f'print(OpenAI(base_url="{url}/v1").chat.completions.create('
+        f'model="{CHAT["model"]}", messages={json.dumps(CHAT["messages"])})'
+        ".choices[0].message.content)"
+    )
+    openai = f'OPENAI_API_KEY="$({key})" SSL_CERT_FILE={ca} {q(python)} -c {q(program)}'
+    return "\n".join(
+        [
+            f"gateway:     {url} (Caddy's TLS, the lab's CA: {state / CA_FILE})",
+            f"key:         {key}",
+            f"curl:        {curl}",
+            f"openai:      {openai}",
+        ]
+    )
