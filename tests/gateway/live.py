@@ -1,8 +1,10 @@
 """Live parts for the gateway's integration tests: simulator nodes, keys, a running gateway.
 
 Simulator nodes run in threads (`sim_node`) or, where a test must kill one, as processes
-(`SimulatorProcess`). The gateway runs in a thread with its lifespan (`running_gateway`), or as
-`python -m ollama_fleet gateway --config FILE` (`GatewayProcess`) for signals.
+(`SimulatorProcess`); `BrokenNode` is a raw HTTP server that breaks off mid-line, which the
+simulator (it cuts only between chunks) cannot do. The gateway runs in a thread with its
+lifespan (`running_gateway`), or as `python -m ollama_fleet gateway --config FILE`
+(`GatewayProcess`) for signals.
 """
 
 from __future__ import annotations
@@ -58,6 +60,59 @@ def wait_for(what: str, predicate: Callable[[], Any], *, timeout_s: float = 30.0
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(0.05)
+
+
+class BrokenNode:
+    """A raw HTTP/1.1 server on 127.0.0.1: any request gets 200, chunked, with `head` (half a
+    line, say) as its one chunk; once `cut` is set the connection is reset, unfinished. With
+    an empty `head` it hangs up as soon as it has read the request, before any answer."""
+
+    def __init__(self, *, head: bytes, content_type: str) -> None:
+        self.head = head
+        self.content_type = content_type
+        self.cut = threading.Event()
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        self._ready.set()
+        async with server:
+            await self._stop.wait()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            if not self.head:
+                return
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: " + self.content_type.encode()
+                + b"\r\ntransfer-encoding: chunked\r\n\r\n"
+                + f"{len(self.head):x}\r\n".encode() + self.head + b"\r\n"
+            )  # fmt: skip
+            await writer.drain()
+            await asyncio.to_thread(self.cut.wait, START_TIMEOUT_S)
+        finally:
+            writer.transport.abort()
+
+    def __enter__(self) -> BrokenNode:
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            raise AssertionError("the broken node did not start")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cut.set()
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=START_TIMEOUT_S)
 
 
 @dataclass(frozen=True)

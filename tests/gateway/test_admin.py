@@ -10,9 +10,17 @@ import httpx
 import pytest
 
 from ollama_fleet.gateway.routes import ROUTES
+from ollama_fleet.simulator.config import Faults
 
 from .conftest import Keys
-from .live import RunningGateway, SimNode, gateway_config, running_gateway, sim_node
+from .live import (
+    RunningGateway,
+    SimNode,
+    gateway_config,
+    running_gateway,
+    sim_node,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +96,25 @@ def test_pull_streams_progress_per_node_and_the_model_is_routed_to_at_once(
         assert generated.headers["x-gateway-node"] == "a"
         names = {m["name"] for m in admin.get("/api/tags").json()["models"]}
         assert "gemma2:2b" in names
+
+
+def _pulls(node: SimNode) -> int:
+    return int(node.stats()["requests"].get("/api/pull", 0))
+
+
+def test_a_client_that_goes_away_stops_the_pull(keys: Keys) -> None:
+    with sim_node() as node:
+        node.state.faults = Faults(latency_ms=1500, paths=("/api/pull",))  # the pull "runs"
+        config = gateway_config({"a": node.url}, keys.specs)
+        with running_gateway(config) as gateway, gateway.client(keys.admin) as admin:
+            body = {"model": "gemma2:2b"}
+            with admin.stream("POST", "/admin/pull", json=body) as answer:
+                assert answer.status_code == 200
+                wait_for("the pull to reach the node", lambda: _pulls(node))
+            # the pull ends on the node (its answer abandoned or, had it gone on, sent whole)
+            wait_for("the node to be done with it", lambda: node.stats()["in_flight"] == 0)
+        assert _pulls(node) == 1
+    assert node.state.find("gemma2:2b") is None  # the node never got to finish it
 
 
 def test_pull_of_a_model_a_node_cannot_get_reports_the_error_for_that_node(

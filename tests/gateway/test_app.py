@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -141,6 +142,39 @@ def test_a_model_no_node_has_is_a_404_in_the_shape_of_each_api(
         assert client.get("/v1/models/qwen2.5:0.5b").json()["id"] == "qwen2.5:0.5b"
 
 
+SMUGGLED = [
+    pytest.param("/api/chat", b'{"model":"qwen2.5:0.5b","Model":"llama3.2:1b"}', id="chat Model"),
+    pytest.param("/api/chat", b'{"model":"llama3.2:1b","model":"qwen2.5:0.5b"}', id="chat twice"),
+    pytest.param("/api/chat", b'{"MODEL":"llama3.2:1b"}', id="chat MODEL alone"),
+    pytest.param(
+        "/v1/chat/completions", b'{"model":"qwen2.5:0.5b","mOdEl":"llama3.2:1b"}', id="v1 mOdEl"
+    ),
+    pytest.param(
+        "/v1/embeddings", b'{"model":"qwen2.5:0.5b","model":"qwen2.5:0.5b"}', id="v1 twice"
+    ),
+    pytest.param("/api/show", b'{"name":"qwen2.5:0.5b","Name":"llama3.2:1b"}', id="show Name"),
+    pytest.param("/api/show", b'{"model":"qwen2.5:0.5b","MoDeL":"llama3.2:1b"}', id="show MoDeL"),
+    pytest.param("/api/show", b'{"name":"qwen2.5:0.5b","name":"llama3.2:1b"}', id="show twice"),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), SMUGGLED)
+def test_a_model_key_ollama_would_also_read_is_refused(
+    shared_gateway: RunningGateway, keys: Keys, path: str, body: bytes
+) -> None:
+    # Go's encoding/json matches keys case-insensitively and the last one wins: the gateway
+    # must check the model Ollama will run, so it refuses what it cannot read the same way
+    headers = {"content-type": "application/json"}
+    with shared_gateway.client(keys.qwen_only) as client:
+        answer = client.post(path, content=body, headers=headers)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    message = error["message"] if path.startswith("/v1/") else error
+    assert isinstance(message, str) and ("once" in message or "twice" in message)
+    if path.startswith("/v1/"):
+        assert error["type"] == "invalid_request_error"
+
+
 def test_bad_bodies_and_unknown_paths_get_clear_errors(
     shared_gateway: RunningGateway, keys: Keys
 ) -> None:
@@ -148,6 +182,8 @@ def test_bad_bodies_and_unknown_paths_get_clear_errors(
         assert client.post("/api/chat", content=b"{not json").status_code == 400
         missing = client.post("/api/chat", json={"messages": []})
         assert (missing.status_code, missing.json()) == (400, {"error": "model is required"})
+        named = client.post("/api/chat", json={"name": "llama3.2:1b", "messages": []})
+        assert (named.status_code, named.json()) == (400, {"error": "model is required"})
         assert client.post("/api/chat", content=b"x" * (16 * 1024 * 1024 + 1)).status_code == 413
         assert client.get("/api/nothing").json() == {"error": "404 page not found"}
         assert client.get("/v1/nothing").json()["error"]["message"] == "404 page not found"
@@ -166,7 +202,9 @@ def test_ps_merges_the_nodes_and_says_where_each_model_runs(
     shared_gateway: RunningGateway, keys: Keys, node_b: SimNode
 ) -> None:
     with shared_gateway.client(keys.user) as client:
-        assert client.post("/api/generate", json={"model": "qwen2.5:0.5b", "prompt": "x"})
+        client.post(
+            "/api/generate", json={"model": "qwen2.5:0.5b", "prompt": "x"}
+        ).raise_for_status()
         running = wait_for(
             "qwen to show in the merged /api/ps",
             lambda: client.get("/api/ps").json()["models"],
@@ -383,17 +421,96 @@ def test_the_hash_header_keeps_a_session_on_one_node(keys: Keys) -> None:
     assert len(set().union(*seen.values())) > 1
 
 
-def test_a_key_at_its_concurrency_limit_gets_429(keys: Keys) -> None:
+def _head_of_answer(url: str, request: bytes) -> bytes:
+    """Send `request` (raw, its body maybe unfinished) and read the answer's status and headers."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    return answer
+
+
+def test_a_key_at_its_concurrency_limit_gets_429_before_it_sends_its_body(keys: Keys) -> None:
     key, spec = make_key("one-at-a-time", max_concurrent=1)
     with sim_node(tps=20) as node, running_gateway(gateway_config({"a": node.url}, (spec,))) as gw:
         stream = _Stream(gw, key, _chat(options={"num_predict": 400}))
         assert stream.first.wait(10)
         with gw.client(key) as client:
             refused = client.post("/api/chat", json=_chat(stream=False))
+        # the body is not read first: a client at its limit cannot make the gateway hold one
+        head = _head_of_answer(
+            gw.url,
+            b"POST /api/chat HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + key.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{",
+        )  # fmt: skip
         stream.stop.set()
         stream.join()
+        with gw.client(key) as client:  # every way out gave the slot back
+            assert client.post("/api/chat", content=b"{oops").status_code == 400
+            assert client.post("/api/chat", json=_chat("nope:1b")).status_code == 404
+            assert client.post("/api/chat", json=_chat(stream=False)).status_code == 200
     assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
     assert refused.json()["error"].startswith("key 'one-at-a-time' has 1 requests in flight")
+    assert head.startswith(b"HTTP/1.1 429 ")
+    assert b"\r\nretry-after: 1\r\n" in head.lower()
+
+
+def test_an_answer_where_nothing_ran_charges_no_rate_limit(keys: Keys) -> None:
+    key, spec = make_key("metered", rpm=5, tpm=1000)
+    body = _chat(stream=False, options={"num_predict": 5})  # estimate: 5 // 4 + 1 + 5 = 7
+    with sim_node() as node:
+        config = gateway_config({"a": node.url}, (spec, *keys.specs))
+        with running_gateway(config) as gw, gw.client(key) as client:
+            with gw.client(keys.admin) as root:
+                root.post("/admin/nodes/a/drain").raise_for_status()
+                for _ in range(2):
+                    assert client.post("/api/chat", json=body).status_code == 503
+                root.post("/admin/nodes/a/undrain").raise_for_status()
+            served = client.post("/api/chat", json=body)
+    assert served.status_code == 200
+    assert served.headers["x-ratelimit-remaining-requests"] == "4"
+    assert served.headers["x-ratelimit-remaining-tokens"] == str(1000 - 7)
+
+
+def test_a_tpm_below_the_completion_estimate_still_serves_uncapped_requests(keys: Keys) -> None:
+    key, spec = make_key("small", tpm=100)  # < limits.completion_estimate (256)
+    with (
+        sim_node() as node,
+        running_gateway(gateway_config({"a": node.url}, (spec,))) as gw,
+        gw.client(key) as client,
+    ):
+        served = client.post("/api/chat", json=_chat(stream=False))
+        long_prompt = [{"role": "user", "content": "x" * 800}]  # about 201 tokens
+        refused = client.post("/api/chat", json=_chat(stream=False, messages=long_prompt))
+    assert served.status_code == 200
+    assert refused.status_code == 429
+    assert "retry-after" not in refused.headers  # waiting cannot help: the prompt is too long
+    assert "prompt alone" in refused.json()["error"]
+
+
+def test_model_labels_are_one_series_per_model_whatever_its_spelling(keys: Keys) -> None:
+    key, spec = make_key("speller")
+    with (
+        sim_node() as node,
+        running_gateway(gateway_config({"a": node.url}, (spec,))) as gw,
+        gw.client(key) as client,
+    ):
+        for model in ("llama3.2:1b", "LLAMA3.2:1b", " llama3.2:1b", "Llama3.2:1B", "x:1b"):
+            client.post("/api/chat", json=_chat(model, stream=False))
+        text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    models = {
+        s.labels["model"]
+        for s in families["gateway_requests"].samples
+        if s.name == "gateway_requests_total" and s.labels["key"] == "speller"
+    }
+    assert models == {"llama3.2:1b", ""}  # "" for a model no node lists
 
 
 def test_the_access_log_has_one_json_line_per_request_without_secrets(

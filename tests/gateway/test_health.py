@@ -8,12 +8,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from ollama_fleet.gateway.health import HealthChecker
 from ollama_fleet.gateway.nodes import Pool
 from ollama_fleet.gateway.upstream import Upstream
 from ollama_fleet.simulator.config import Faults
-from ollama_fleet.testbed.servers import free_port
+from ollama_fleet.testbed.servers import free_port, serve_in_thread
 
 from .live import FAST_HEALTH, gateway_config, sim_node
 
@@ -112,3 +113,51 @@ def test_stop_ends_every_node_task() -> None:
             assert others == []
 
         _run({"a": a.url, "b": b.url}, body)
+
+
+class _OddNode:
+    """A node whose /api/version nests so deep that reading it raises RecursionError (an
+    error no check expects) until `sane` is set; /api/tags and /api/ps answer one model."""
+
+    def __init__(self) -> None:
+        self.sane = False
+        self.checks = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/api/version":
+            self.checks += 1
+            body = b'{"version":"0.12.0"}' if self.sane else b"[" * 100_000 + b"]" * 100_000
+        elif scope["path"] == "/api/tags":
+            body = b'{"models":[{"name":"llama3.2:1b","digest":"d"}]}'
+        else:
+            body = b'{"models":[]}'
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_an_unexpected_error_marks_the_node_unhealthy_and_the_checks_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    odd = _OddNode()
+    with serve_in_thread(odd) as port:
+
+        async def body(pool: Pool, checker: HealthChecker) -> None:
+            await checker.first_round(10)
+            (state,) = pool.snapshot()
+            assert state.healthy is False
+            assert "RecursionError" in (state.last_error or "")
+            await _until("two more checks", lambda: odd.checks >= 3)  # backoff, not a freeze
+            odd.sane = True
+            await _until("the node to be healthy", lambda: pool.snapshot()[0].healthy)
+            assert pool.snapshot()[0].models == ("llama3.2:1b",)
+
+        _run({"odd": f"http://127.0.0.1:{port}"}, body)
+    unexpected = [
+        r
+        for r in caplog.records
+        if r.name == "ollama_fleet.gateway.health" and "RecursionError" in r.getMessage()
+    ]
+    assert len(unexpected) == 1  # the same error again is not logged again

@@ -88,14 +88,42 @@ def test_the_longest_wait_is_reported_when_several_limits_refuse() -> None:
     assert refusal.retry_after_s == pytest.approx(60.0)
 
 
-def test_a_request_larger_than_the_tpm_limit_is_refused_for_good() -> None:
+def test_a_prompt_larger_than_the_tpm_limit_is_refused_for_good() -> None:
     limiter = _limiter()
-    refusal = _refused(limiter.reserve(ALICE, estimate_tokens=1001, now=0.0))
+    refusal = _refused(limiter.reserve(ALICE, estimate_tokens=1300, prompt_tokens=1001, now=0.0))
     assert refusal.retry_after_s is None
     assert (refusal.which, refusal.scope) == ("tokens", "key")
-    assert refusal.message == "the request alone exceeds this key's tpm limit"
+    assert refusal.message == (
+        "the prompt alone (about 1001 tokens) exceeds this key's tpm limit of 1000"
+    )
     global_refusal = _refused(_limiter(tpm=50).reserve(BOB, estimate_tokens=51, now=0.0))
-    assert global_refusal.message == "the request alone exceeds the gateway's tpm limit"
+    assert global_refusal.message == (
+        "the prompt alone (about 51 tokens) exceeds the gateway's tpm limit of 50"
+    )
+
+
+def test_an_estimate_over_the_limit_is_charged_the_limit_and_settled_on_the_count() -> None:
+    limiter = _limiter(tpm=500)
+    reservation = _ok(limiter.reserve(ALICE, estimate_tokens=1300, prompt_tokens=10, now=0.0))
+    headers = dict(limiter.headers(ALICE, now=0.0))
+    assert headers["x-ratelimit-remaining-tokens"] == "0"
+    reservation.settle(40, now=0.0)
+    assert dict(limiter.headers(ALICE, now=0.0))["x-ratelimit-remaining-tokens"] == "960"
+    _ok(limiter.reserve(BOB, estimate_tokens=460, now=0.0))  # the global limit was settled too
+    _refused(limiter.reserve(BOB, estimate_tokens=2, now=0.0))
+
+
+def test_refund_gives_back_the_request_and_its_tokens_once() -> None:
+    limiter = _limiter(rpm=10, tpm=5000)
+    reservation = _ok(limiter.reserve(ALICE, estimate_tokens=300, now=0.0))
+    reservation.refund(now=0.0)
+    reservation.refund(now=0.0)
+    reservation.settle(900, now=0.0)  # after a refund: a no-op
+    headers = dict(limiter.headers(ALICE, now=0.0))
+    assert headers["x-ratelimit-remaining-requests"] == "2"
+    assert headers["x-ratelimit-remaining-tokens"] == "1000"
+    for _ in range(10):
+        _ok(limiter.reserve(BOB, estimate_tokens=500, now=0.0))  # the global ones are whole
 
 
 def test_settle_refunds_an_overestimate_for_key_and_global() -> None:

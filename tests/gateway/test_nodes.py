@@ -267,3 +267,24 @@ def test_a_reload_keeps_state_adds_slots_and_retires_removed_nodes() -> None:
             await pool.acquire("old", timeout_s=5)
 
     run(main())
+
+
+def test_a_full_queue_does_not_use_up_the_half_open_probe() -> None:
+    async def main() -> None:
+        clock = Clock()
+        pool = Pool(config(node(max_parallel=2, queue=0), failures=1), clock=clock)
+        busy = await pool.acquire("a", timeout_s=5)
+        (await pool.acquire("a", timeout_s=5)).release("failure")
+        assert pool.snapshot()[0].breaker == "open"
+        pool.reconfigure(config(node(max_parallel=1, queue=0), failures=1))  # busy fills it
+        clock.now += 31
+        with pytest.raises(QueueFull):
+            await pool.acquire("a", timeout_s=5)
+        assert pool.snapshot()[0].breaker == "open"  # the probe is still to be taken
+        busy.release("cancel")
+        probe = await pool.acquire("a", timeout_s=5)
+        assert pool.snapshot()[0].breaker == "half-open"
+        probe.release("success")
+        assert pool.snapshot()[0].breaker == "closed"
+
+    run(main())

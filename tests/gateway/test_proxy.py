@@ -21,6 +21,8 @@ from ollama_fleet.gateway.upstream import Upstream
 from ollama_fleet.simulator import Faults, SimulatorConfig, create_app
 from ollama_fleet.testbed.servers import free_port, serve_in_thread
 
+from .live import BrokenNode
+
 pytestmark = pytest.mark.integration
 
 MODEL = "llama3.2:1b"
@@ -75,29 +77,31 @@ class Fleet:
 @dataclass(frozen=True)
 class Node:
     name: str
-    sim: SimulatorConfig | None  # None: nothing listens on its port
+    sim: SimulatorConfig | None  # None: nothing listens on its port (unless `url` is set)
     max_parallel: int = 4
     queue: int = 8
+    url: str | None = None  # a server of the test's own
 
 
 @contextmanager
-def fleet(*nodes: Node, queue_timeout_s: float = 5.0) -> Iterator[Fleet]:
+def fleet(*nodes: Node, queue_timeout_s: float = 5.0, first_byte_s: float = 10) -> Iterator[Fleet]:
     with ExitStack() as stack:
         specs, sims = [], {}
         for node in nodes:
-            if node.sim is None:
-                port = free_port()
+            if node.url is not None:
+                url = node.url
+            elif node.sim is None:
+                url = f"http://127.0.0.1:{free_port()}"
             else:
                 port = stack.enter_context(serve_in_thread(create_app(node.sim)))
-                sims[node.name] = f"http://127.0.0.1:{port}"
+                url = sims[node.name] = f"http://127.0.0.1:{port}"
             specs.append(
-                NodeSpec(name=node.name, url=f"http://127.0.0.1:{port}",
-                         max_parallel=node.max_parallel, queue=node.queue)
-            )  # fmt: skip
+                NodeSpec(name=node.name, url=url, max_parallel=node.max_parallel, queue=node.queue)
+            )
         config = GatewayConfig(nodes=tuple(specs), breaker=Breaker(failures=1, cooldown_s=60))
         gateway = Gateway(
             pool=Pool(config),
-            upstream=Upstream(Timeouts(connect_s=5, first_byte_s=10, read_s=10)),
+            upstream=Upstream(Timeouts(connect_s=5, first_byte_s=first_byte_s, read_s=10)),
             candidates=[n.name for n in nodes],
             queue_timeout_s=queue_timeout_s,
         )
@@ -174,6 +178,16 @@ def test_a_closed_port_fails_over_to_the_next_node() -> None:
         assert [s.breaker for s in f.gateway.pool.snapshot()] == ["open", "closed"]
 
 
+def test_a_node_that_hangs_up_before_answering_fails_over() -> None:
+    with (
+        BrokenNode(head=b"", content_type="application/json") as hangup,
+        fleet(Node("hangup", None, url=hangup.url), Node("good", sim())) as f,
+    ):
+        response = f.client.post("/api/chat", json=chat(2, stream=False))
+        assert (response.status_code, response.headers["x-gateway-node"]) == (200, "good")
+        assert f.gateway.outcome().attempts == 2
+
+
 def test_a_503_fails_over_and_a_404_is_relayed_as_it_is() -> None:
     with fleet(Node("busy", sim(status=503)), Node("good", sim())) as f:
         response = f.client.post("/api/chat", json=chat(2, stream=False))
@@ -190,24 +204,89 @@ def test_a_503_fails_over_and_a_404_is_relayed_as_it_is() -> None:
 
 
 def test_when_every_node_fails_the_client_gets_502_in_its_api_shape() -> None:
-    with fleet(Node("dead", None), Node("broken", sim(status=500))) as f:
+    with fleet(Node("dead", None), Node("broken", sim(status=503))) as f:
         native = f.client.post("/api/chat", json=chat(2))
         assert native.status_code == 502
-        # Ollama's own error text reaches the client: its best clue
+        # the node's own error text reaches the client: its best clue
         assert native.json()["error"].startswith(
-            "no node answered: dead (connect), broken (HTTP 500: "
+            "no node answered: dead (connect), broken (HTTP 503: "
         )
         outcome = f.gateway.outcome()
         assert (outcome.kind, outcome.node, outcome.attempts, outcome.started) == (
             "upstream_error", "broken", 2, False
         )  # fmt: skip
-        assert outcome.error is not None and "HTTP 500" in outcome.error
+        assert outcome.error is not None and "HTTP 503" in outcome.error
         # both breakers are open now: nobody takes the next request
         openai = f.client.post("/v1/chat/completions", json=chat(2))
         assert openai.status_code == 503
         assert openai.headers["retry-after"] == "5"
         assert openai.json()["error"]["type"] == "server_error"
         assert f.gateway.outcome().kind == "no_node"
+
+
+def test_an_ollama_500_is_relayed_as_it_is_and_no_failure_of_the_node() -> None:
+    # Ollama refuses some requests with a 500 (a model too big for memory): running it on
+    # every node would only repeat that, and a user could open every breaker with them
+    with fleet(Node("full", sim(status=500)), Node("good", sim())) as f:
+        answer = f.client.post("/api/chat", json=chat(2, stream=False))
+        assert answer.status_code == 500
+        assert answer.headers["x-gateway-node"] == "full"
+        assert isinstance(answer.json()["error"], str) and answer.json()["error"]
+        outcome = f.gateway.outcome()
+        assert (outcome.kind, outcome.status, outcome.attempts) == ("ok", 500, 1)
+        assert f.stats("good")["requests"] == {}
+        again = f.client.post("/api/chat", json=chat(2, stream=False))  # failures=1: still open?
+        assert again.status_code == 500
+        assert [s.breaker for s in f.gateway.pool.snapshot()] == ["closed", "closed"]
+
+
+def test_no_answer_within_first_byte_is_a_504_and_not_run_again_elsewhere() -> None:
+    slow = Node("slow", sim(latency_ms=3000))
+    with fleet(slow, Node("good", sim()), first_byte_s=0.3) as f:
+        answer = f.client.post("/v1/chat/completions", json=chat(2, stream=False))
+        assert answer.status_code == 504
+        error = answer.json()["error"]
+        assert (error["message"], error["type"]) == (
+            "node slow did not answer within 0.3 s", "server_error"
+        )  # fmt: skip
+        outcome = f.gateway.outcome()
+        assert (outcome.kind, outcome.status, outcome.attempts) == ("upstream_error", 504, 1)
+        assert f.stats("good")["requests"] == {}
+
+
+@pytest.mark.parametrize(
+    ("api", "head", "joint"),
+    [
+        ("ollama", b'{"model":"m","mess', b"\n"),
+        ("openai", b'data: {"id":"c-1","choi', b"\n\n"),
+    ],
+)
+def test_a_stream_broken_mid_line_gets_its_error_on_a_line_of_its_own(
+    api: str, head: bytes, joint: bytes
+) -> None:
+    path, kind = ("/api/chat", "application/x-ndjson")
+    if api == "openai":
+        path, kind = ("/v1/chat/completions", "text/event-stream")
+    with (
+        BrokenNode(head=head, content_type=kind) as node,
+        fleet(Node("half", None, url=node.url)) as f,
+    ):
+        with f.client.stream("POST", path, json=chat(8)) as response:
+            raw = response.iter_raw()
+            first = next(raw)
+            node.cut.set()
+            rest = b"".join(raw)
+        assert f.gateway.outcome().kind == "stream_broken"
+    assert first == head
+    assert rest.startswith(joint)
+    last = rest.removeprefix(joint)
+    if api == "ollama":
+        assert last.endswith(b"\n") and last.count(b"\n") == 1
+        message = json.loads(last)["error"]
+    else:
+        assert last.startswith(b"data: ") and last.endswith(b"\n\n")
+        message = json.loads(last.removeprefix(b"data: "))["error"]["message"]
+    assert message.startswith("upstream node half broke off the stream: ")
 
 
 @pytest.mark.parametrize("api", ["ollama", "openai"])

@@ -6,6 +6,7 @@ import json
 
 from ollama_fleet.gateway.shapes import (
     error_body,
+    error_message,
     merge_ps,
     merge_tags,
     ollama_error,
@@ -48,6 +49,27 @@ def test_stream_errors_end_the_stream_in_its_format() -> None:
     assert event.startswith(b"data: ") and event.endswith(b"\n\n")
     error = json.loads(event[len(b"data: ") :])["error"]
     assert (error["message"], error["type"]) == ("node gpu-1 broke off", "server_error")
+
+
+def test_a_stream_error_after_half_a_line_or_event_ends_that_first() -> None:
+    def joint(api: str, after: bytes) -> bytes:
+        piece = stream_error(api, "x", after=after)  # type: ignore[arg-type]
+        return piece[: piece.index(b"{" if api == "ollama" else b"data: ")]
+
+    assert [joint("ollama", after) for after in (b"", b'{"a":1}\n', b'{"a":')] == [
+        b"", b"", b"\n"
+    ]  # fmt: skip
+    sse = (b"", b"data: {}\n\n", b"data: {}\r\n\r\n", b"data: {}\n", b"data: {")
+    assert [joint("openai", after) for after in sse] == [b"", b"", b"", b"\n", b"\n\n"]
+
+
+def test_error_message_reads_both_shapes_and_nothing_else() -> None:
+    assert error_message(b'{"error": "model requires more system memory"}') == (
+        "model requires more system memory"
+    )
+    assert error_message(openai_error("boom", status=500)) == "boom"
+    for other in (b"<html>500</html>", b'{"error": 5}', b"[]", b"[" * 100_000):
+        assert error_message(other) is None
 
 
 def tag(name: str, digest: str, modified: str) -> dict[str, object]:

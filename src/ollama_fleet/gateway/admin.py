@@ -9,10 +9,12 @@ since the process started.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ from ollama_fleet.gateway.upstream import Upstream, UpstreamError
 log = logging.getLogger(__name__)
 
 JSON_HEADERS = (("Content-Type", "application/json"),)
-AdminAnswer = dict[str, Any] | AsyncIterator[bytes]  # a JSON answer, or NDJSON lines
+AdminAnswer = dict[str, Any] | AsyncGenerator[bytes, None]  # a JSON answer, or NDJSON lines
 _ERROR_BODY_LIMIT = 64 * 1024
 
 
@@ -134,19 +136,27 @@ def parse_target(body: bytes, pool: Pool) -> tuple[str, tuple[str, ...]]:
 
 async def pull(
     *, model: str, nodes: Sequence[str], pool: Pool, upstream: Upstream, health: HealthChecker
-) -> AsyncIterator[bytes]:
-    """POST /admin/pull: the NDJSON progress of pulling `model` on each node in turn."""
+) -> AsyncGenerator[bytes, None]:
+    """POST /admin/pull: the NDJSON progress of pulling `model` on each node in turn.
+
+    Cancelled (the client went away), it closes the node's pull stream and stops: Ollama
+    stops a pull whose client hangs up, and the nodes after it are not started."""
     for name in nodes:
         ok, error = False, None
+        progress = _pull_one(name, model=model, pool=pool, upstream=upstream)
         try:
-            async for line in _pull_one(name, model=model, pool=pool, upstream=upstream):
-                if "error" in line:
-                    error = str(line["error"])
-                elif line.get("status") == "success":
-                    ok = True
-                yield _line({**line, "node": name})
+            async with contextlib.aclosing(progress):  # closed also when this one is
+                async for line in progress:
+                    if "error" in line:
+                        error = str(line["error"])
+                    elif line.get("status") == "success":
+                        ok = True
+                    yield _line({**line, "node": name})
         except UpstreamError as exc:
             error = str(exc)
+        except asyncio.CancelledError:
+            log.info("gateway: pull %s on %s stopped: the client went away", model, name)
+            raise
         if ok and error is None:
             await health.refresh_models(name)
         ok = ok and error is None
@@ -156,7 +166,7 @@ async def pull(
 
 async def _pull_one(
     name: str, *, model: str, pool: Pool, upstream: Upstream
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     body = json.dumps({"model": model, "stream": True}).encode()
     response = await upstream.open(
         pool.spec(name), "POST", "/api/pull", headers=JSON_HEADERS, body=body

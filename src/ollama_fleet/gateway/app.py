@@ -1,19 +1,16 @@
-"""The gateway's ASGI app: route, authenticate, limit, choose nodes, relay, record.
+"""The gateway's ASGI app: route, authenticate, answer or dispatch, record.
 
 A pure ASGI callable (no framework on the streaming path). Per request: the route table
-(routes.py) -> the key (401) -> its role (403) -> the body (413 over MAX_BODY) -> the model
-(400; 403 for a model the key may not use) -> per-key concurrency and the rate limits (429;
-chat, generate, embeddings and completions only) -> the balancer's order over the pool (404
-when no node lists the model, 503 when none can take it) -> proxy.relay, which answers the
-client -> tokens settled, metrics, access log. The catalogue routes (/api/tags, /api/ps,
-/api/version, /v1/models) are answered by answers.py. The lifespan starts the health checks
-(and waits for their first round, bounded) and closes the upstream session.
+(routes.py) -> the key (401) -> its role (403) -> one of: a relayed request (dispatch.py:
+concurrency, body and model, rate limits, the nodes, proxy.relay), the catalogue routes
+(/api/tags, /api/ps, /api/version, /v1/models: answers.py) or the admin API (admin.py) ->
+metrics, usage, access log. The lifespan starts the health checks (and waits for their first
+round, bounded) and closes the upstream session.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -23,31 +20,27 @@ from starlette.types import Receive, Scope, Send
 
 from ollama_fleet.gateway import accesslog, admin, shapes
 from ollama_fleet.gateway.accesslog import Exchange
-from ollama_fleet.gateway.answers import CATALOG, RETRY_NO_NODE_S, catalog, not_found
+from ollama_fleet.gateway.answers import CATALOG, catalog
 from ollama_fleet.gateway.asgi import (
-    Headers,
     Refused,
     answer,
     dump,
     header,
-    json_object,
     read_body,
     stream_lines,
 )
-from ollama_fleet.gateway.balancer import order
+from ollama_fleet.gateway.dispatch import dispatch
 from ollama_fleet.gateway.health import HealthChecker
-from ollama_fleet.gateway.keys import Authenticator, AuthError, authorize
-from ollama_fleet.gateway.limits import Limiter, Refusal, estimate_tokens
+from ollama_fleet.gateway.keys import Authenticator, AuthError, authorize, normalise_model
+from ollama_fleet.gateway.limits import Limiter
 from ollama_fleet.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from ollama_fleet.gateway.nodes import Pool
-from ollama_fleet.gateway.proxy import Outcome, relay
 from ollama_fleet.gateway.routes import Action, Match, WrongMethod, api_of, find
-from ollama_fleet.gateway.settings import GatewayConfig, KeySpec
+from ollama_fleet.gateway.settings import GatewayConfig
 from ollama_fleet.gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 16 * 1024 * 1024  # a chat with base64 images fits; beyond that it is a mistake
 MAX_ADMIN_BODY = 64 * 1024
 ROOT_TEXT = b"ollama-fleet gateway"
 WRITE_REFUSED = (
@@ -144,7 +137,7 @@ class GatewayApp:
                 raise Refused(403, WRITE_REFUSED, outcome="forbidden")
             authorize(key, route=route.kind, model=None)
             if action is Action.RELAY:
-                await self._relay(scope, receive, send, found, key, exchange)
+                await dispatch(self, scope, receive, send, found, key, exchange)
             elif action in CATALOG:
                 listing = catalog(
                     action,
@@ -190,106 +183,22 @@ class GatewayApp:
         if isinstance(result, dict):
             await answer(send, exchange, 200, dump(result))
         else:
-            await stream_lines(send, exchange, result)
+            await stream_lines(send, receive, exchange, result)
 
-    async def _relay(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        found: Match,
-        key: KeySpec,
-        exchange: Exchange,
-    ) -> None:
-        body = await read_body(receive, MAX_BODY)
-        payload = json_object(body)
-        model = None if payload is None else payload.get("model", payload.get("name"))
-        if payload is None or not isinstance(model, str) or not model.strip():
-            problem = "the body is not a JSON object" if payload is None else "model is required"
-            raise Refused(400, problem, outcome="bad_request")
-        assert found.route.kind is not None
-        authorize(key, route=found.route.kind, model=model)
-        exchange.model = model
-        if not self.pool.knows_model(model):
-            message = not_found(api=found.route.api, model=model)
-            raise Refused(404, message, outcome="no_model", code="model_not_found")
-        if not found.route.limited:
-            await self._send_on(scope, receive, send, body, found, key, model, exchange, ())
-            return
-        if not self.limiter.try_enter(key):
-            self._refused(key.name, "concurrency")
-            message = f"key {key.name!r} has {key.max_concurrent} requests in flight already"
-            raise Refused(429, message, outcome="rate_limited", code="concurrency")
-        try:
-            estimate = estimate_tokens(
-                payload, completion_estimate=self.config.limits.completion_estimate
-            )
-            reservation = self.limiter.reserve(key, estimate_tokens=estimate, now=self.clock())
-            if isinstance(reservation, Refusal):
-                self._refused(key.name, reservation.which)
-                raise _rate_limited(reservation)
-            outcome = await self._send_on(
-                scope, receive, send, body, found, key, model, exchange, reservation.headers
-            )
-            used = None if outcome.started else 0  # nothing ran: refund the estimate
-            if outcome.tokens_in is not None:
-                used = outcome.tokens_in + (outcome.tokens_out or 0)
-            reservation.settle(used, now=self.clock())
-        finally:
-            self.limiter.leave(key)
-
-    async def _send_on(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        body: bytes,
-        found: Match,
-        key: KeySpec,
-        model: str,
-        exchange: Exchange,
-        limit_headers: Headers,
-    ) -> Outcome:
-        balancing = self.config.balancing
+    def next_turn(self) -> int:
+        """The round-robin counter, one step on."""
         self._turn += 1
-        candidates = order(
-            self.pool.views(model),
-            strategy=balancing.strategy,
-            prefer_loaded=balancing.prefer_loaded,
-            affinity=header(scope, balancing.hash_header.lower().encode()) or key.name,
-            turn=self._turn,
-            rng=self.rng,
-        )
-        if not candidates:
-            message = f"no node can take a request for {model!r} now (down, drained or full)"
-            headers = (("Retry-After", str(RETRY_NO_NODE_S)), *limit_headers)
-            raise Refused(503, message, outcome="no_node", headers=headers)
-        started = self.clock()
-        exchange.added_latency_s = started - exchange.arrived
-        outcome = await relay(
-            scope,
-            receive,
-            send,
-            body=body,
-            candidates=candidates,
-            pool=self.pool,
-            upstream=self.upstream,
-            api=found.route.api,
-            path=found.route.path,
-            queue_timeout_s=balancing.queue_timeout_s,
-            extra_headers=limit_headers,
-        )
-        exchange.relayed(outcome, waited_s=started - exchange.arrived)
-        if outcome.kind == "ok" and outcome.status == 200 and outcome.node is not None:
-            self.pool.mark_loaded(outcome.node, model)
-        return outcome
+        return self._turn
 
-    def _refused(self, key: str, which: str) -> None:
+    def count_refused(self, key: str, which: str) -> None:
+        """A limit refused a request of `key`: `which` is requests, tokens or concurrency."""
         self.metrics.count_rate_limited(key=key, which=which)
         self.usage.count_rate_limited(key)
 
     def _record(self, exchange: Exchange) -> None:
-        model = exchange.model if exchange.model and self.pool.knows_model(exchange.model) else ""
+        # one series per model the fleet has, however a client spells it
+        known = exchange.model and self.pool.knows_model(exchange.model)
+        model = normalise_model(exchange.model) if exchange.model and known else ""
         self.metrics.observe_request(
             key=exchange.key or "",
             model=model,
@@ -317,12 +226,3 @@ def create_app(
 ) -> GatewayApp:
     """The gateway for `config` (its pool and upstream client made from it unless given)."""
     return GatewayApp(config, pool=pool, upstream=upstream, clock=clock)
-
-
-def _rate_limited(refusal: Refusal) -> Refused:
-    headers: list[tuple[str, str]] = list(refusal.headers)
-    if refusal.retry_after_s is not None:
-        headers.insert(0, ("Retry-After", str(max(1, math.ceil(refusal.retry_after_s)))))
-    return Refused(
-        429, refusal.message, outcome="rate_limited", headers=headers, code=refusal.which
-    )

@@ -1,15 +1,16 @@
 """The small ASGI pieces every answer the gateway gives itself is made of.
 
 `Refused` is an answer the gateway gives itself (an error in the route's API's shape);
-`answer` and `stream_lines` send a whole body or NDJSON lines; `read_body` bounds what a
-client may send; `header`, `dump` and `json_object` read a header and write / read JSON.
+`answer` and `stream_lines` send a whole body or NDJSON lines (stopped when the client goes:
+`disconnected` watches for that); `read_body` bounds what a client may send; `header` and
+`dump` read a header and write JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -55,16 +56,43 @@ async def answer(
     exchange.answered(status, len(body))
 
 
-async def stream_lines(send: Send, exchange: Exchange, lines: AsyncIterator[bytes]) -> None:
-    """Send a 200 NDJSON response, each line as soon as it comes."""
+async def stream_lines(
+    send: Send, receive: Receive, exchange: Exchange, lines: AsyncGenerator[bytes, None]
+) -> None:
+    """Send a 200 NDJSON response, each line as soon as it comes. A client that goes away
+    stops it: `lines` is cancelled and closed, so what feeds it (a pull) stops too."""
     raw = [(b"content-type", b"application/x-ndjson")]
     await send({"type": "http.response.start", "status": 200, "headers": raw})
     size = 0
-    async for line in lines:
-        await send({"type": "http.response.body", "body": line, "more_body": True})
-        size += len(line)
-    await send({"type": "http.response.body", "body": b""})
+
+    async def pump() -> None:
+        nonlocal size
+        async for line in lines:
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+            size += len(line)
+        await send({"type": "http.response.body", "body": b""})
+
+    work = asyncio.create_task(pump())
+    watcher = asyncio.create_task(disconnected(receive))
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        work.cancel()
+        await asyncio.gather(work, watcher, return_exceptions=True)
+        await lines.aclose()
     exchange.answered(200, size)
+    error = None if work.cancelled() else work.exception()
+    if error is not None and not isinstance(error, OSError):  # OSError: send to a gone client
+        raise error
+    if work.cancelled() or error is not None:
+        exchange.outcome = "client_cancel"
+
+
+async def disconnected(receive: Receive) -> None:
+    """Return when the client is gone (request body messages still coming are skipped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def dump(data: object) -> bytes:
@@ -96,12 +124,3 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(parts)
-
-
-def json_object(body: bytes) -> Mapping[str, Any] | None:
-    """The body as a JSON object, or None when it is not one."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None

@@ -80,13 +80,21 @@ class HealthChecker:
         healthy = False
         backoff = self.health.interval_s
         models_due = 0.0
+        logged: str | None = None  # the unexpected error last logged, so it is logged once
         while True:
-            ok, version, error = await self._probe(name)
-            if ok and (not healthy or self.clock() >= models_due):
-                # before it counts as healthy: a node that comes back brings its catalogue,
-                # so no request sees it healthy with no models (a false 404)
-                await self.refresh_models(name)
-                models_due = self.clock() + self.health.models_refresh_s
+            try:
+                ok, version, error = await self._probe(name)
+                if ok and (not healthy or self.clock() >= models_due):
+                    # before it counts as healthy: a node that comes back brings its catalogue,
+                    # so no request sees it healthy with no models (a false 404)
+                    await self.refresh_models(name)
+                    models_due = self.clock() + self.health.models_refresh_s
+            except Exception as exc:  # a bug or an odd answer must not freeze the node's state
+                ok, version = False, None
+                error = f"health check failed unexpectedly: {type(exc).__name__}: {exc}"
+                if error != logged:
+                    log.exception("gateway: node %s: %s", name, error)
+                    logged = error
             self.pool.set_health(name, ok=ok, error=error, version=version)
             healthy = ok
             event = self._checked.get(name)

@@ -2,7 +2,10 @@
 
 One asyncio process, no awaits inside: every method decides and commits in one step. A request
 is charged its estimated tokens up front (`reserve`) and settled against the real count from the
-answer (`Reservation.settle`). A refusal charges nothing anywhere.
+answer (`Reservation.settle`), or given back whole when nothing ran (`Reservation.refund`). A
+refusal charges nothing anywhere. A token limit is charged at most its own size: the answer's
+share of an estimate is a guess, so a limit smaller than the guess still lets requests through
+(and the real count settles them); only a prompt that alone exceeds a limit is refused for good.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ollama_fleet.gateway.gcra import Gcra, GcraDecision
+from ollama_fleet.gateway.gcra import Gcra
 from ollama_fleet.gateway.settings import KeySpec, Limits
 
 log = logging.getLogger(__name__)
@@ -44,32 +47,43 @@ class Refusal:
 
 
 class Reservation:
-    """A request the limits let through; settle it once with the real token count."""
+    """A request the limits let through; settle it once with the real token count, or refund
+    it when nothing ran."""
 
-    __slots__ = ("_estimate", "_settled", "_tokens", "headers")
+    __slots__ = ("_requests", "_settled", "_tokens", "headers")
 
     def __init__(
         self,
         *,
-        tokens: tuple[_Bucket, ...],
-        estimate: int,
+        requests: tuple[_Bucket, ...],
+        tokens: tuple[tuple[_Bucket, int], ...],
         headers: tuple[tuple[str, str], ...],
     ) -> None:
-        self._tokens = tokens
-        self._estimate = estimate
+        self._requests = requests
+        self._tokens = tokens  # each token bucket with what it was charged
         self._settled = False
         self.headers = headers
 
     def settle(self, actual_tokens: int | None, *, now: float) -> None:
-        """Charge or refund the difference to the estimate (None: the count is unknown: keep it)."""
+        """Charge or refund the difference to the charge (None: the count is unknown: keep it)."""
         if self._settled:
             return
         self._settled = True
         if actual_tokens is None:
             return
-        delta = actual_tokens - self._estimate
-        for bucket in self._tokens:
-            bucket.tat = bucket.gcra.adjust(bucket.tat, delta, now=now)
+        for bucket, charged in self._tokens:
+            bucket.tat = bucket.gcra.adjust(bucket.tat, actual_tokens - charged, now=now)
+
+    def refund(self, *, now: float) -> None:
+        """Nothing ran (the gateway answered 502, 503 or 504): give back the request and its
+        tokens, as if it had never come. Once, like settle."""
+        if self._settled:
+            return
+        self._settled = True
+        for bucket in self._requests:
+            bucket.tat = bucket.gcra.adjust(bucket.tat, -1, now=now)
+        for bucket, charged in self._tokens:
+            bucket.tat = bucket.gcra.adjust(bucket.tat, -charged, now=now)
 
 
 class Limiter:
@@ -93,36 +107,63 @@ class Limiter:
             rpm, tpm = old.get(spec.name, (None, None))
             self._keys[spec.name] = (_keep(rpm, spec.rpm), _keep(tpm, spec.tpm))
 
-    def reserve(self, key: KeySpec, *, estimate_tokens: int, now: float) -> Reservation | Refusal:
-        """Let the request through (charging every limit) or refuse it (charging none)."""
+    def reserve(
+        self,
+        key: KeySpec,
+        *,
+        estimate_tokens: int,
+        now: float,
+        prompt_tokens: int | None = None,
+    ) -> Reservation | Refusal:
+        """Let the request through (charging every limit) or refuse it (charging none).
+
+        `prompt_tokens` is the part of the estimate the request surely uses (None: all of
+        it); each token limit is charged the estimate, but at most the limit itself.
+        """
         key_rpm, key_tpm = self._buckets(key)
         global_rpm, global_tpm = self._global
-        candidates: tuple[tuple[_Bucket | None, float, Which, Scope], ...] = (
+        sure = estimate_tokens if prompt_tokens is None else min(prompt_tokens, estimate_tokens)
+        scopes: tuple[tuple[_Bucket | None, Scope], ...] = (
+            (key_tpm, "key"),
+            (global_tpm, "global"),
+        )
+        for bucket, scope in scopes:
+            if bucket is not None and sure > bucket.limit:
+                return Refusal(
+                    retry_after_s=None,  # waiting cannot help
+                    which="tokens",
+                    scope=scope,
+                    message=f"the prompt alone (about {sure} tokens) exceeds "
+                    f"{_owner(scope)} tpm limit of {bucket.limit}",
+                    headers=_headers(key_rpm, key_tpm, now=now),
+                )
+        candidates: tuple[tuple[_Bucket | None, int, Which, Scope], ...] = (
             (key_rpm, 1, "requests", "key"),
             (key_tpm, estimate_tokens, "tokens", "key"),
             (global_rpm, 1, "requests", "global"),
             (global_tpm, estimate_tokens, "tokens", "global"),
         )
-        checks = [(b, cost, w, s) for b, cost, w, s in candidates if b is not None]
+        checks = [(b, min(cost, b.limit), w, s) for b, cost, w, s in candidates if b is not None]
         decisions = [
-            (b.gcra.decide(b.tat, now=now, cost=cost), b, w, s) for b, cost, w, s in checks
+            (b.gcra.decide(b.tat, now=now, cost=cost), b, cost, w, s) for b, cost, w, s in checks
         ]
-        refused = [(d, w, s) for d, _, w, s in decisions if not d.allowed]
+        refused = [(d, w, s) for d, _, _, w, s in decisions if not d.allowed]
         if refused:
-            decision, which, scope = max(refused, key=lambda r: _wait(r[0]))
+            decision, which, scope = max(refused, key=lambda r: r[0].retry_after_s or 0.0)
+            wait = format_reset(decision.retry_after_s or 0.0)
+            unit = "rpm" if which == "requests" else "tpm"
             return Refusal(
                 retry_after_s=decision.retry_after_s,
                 which=which,
                 scope=scope,
-                message=_refusal_message(decision, which=which, scope=scope),
+                message=f"{_owner(scope)} {unit} limit reached: retry in {wait}",
                 headers=_headers(key_rpm, key_tpm, now=now),
             )
-        for decision, bucket, _, _ in decisions:
+        for decision, bucket, _, _, _ in decisions:
             bucket.tat = decision.new_tat
-        tokens = tuple(b for b in (key_tpm, global_tpm) if b is not None)
         return Reservation(
-            tokens=tokens,
-            estimate=estimate_tokens,
+            requests=tuple(b for b in (key_rpm, global_rpm) if b is not None),
+            tokens=tuple((b, cost) for _, b, cost, w, _ in decisions if w == "tokens"),
             headers=_headers(key_rpm, key_tpm, now=now),
         )
 
@@ -166,6 +207,11 @@ def estimate_tokens(body: Mapping[str, Any], *, completion_estimate: int) -> int
     embeddings `input` (no answer for embeddings); the cap is options.num_predict, max_tokens or
     max_completion_tokens, else `completion_estimate`.
     """
+    return prompt_tokens(body) + _answer_tokens(body, completion_estimate)
+
+
+def prompt_tokens(body: Mapping[str, Any]) -> int:
+    """The prompt's share of `estimate_tokens` (embeddings: their whole input)."""
     chars = 0
     pieces = 0
     messages = body.get("messages")
@@ -178,9 +224,17 @@ def estimate_tokens(body: Mapping[str, Any], *, completion_estimate: int) -> int
         if field in body:
             pieces += 1
             chars += _text_chars(body[field])
-    if "input" in body and "messages" not in body and "prompt" not in body:
+    if _is_embedding(body):
         return chars // 4 + pieces + _input_tokens(body["input"])
-    return chars // 4 + pieces + _answer_cap(body, completion_estimate)
+    return chars // 4 + pieces
+
+
+def _is_embedding(body: Mapping[str, Any]) -> bool:
+    return "input" in body and "messages" not in body and "prompt" not in body
+
+
+def _answer_tokens(body: Mapping[str, Any], completion_estimate: int) -> int:
+    return 0 if _is_embedding(body) else _answer_cap(body, completion_estimate)
 
 
 def _keep(bucket: _Bucket | None, limit: int | None) -> _Bucket | None:
@@ -191,16 +245,8 @@ def _keep(bucket: _Bucket | None, limit: int | None) -> _Bucket | None:
     return _Bucket(limit)
 
 
-def _wait(decision: GcraDecision) -> float:
-    return float("inf") if decision.retry_after_s is None else decision.retry_after_s
-
-
-def _refusal_message(decision: GcraDecision, *, which: Which, scope: Scope) -> str:
-    unit = "rpm" if which == "requests" else "tpm"
-    owner = "this key's" if scope == "key" else "the gateway's"
-    if decision.too_large:
-        return f"the request alone exceeds {owner} {unit} limit"
-    return f"{owner} {unit} limit reached: retry in {format_reset(decision.retry_after_s or 0.0)}"
+def _owner(scope: Scope) -> str:
+    return "this key's" if scope == "key" else "the gateway's"
 
 
 def _headers(

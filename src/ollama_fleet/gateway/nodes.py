@@ -184,12 +184,14 @@ class Pool:
         runtime = self._nodes.get(name)
         if runtime is None:
             raise NodeUnavailable(name, "not in the configuration")
-        self._check_available(runtime)
+        breaker = self._check_available(runtime)
         if runtime.in_flight < runtime.spec.max_parallel and not runtime.waiters:
+            runtime.breaker = breaker
             runtime.in_flight += 1
             return Slot(self, runtime, started=self._clock())
         if len(runtime.waiters) >= runtime.spec.queue:
             raise QueueFull(name, retry_after_s=runtime.retry_after_s())
+        runtime.breaker = breaker  # committed only now: a refused request takes no probe
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         runtime.waiters.append(waiter)
         try:
@@ -203,16 +205,18 @@ class Pool:
             raise
         return Slot(self, runtime, started=self._clock())
 
-    def _check_available(self, runtime: NodeRuntime) -> None:
+    def _check_available(self, runtime: NodeRuntime) -> BreakerState:
+        """The breaker state to keep if the request goes on (it may hold the half-open probe:
+        the caller commits it only once the request has a slot or a place in the queue)."""
         name = runtime.spec.name
         if runtime.draining:
             raise NodeUnavailable(name, "draining")
         if runtime.healthy is False:
             raise NodeUnavailable(name, "unhealthy")
         allowed, state = allow(runtime.breaker, now=self._clock(), cfg=self._breaker_cfg)
-        runtime.breaker = state  # may take the half-open probe
         if not allowed:
             raise NodeUnavailable(name, "circuit breaker open")
+        return state
 
     def _leave_queue(self, runtime: NodeRuntime, waiter: asyncio.Future[None]) -> None:
         if waiter in runtime.waiters:

@@ -2,31 +2,36 @@
 
 Pure ASGI. The caller has read the request body and ordered the candidates; relay takes a
 slot on the first node that has one (a full queue or an unavailable node: the next), opens
-the request and fails over to the next candidate on a connect error, a timeout or a 5xx, but
-only until the response starts: once `http.response.start` went to the client nothing is
-retried. Each upstream chunk is sent on at once (one chunk in flight: uvicorn's send waits
-for the socket, so a slow client slows the upstream read). A client disconnect, noticed by a
+the request and fails over to the next candidate on a connect error, a protocol error (the
+node hung up before it answered) or a 502/503/504, but only until the response starts: once
+`http.response.start` went to the client nothing is retried. No headers within
+timeouts.first_byte is a 504 at once: the node may be generating a long answer, and running
+it again elsewhere would double the work. Any other 5xx with an Ollama or OpenAI error body
+(a model too big for memory) is the node's answer: relayed as it is, a success for the
+breaker, so requests Ollama refuses cannot open every breaker. Each upstream chunk is sent on
+at once (one chunk in flight: uvicorn's send waits for the socket, so a slow client slows the
+upstream read). A client disconnect, noticed by a
 task that watches `receive` the whole time, cancels whatever relay waits on (queue, headers,
 next token) and closes the upstream connection, so the node stops generating. An upstream
-break after the start ends the body with an error chunk in the called API's shape.
+break after the start ends the body with an error chunk in the called API's shape, on a line
+(NDJSON) or event (SSE) of its own even when the node broke off mid-line.
 relay answers the client for every outcome and returns an Outcome for metrics, log and limits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from starlette.types import Receive, Scope, Send
 
+from ollama_fleet.gateway.asgi import disconnected
 from ollama_fleet.gateway.nodes import NodeUnavailable, Pool, QueueFull, QueueTimeout, Slot
-from ollama_fleet.gateway.shapes import Api, error_body, stream_error
+from ollama_fleet.gateway.shapes import Api, error_body, error_message, stream_error
 from ollama_fleet.gateway.upstream import Upstream, UpstreamError, UpstreamResponse
 from ollama_fleet.gateway.usage import UsageScanner
 
@@ -44,7 +49,8 @@ Kind = Literal[
 NODE_HEADER = b"x-gateway-node"
 CLIENT_GONE_STATUS = 499  # for the log only: nothing more reaches the client
 NO_NODE_RETRY_AFTER_S = 5
-_ERROR_DETAIL_BYTES = 4096
+FAILOVER_STATUSES = frozenset({502, 503, 504})  # a proxy before the node, or the node overloaded
+_ERROR_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +82,7 @@ class _Progress:
         self.scanner = UsageScanner()
         self.slot: Slot | None = None
         self.response: UpstreamResponse | None = None
+        self.prefetched: bytes | None = None  # a node's error body, read whole to judge it
 
     def outcome(self, kind: Kind, *, error: str | None = None) -> Outcome:
         usage = self.scanner.usage()
@@ -136,7 +143,7 @@ async def relay(
         extra_headers=tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers),
     )
     work = asyncio.create_task(exchange.run(candidates, progress, queue_timeout_s))
-    watcher = asyncio.create_task(_disconnected(receive))
+    watcher = asyncio.create_task(disconnected(receive))
     try:
         await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -151,12 +158,6 @@ async def relay(
     if error is not None and not isinstance(error, OSError):  # OSError: send to a gone client
         raise error
     return progress.outcome("client_cancel", error="client disconnected")
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Return when the client is gone (request body messages still coming are skipped)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,6 +195,10 @@ class _Exchange:
             failure = await self._open(progress)
             if failure is None:
                 return await self._stream(progress)
+            if failure[1] == "timeout":
+                wait = self.upstream.timeouts.first_byte_s
+                message = f"node {name} did not answer within {wait:g} s"
+                return await self._refuse(progress, 504, "upstream_error", message, None)
             failures.append(failure)
         if full_retry is not None:
             message = "every node that has the model is busy and its queue is full"
@@ -209,7 +214,7 @@ class _Exchange:
         )
 
     async def _open(self, progress: _Progress) -> tuple[str, str, str] | None:
-        """Open the request on the slot's node; None on success, else why it failed."""
+        """Open the request on the slot's node; None when it answered, else why it failed."""
         slot = progress.slot
         assert slot is not None
         progress.attempts += 1
@@ -225,9 +230,15 @@ class _Exchange:
         if response.status < 500:
             return None
         try:
-            detail = _error_text(await response.read(limit=_ERROR_DETAIL_BYTES))
+            data = await response.read(limit=_ERROR_BODY_BYTES)
         except UpstreamError as exc:
             detail = str(exc)
+        else:
+            failover = response.status in FAILOVER_STATUSES
+            if not failover and error_message(data) is not None:
+                progress.prefetched = data  # Ollama refused it: the node works
+                return None
+            detail = _error_text(data)
         await progress.finish("failure")
         # Ollama's own message (a model too big for memory, ...) is the client's best clue
         reason = f"HTTP {response.status}: {detail}" if detail else f"HTTP {response.status}"
@@ -244,14 +255,17 @@ class _Exchange:
             {"type": "http.response.start", "status": response.status, "headers": headers}
         )
         progress.started = True
+        chunks = _once(progress.prefetched) if progress.prefetched else response.chunks()
+        tail = b""  # the last bytes sent: did they end a line (NDJSON) or an event (SSE)?
         try:
-            async for chunk in response.chunks():
+            async for chunk in chunks:
                 progress.scanner.feed(chunk, now=time.monotonic())
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
                 progress.bytes_out += len(chunk)
+                tail = (tail + chunk)[-4:]
         except UpstreamError as exc:
             message = f"upstream node {slot.node} broke off the stream: {exc}"
-            last = stream_error(self.api, message)
+            last = stream_error(self.api, message, after=tail)
             await self.send({"type": "http.response.body", "body": last, "more_body": False})
             progress.bytes_out += len(last)
             await progress.finish("failure")
@@ -282,13 +296,13 @@ class _Exchange:
         return progress.outcome(kind, error=error or message)
 
 
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 def _error_text(data: bytes) -> str:
-    """The `error` of an Ollama error body, else the start of the body (one line)."""
-    with contextlib.suppress(ValueError):
-        parsed = json.loads(data)
-        error = parsed.get("error") if isinstance(parsed, dict) else None
-        if isinstance(error, dict):
-            error = error.get("message")
-        if isinstance(error, str):
-            return error[:200]
+    """The message of an error body, else the start of the body (one line)."""
+    message = error_message(data)
+    if message is not None:
+        return message[:200]
     return data[:200].decode("utf-8", "replace").replace("\n", " ")

@@ -64,12 +64,36 @@ def error_body(api: Api, message: str, *, status: int, code: str | None = None) 
     return ollama_error(message)
 
 
-def stream_error(api: Api, message: str) -> bytes:
-    """The last piece of a broken stream: an NDJSON error line (/api) or an SSE event (/v1)."""
+def stream_error(api: Api, message: str, *, after: bytes = b"") -> bytes:
+    """The last piece of a broken stream: an NDJSON error line (/api) or an SSE event (/v1).
+
+    `after` is what was sent last (its final bytes are enough): when it stopped mid-line or
+    mid-event, the piece starts by ending that line or event, so the error stands alone.
+    """
     if api == "openai":
         error = _openai_error_object(message, status=502, type="server_error", code=None)
-        return b"data: " + _dump({"error": error}) + b"\n\n"
-    return ollama_error(message) + b"\n"
+        return _joint_sse(after) + b"data: " + _dump({"error": error}) + b"\n\n"
+    joint = b"\n" if after and not after.endswith(b"\n") else b""
+    return joint + ollama_error(message) + b"\n"
+
+
+def _joint_sse(after: bytes) -> bytes:
+    if not after or after.endswith((b"\n\n", b"\r\r", b"\r\n\r\n")):
+        return b""
+    return b"\n" if after.endswith((b"\n", b"\r")) else b"\n\n"
+
+
+def error_message(body: bytes) -> str | None:
+    """The message of an Ollama (`{"error": "..."}`) or OpenAI (`{"error": {"message"}}`)
+    error body; None when the body is neither."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return error if isinstance(error, str) else None
 
 
 def _modified(entry: Mapping[str, Any]) -> datetime | None:

@@ -10,9 +10,13 @@ requests against one simulator in a child process, 32 tokens each, 2-core machin
 
 (paced at 100 tokens/s: httpx 47 req/s, ttfb p50 657 ms; aiohttp 180 req/s, 33 ms).
 
-Bytes pass as they are: no decompression (Content-Encoding is relayed), chunks are handed on
-as they arrive (`readany`), not split into lines. Hop-by-hop headers are dropped both ways, the
-client's Authorization never goes upstream, and Host is the node URL's host:port.
+The client's Accept-Encoding is not sent on, so a node answers uncompressed: the usage
+scanner reads plain bytes, and the error chunk that ends a broken stream never lands inside a
+compressed body (Caddy compresses for the client where it is configured to). Bytes pass as
+they are: no decompression (a node that compresses anyway has its Content-Encoding relayed),
+chunks are handed on as they arrive (`readany`), not split into lines. Hop-by-hop headers
+are dropped both ways, the client's Authorization never goes upstream, and Host is the node
+URL's host:port.
 Timeouts (settings.Timeouts): connect; first byte = until the response headers (a cold model
 load); read = between two chunks.
 """
@@ -49,7 +53,14 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_NOT_UPSTREAM = HOP_BY_HOP | {"host", "authorization", "content-length", "expect", "cookie"}
+_NOT_UPSTREAM = HOP_BY_HOP | {
+    "host",
+    "authorization",
+    "content-length",
+    "expect",
+    "cookie",
+    "accept-encoding",
+}
 # the body may be cut and end with an error chunk, so no length; uvicorn writes its own date
 _NOT_DOWNSTREAM = HOP_BY_HOP | {"content-length", "date", "server"}
 _SKIP_AUTO = ("Accept-Encoding", "User-Agent", "Content-Type")
@@ -186,7 +197,9 @@ class Upstream:
         """Send one request to `node` and wait for its response headers.
 
         `path` includes the query string. `first_byte_s` overrides the configured time to
-        wait for the headers. Raises UpstreamError (connect, timeout or protocol).
+        wait for the headers. Raises UpstreamError: "connect" (refused, unreachable, no TCP
+        connect within timeouts.connect), "timeout" (connected, but no headers in time: the
+        node may be generating) or "protocol" (it hung up or answered something not HTTP).
         """
         url = node.url.rstrip("/") + path
         wait = self.timeouts.first_byte_s if first_byte_s is None else first_byte_s
@@ -209,10 +222,16 @@ class Upstream:
                 kind="connect",
                 node=node.name,
             ) from None
-        except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-            what = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "answer"
+        except aiohttp.ConnectionTimeoutError:
+            # a connect error like any other: nothing reached the node, another may take it
             raise UpstreamError(
-                f"no {what} from {node.url} in time", kind="timeout", node=node.name
+                f"cannot connect to {node.url} within {self.timeouts.connect_s:g} s",
+                kind="connect",
+                node=node.name,
+            ) from None
+        except (aiohttp.ServerTimeoutError, TimeoutError):
+            raise UpstreamError(
+                f"no answer from {node.url} within {wait:g} s", kind="timeout", node=node.name
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(
