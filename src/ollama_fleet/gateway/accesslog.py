@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -40,9 +40,13 @@ class AccessRecord:
     bytes: int
 
 
+_FIELDS = tuple(f.name for f in fields(AccessRecord))
+
+
 def format_record(record: AccessRecord) -> str:
     """The record as one JSON line (ts as RFC 3339 UTC, times rounded to 0.1 ms)."""
-    data = asdict(record)
+    # the fields by hand: dataclasses.asdict deep-copies, a cost on every request
+    data = {name: getattr(record, name) for name in _FIELDS}
     data["ts"] = datetime.fromtimestamp(record.ts, UTC).isoformat(timespec="milliseconds")
     data["ts"] = data["ts"].replace("+00:00", "Z")
     data["duration_ms"] = round(record.duration_ms, 1)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+import uvloop
 
 from ollama_fleet.errors import ConfigError, FleetError
 from ollama_fleet.gateway.app import GatewayApp, create_app
@@ -78,6 +79,7 @@ class GatewayService:
                 access_log=False,
                 log_level="warning",
                 timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
+                http="httptools",  # C parser: about a third less CPU per request than h11
             )
         )
         loop = asyncio.get_running_loop()
@@ -146,4 +148,7 @@ def run_gateway(config_path: Path, *, listen: tuple[str, int] | None = None) -> 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     config = load_config(config_path)
-    return asyncio.run(GatewayService(config, config_path=config_path, listen=listen).run())
+    # uvloop: the relay is event-loop bound (a wake-up per chunk per stream); see
+    # docs/performance.md, "Gateway"
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(GatewayService(config, config_path=config_path, listen=listen).run())
