@@ -17,8 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,23 +42,12 @@ from ollama_fleet.simulator import create_app as create_simulator
 from ollama_fleet.simulator.config import model_from_name
 from ollama_fleet.simulator.state import SimulatorState
 from ollama_fleet.testbed.servers import serve_in_thread
+from polling import wait_for
 
 START_TIMEOUT_S = 20.0
 FAST_HEALTH = Health(interval_s=0.2, timeout_s=2.0, max_backoff_s=0.5, models_refresh_s=0.3)
 BANNER = re.compile(r"simulator \(a test double, not Ollama\) listening on (http://\S+)")
 GATEWAY_LISTENING = re.compile(r"gateway: listening on (http://127\.0\.0\.1:\d+)")
-
-
-def wait_for(what: str, predicate: Callable[[], Any], *, timeout_s: float = 30.0) -> Any:
-    """Poll until `predicate()` is truthy; its value. A clear failure naming `what` otherwise."""
-    end = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class BrokenNode:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ollama_fleet.errors import ConfigError
-from ollama_fleet.gateway.service import bind
+from ollama_fleet.listen import bind
 
 from .live import GatewayProcess, gateway_config, make_key, sim_node, wait_for, write_config
 

@@ -15,8 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +27,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ollama_fleet.testbed.servers import serve_in_thread
+from polling import wait_for
 
 LISTENING = re.compile(r"on (http://127\.0\.0\.1:\d+/)")
 START_TIMEOUT_S = 20.0
-
-
-def wait_for(what: str, predicate: Callable[[], Any], *, timeout_s: float = 30.0) -> Any:
-    """Poll until `predicate()` is truthy; its value. A clear failure naming `what` otherwise."""
-    end = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 class Receiver:

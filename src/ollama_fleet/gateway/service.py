@@ -12,17 +12,17 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
 import uvloop
 
-from ollama_fleet.errors import ConfigError, FleetError
+from ollama_fleet.errors import FleetError
 from ollama_fleet.gateway.app import GatewayApp, create_app
 from ollama_fleet.gateway.config import load_config
 from ollama_fleet.gateway.settings import GatewayConfig
+from ollama_fleet.listen import bind, listen_url
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +33,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # the service handles its own signals
         yield
-
-
-def bind(host: str, port: int, *, source: str) -> socket.socket:
-    """The listening socket, bound before anything starts: a taken port is a clear error."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: with protocol 0 asyncio does not set TCP_NODELAY on accepted
-    # connections, and Nagle plus delayed ACKs cost ~40 ms per streamed chunk
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        raise ConfigError(f"{source}: listen: cannot listen on {where}: {exc.strerror}") from None
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
-def listen_url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class GatewayService:

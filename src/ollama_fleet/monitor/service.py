@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import time
 from collections.abc import Callable
 
 import httpx
 import uvicorn
 
-from ollama_fleet.errors import ConfigError, FleetError
+from ollama_fleet.errors import FleetError
+from ollama_fleet.listen import bind, listen_url
 from ollama_fleet.monitor.app import make_app
 from ollama_fleet.monitor.delivery import Dispatcher
 from ollama_fleet.monitor.engine import Monitor
@@ -44,29 +44,6 @@ class _Server(uvicorn.Server):
         pass
 
 
-def bind(config: MonitorConfig) -> socket.socket:
-    """The listening socket, bound before anything starts: a taken port is a clear error."""
-    family = socket.AF_INET6 if ":" in config.listen_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((config.listen_host, config.listen_port))
-    except OSError as exc:
-        sock.close()
-        where = f"{config.listen_host}:{config.listen_port}"
-        raise ConfigError(
-            f"{config.source}: listen: cannot listen on {where}: {exc.strerror}"
-        ) from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-def listen_url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
 class MonitorService:
     """One running monitor; `run()` returns the exit status."""
 
@@ -78,7 +55,7 @@ class MonitorService:
 
     async def run(self, *, ready: Callable[[str], None] | None = None) -> int:
         config = self.config
-        sock = bind(config)
+        sock = bind(config.listen_host, config.listen_port, source=str(config.source), backlog=128)
         store = Store.open(config.state_dir)
         gpu = GpuCollector.start(config.gpu)
         metrics = MonitorMetrics(collectors=[gpu])
@@ -106,7 +83,7 @@ class MonitorService:
             asyncio.create_task(dispatcher.run(self.stopping), name="delivery"),
             asyncio.create_task(self._chores(monitor), name="chores"),
         ]
-        url = listen_url(sock)
+        url = listen_url(sock, path="/")
         log.info(
             "monitor: %d targets, %d checks scheduled; status page and /metrics on %s; state in %s",
             len(config.targets),
