@@ -19,6 +19,7 @@ from ollama_fleet.inventory import load_inventory
 from ollama_fleet.lab import LabInfo, LabOptions, down, load_info, reboot, run_ssh, status, up
 from ollama_fleet.lab.ports import choose_ports
 from ollama_fleet.lab.qemu import qemu_running
+from ollama_fleet.lab.vault import read_lab_password
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,9 @@ def test_status_and_the_cli(lab_vm: LabInfo) -> None:
 
 
 def test_the_inventory_reaches_the_lab(lab_vm: LabInfo) -> None:
-    host = load_inventory(lab_vm.inventory).host("lab")
+    # the lab's keys beside its inventory (host_vars/lab.yml) are vault-encrypted
+    password = read_lab_password(lab_vm.state_dir)
+    host = load_inventory(lab_vm.inventory, vault=password).host("lab")
     ssh = [
         "ssh",
         "-F",
