@@ -597,3 +597,21 @@ def test_the_documented_defaults_are_the_defaults() -> None:
             assert int(shown) == value, name
         else:
             assert parse_duration(shown) == value, name
+
+
+def test_a_hash_of_decimal_digits_only_unquoted_is_told_to_be_quoted(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yml"
+    digits = "1234567890" * 6 + "1234"
+    path.write_text(
+        "nodes:\n  - name: a\n    url: http://127.0.0.1:11434\n"
+        f"keys:\n  - name: k\n    sha256: {digits}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "gateway.yml:6: keys[0].sha256: YAML read it as a number: put the hash in quotes" in (
+        message
+    )
+    assert digits not in message
+    path.write_text(path.read_text().replace(digits, f'"{digits}"'))
+    assert load_config(path).keys[0].sha256 == digits

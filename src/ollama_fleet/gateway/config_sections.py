@@ -95,6 +95,9 @@ def node_url(value: Any, shown: str) -> str:
 
 def sha256_hex(value: Any, shown: str) -> str:
     """64 hex digits, bare or after `sha256:`, as lowercase hex; anything else is never shown."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # a hash of decimal digits only reads as a number in YAML (leading zeros lost)
+        raise Invalid("YAML read it as a number: put the hash in quotes (the value is not shown)")
     text = value.strip() if isinstance(value, str) else ""
     hex_digits = text.removeprefix("sha256:")
     if not _HEX64.fullmatch(hex_digits):
