@@ -229,9 +229,9 @@ def access(state_dir: Path | None) -> None:
     click.echo(access_lines(found.info, command=_own_command(), python=sys.executable))
 
 
-def _own_command() -> str:
+def _own_command() -> list[str]:
     """How to run this ollama-fleet again from any directory: its script's absolute path."""
     script = Path(sys.argv[0])
     if script.name == "ollama-fleet":
-        return str(script.absolute())
-    return f"{sys.executable} -m ollama_fleet"
+        return [str(script.absolute())]
+    return [sys.executable, "-m", "ollama_fleet"]

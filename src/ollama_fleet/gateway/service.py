@@ -43,6 +43,7 @@ class GatewayService:
     ) -> None:
         self.config = config
         self.config_path = config_path
+        self.listen_given = listen is not None  # --listen wins over the file, reloads too
         self.listen = listen if listen is not None else config.listen
         self.app: GatewayApp = create_app(config)
         self._reloads: set[asyncio.Task[bool]] = set()
@@ -108,7 +109,7 @@ class GatewayService:
                 "gateway: new config refused, the old one keeps running: %s", type(exc).__name__
             )
             return False
-        if config.listen != self.config.listen:
+        if config.listen != self.config.listen and not self.listen_given:
             log.warning("gateway: listen changed; it takes effect on restart")
         self.config = config
         self.app.reconfigure(config)
