@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from ollama_fleet import hostvars
+from ollama_fleet import hostvars, render
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.inventory import InventoryError, load_inventory
 
@@ -127,6 +128,14 @@ GATEWAY = {"gateway_enabled": True, "gateway_api_keys": ["sk-user-0123456789"]}
             {**GATEWAY, "caddy_extra_directives": "basic_auth {\n\tbob hash\n}"},
             "caddy_extra_directives: basicauth takes the Authorization header",
         ),
+        (
+            {**GATEWAY, "gateway_port": 11434},
+            "gateway_port: 11434 is Ollama's port here (ollama_host 127.0.0.1:11434)",
+        ),
+        (
+            {**GATEWAY, "monitor_enabled": True, "monitor_port": 8080},
+            "gateway_port: 8080 is the monitor's port here (monitor_port)",
+        ),
     ],
 )
 def test_a_gateway_that_would_be_open_or_unreachable_is_refused(
@@ -141,6 +150,12 @@ def test_a_gateway_with_keys_and_a_key_for_its_self_check_passes() -> None:
     hostvars.validate({**hashed, "api_key": "sk-check"}, where="inv.yml")
     # a dedicated gateway host has no self-check: hashes alone are enough there
     hostvars.validate({**hashed, "ollama_enabled": False, "gateway_nodes": ["gpu"]}, where="x")
+
+
+def test_a_gateway_port_is_free_where_ollama_or_the_monitor_do_not_run_on_it() -> None:
+    hostvars.validate({**GATEWAY, "monitor_port": 8080}, where="inv.yml")  # no monitor here
+    dedicated = {**GATEWAY, "ollama_enabled": False, "gateway_nodes": ["gpu"]}
+    hostvars.validate({**dedicated, "gateway_port": 11434}, where="inv.yml")
 
 
 def test_caddy_runs_on_a_gateway_host_without_ollama() -> None:
@@ -162,12 +177,37 @@ def test_caddy_runs_on_a_gateway_host_without_ollama() -> None:
         ([{"key": "x", "expires": "next year"}], "key 1: expires: expected a date (2027-01-01)"),
         ([{"key": "x", "name": "bad name"}], "key 1: name: 'bad name' is not a name"),
         (["sk-a", {"key": "x", "name": "key-1"}], "key 2: name 'key-1' is given twice"),
+        (["sk-same-1", {"name": "b", "key": "sk-same-1"}], "key 2: same sha256 as key 1"),
+        (
+            ["sha256:" + "ab" * 32, "sha256:" + "AB" * 32],
+            "key 2: same sha256 as key 1 (a key is given twice)",
+        ),
+        (["ab" * 32], "key 1: 64 hex digits: write it as sha256:HEX if it is a hash"),
     ],
 )
 def test_gateway_key_mappings_are_checked_field_by_field(keys: list[Any], problem: str) -> None:
     message = refusal({"gateway_api_keys": keys})
     assert "not shown: it is a secret" in message
     assert problem in message
+    assert "sk-same-1" not in message
+    assert "ab" * 32 not in message.lower()
+
+
+def test_a_sha256_key_in_upper_case_hex_is_taken_as_its_hash() -> None:
+    hostvars.validate({"gateway_api_keys": ["sha256:" + "AB" * 32]}, where="inv.yml")
+    config = render.render_gateway_config(
+        hostvars.resolved({"gateway_api_keys": ["sha256:" + "AB" * 32]}, "services"),
+        ollama_host="127.0.0.1:11434",
+    )
+    assert yaml.safe_load(config)["keys"][0]["sha256"] == "ab" * 32
+    assert hostvars.self_check_key(None, ["sha256:" + "AB" * 32]) is None
+
+
+def test_the_self_check_prefers_a_user_key_to_an_admin_key() -> None:
+    keys = [{"key": "sk-admin-1", "role": "admin"}, {"key": "sk-user-1"}]
+    assert hostvars.self_check_key(None, keys) == "sk-user-1"
+    assert hostvars.self_check_key(None, keys[:1]) == "sk-admin-1"
+    assert hostvars.self_check_key("sk-check", keys) == "sk-check"
 
 
 @pytest.mark.parametrize(
@@ -179,6 +219,10 @@ def test_gateway_key_mappings_are_checked_field_by_field(keys: list[Any], proble
         ([{"name": "n", "url": "http://h:1/api"}], "node 1: url: expected http(s)://HOST:PORT"),
         ([{"name": "n", "url": "http://h:1", "wieght": 2}], "did you mean weight?"),
         ([{"name": "n", "url": "http://h:1", "queue": -1}], "node 1: queue: expected a whole"),
+        (
+            [{"name": "n", "url": "http://h:1"}, {"name": "n", "url": "http://g:1"}],
+            "node 2: name 'n' is given twice",
+        ),
     ],
 )
 def test_gateway_nodes_are_names_or_node_mappings(nodes: Any, problem: str) -> None:

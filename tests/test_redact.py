@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
+from ollama_fleet.inventory import load_inventory
 from ollama_fleet.redact import (
     MIN_SECRET_LENGTH,
     REDACTED,
@@ -56,3 +58,15 @@ def test_a_rendered_report_is_redacted_in_the_escaped_spelling_too() -> None:
     assert REDACTED in redact(html_text)
     assert json.dumps(secret)[1:-1] not in redact(json_text)
     assert REDACTED in redact(json_text)
+
+
+def test_only_the_keys_of_gateway_api_keys_are_secrets(tmp_path: Path) -> None:
+    # role names, key names and model globs show in output: only `key` (or a bare entry) hides
+    path = tmp_path / "inventory.yml"
+    path.write_text(
+        "all:\n  hosts:\n    gw-1:\n      gateway_api_keys:\n"
+        "        - {name: alice-laptop, key: sk-alice-secret-1, role: readonly,"
+        " models: ['llama3.2:*']}\n"
+        "        - sk-plain-secret-2\n"
+    )
+    assert load_inventory(path).secrets == frozenset({"sk-alice-secret-1", "sk-plain-secret-2"})

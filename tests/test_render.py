@@ -559,7 +559,7 @@ def test_check_timer_runs_after_boot_then_every_interval() -> None:
     ("name", "command"),
     [
         ("monitor", "monitor --config /etc/ollama-fleet/monitor.yml"),
-        ("gateway", "gateway --config /etc/ollama-fleet/gateway.yml"),
+        ("gateway", "gateway --config /etc/ollama-fleet/gateway.yml --listen 127.0.0.1:8080"),
     ],
 )
 def test_long_running_services_restart_and_start_at_boot(name: str, command: str) -> None:
@@ -691,6 +691,7 @@ def test_gateway_config_carries_each_keys_role_models_and_limits(tmp_path: Path)
 
 def test_gateway_config_lists_the_resolved_nodes_strategy_and_limits(tmp_path: Path) -> None:
     text = gateway_config(
+        gateway_enabled=True,
         gateway_nodes=NODES,
         gateway_strategy="weighted",
         gateway_limits={"rpm": 600, "tpm": 1000000},
@@ -708,7 +709,7 @@ def test_gateway_config_lists_the_resolved_nodes_strategy_and_limits(tmp_path: P
 
 def test_gateway_config_refuses_nodes_not_resolved_to_urls() -> None:
     # the controller resolves host and group names (deploys/gateway_fleet): a bug's guard
-    message = role_bug(gateway_config, gateway_nodes=["gpu"])
+    message = role_bug(gateway_config, gateway_enabled=True, gateway_nodes=["gpu"])
     assert message == "gateway_nodes: 'gpu' is not resolved to {name, url}"
 
 
@@ -729,12 +730,20 @@ def test_gateway_config_dials_wildcard_listen_addresses_on_loopback(
 
 def test_gateway_unit_checks_its_config_first_and_reloads_on_sighup() -> None:
     unit = render.render_gateway_service(role("services"))
-    config = "--config /etc/ollama-fleet/gateway.yml"
+    config = "--config /etc/ollama-fleet/gateway.yml --listen 127.0.0.1:8080"
     assert (
         f"ExecStartPre=/opt/ollama-fleet/bin/ollama-fleet gateway {config} --check-config" in unit
     )
     assert f"ExecStart=/opt/ollama-fleet/bin/ollama-fleet gateway {config}\n" in unit
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+
+
+def test_a_new_gateway_port_changes_the_unit_so_the_deploy_restarts_it() -> None:
+    # a reload keeps the old socket: only a restart moves the gateway to the port Caddy dials
+    before = render.render_gateway_service(role("services"))
+    after = render.render_gateway_service(role("services", gateway_port=8081))
+    assert before != after
+    assert "--listen 127.0.0.1:8081" in after
 
 
 def test_dial_address_refuses_what_is_not_host_port() -> None:
@@ -841,3 +850,10 @@ def test_caddyfile_reads_the_request_before_the_upstream_in_each_caddys_words() 
     assert "request_buffers" not in legacy
     assert "\t\trequest_buffers 1MB\n" in current
     assert "buffer_requests" not in current and "max_buffer_size" not in current
+
+
+def test_a_disabled_gateway_config_ignores_nodes_left_unresolved() -> None:
+    # gateway_nodes inherited from group vars: the controller resolves only enabled gateways
+    text = gateway_config(gateway_enabled=False, gateway_nodes=["gpu", "gpu-9"])
+    assert text.splitlines()[1] == "# Not run on this host (gateway_enabled: false)."
+    assert [node["url"] for node in yaml.safe_load(text)["nodes"]] == ["http://127.0.0.1:11434"]

@@ -541,7 +541,8 @@ def node_behind_a_gateway(tmp_path: Path, gateway_address: str) -> dict[str, Any
     inventory = tmp_path / "fleet.yml"
     inventory.write_text(
         "all:\n  hosts:\n"
-        f"    gpu-1: {{ssh_hostname: {A4}, ollama_host: '0.0.0.0:{OLLAMA}'}}\n"
+        f"    gpu-1: {{ssh_hostname: {A4}, ollama_host: '0.0.0.0:{OLLAMA}',"
+        " caddy_enabled: false}\n"
         f"    gw-1: {{ssh_hostname: '{gateway_address}', ollama_enabled: false,"
         " gateway_enabled: true, gateway_nodes: [gpu-1],"
         f" gateway_api_keys: ['sha256:{'0' * 64}']}}\n"

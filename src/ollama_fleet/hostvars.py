@@ -146,7 +146,7 @@ VARS: tuple[Var, ...] = (
     Var("monitor_intervals", "services", {}, "How often each check runs, e.g. `{connectivity: 30s, tls: 1h}` (s, m or h); unset ones keep the monitor's defaults.", rule.check_intervals),
     Var("gateway_enabled", "services", False, "Run the gateway (ollama-fleet-gateway.service: API keys, limits, routing over gateway_nodes; docs/gateway.md) and point Caddy at it. Needs gateway_api_keys. Turned off again, its unit is stopped and removed.", BOOL),
     Var("gateway_port", "services", 8080, "Port the gateway listens on, on loopback (1024 or above: the service runs unprivileged).", rule.unprivileged_port),
-    Var("gateway_api_keys", "services", [], "Client API keys (secrets: keep them in the vault), each a key (named key-1, key-2 ..., role user) or `{name, key, role: admin|user|readonly, models: [globs], rpm, tpm, max_concurrent, expires}`; stored on the host only as sha256 hashes (a key written as `sha256:` and 64 hex digits is taken as its hash).", rule.api_keys),
+    Var("gateway_api_keys", "services", [], "Client API keys (secrets: keep them in the vault), each a key (named key-1, key-2 ..., role user) or `{name, key, role: admin|user|readonly, models: [globs], rpm, tpm, max_concurrent, expires}`; stored on the host only as sha256 hashes (a key written as `sha256:` and 64 hex digits, either case, is taken as its hash; 64 hex digits alone are refused: write them as sha256:HEX). Two entries with one hash are refused.", rule.api_keys),
     Var("gateway_nodes", "services", [], "The Ollama nodes the gateway fronts: inventory host or group names (each host reached at `http://ADDRESS:PORT`, ADDRESS its gateway_node_address, else its ssh_hostname, PORT its ollama_host's, max_parallel its ollama_num_parallel), or `{name, url, weight, max_parallel, queue}`; empty: this host's own Ollama.", rule.gateway_nodes),
     Var("gateway_node_address", "services", None, "This host's address inside the fleet: where a gateway reaches its Ollama and, on a gateway host, where its nodes' firewalls let it in from (an IP address then); default: ssh_hostname.", rule.node_address),
     Var("gateway_strategy", "services", "least-connections", "How the gateway picks a node: `least-connections`, `round-robin`, `weighted`, `random` or `hash` (by the x-session-id header, else the key).", rule.one_of(*rule.STRATEGIES)),
@@ -224,8 +224,6 @@ SECRET_VARS = frozenset(
 )
 # Roles that only make sense where Ollama runs on the host (caddy: or the gateway).
 NEEDS_OLLAMA = ("models_enabled", "caddy_enabled")
-# A gateway key written as its hash: `sha256:` and 64 hex digits.
-SHA256_KEY = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def defaults(role: str) -> dict[str, Any]:
@@ -394,6 +392,7 @@ def _gateway_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
                 "true, but the host's self-check has no key to go through it: set api_key, or give one gateway_api_keys entry of role user or admin as a key (not its sha256)",
             )
         )
+    problems += _gateway_port_problems(get)
     if re.search(r"\bbasic_?auth\b", str(get("caddy_extra_directives"))):
         problems.append(
             (
@@ -404,20 +403,37 @@ def _gateway_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def _gateway_port_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
+    """The gateway's port, taken on this host already by Ollama or the monitor."""
+    port = get("gateway_port")
+    ollama_host = str(get("ollama_host"))
+    if get("ollama_enabled") is not False and ollama_host.rpartition(":")[2] == str(port):
+        return [("gateway_port", f"{port} is Ollama's port here (ollama_host {ollama_host})")]
+    if get("monitor_enabled") is True and get("monitor_port") == port:
+        return [("gateway_port", f"{port} is the monitor's port here (monitor_port)")]
+    return []
+
+
 def self_check_key(api_key: Any, gateway_api_keys: Any) -> str | None:
     """The key the host's self-check sends through its gateway: api_key, else the first
-    gateway key (not a sha256 hash) that may generate; None if there is none."""
+    gateway key (not a sha256 hash) that may generate, a user key before an admin key (the
+    checks need no more, and the key sits on the host); None if there is none."""
     if isinstance(api_key, str) and api_key:
         return api_key
+    found: dict[str, str] = {}
     for entry in gateway_api_keys or []:
         key, role = (
             (entry.get("key"), entry.get("role", "user"))
             if isinstance(entry, dict)
             else (entry, "user")
         )
-        if isinstance(key, str) and role in ("user", "admin") and not SHA256_KEY.fullmatch(key):
-            return key
-    return None
+        if (
+            isinstance(key, str)
+            and role in ("user", "admin")
+            and not rule.SHA256_KEY.fullmatch(key)
+        ):
+            found.setdefault(role, key)
+    return found.get("user") or found.get("admin")
 
 
 def _is_ip(name: Any) -> bool:

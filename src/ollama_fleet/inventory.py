@@ -7,7 +7,7 @@ every problem of the load is raised at once, each naming its file and line (Inve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
@@ -368,8 +368,18 @@ class _Fleet:
         found = set(self.keys.decrypted) | set(extra.decrypted if extra else ())
         for setting in settings:
             if setting.key in hostvars.SECRET_VARS:
-                found.update(strings(setting.value))
+                found.update(_secret_strings(setting.key, setting.value))
         return frozenset(s for s in found if s)
+
+
+def _secret_strings(key: str, value: Any) -> Iterator[str]:
+    """The secrets in a secret variable's value: every string, but of gateway_api_keys only
+    the keys (its names, roles and model globs show in output as they are)."""
+    if key != "gateway_api_keys" or not isinstance(value, list):
+        yield from strings(value)
+        return
+    for entry in value:
+        yield from strings(entry.get("key") if isinstance(entry, Mapping) else entry)
 
 
 def _group_key_problem(key: str, group: str) -> str:

@@ -11,7 +11,6 @@ the file's syntax cannot hold raises ValueError: that is a bug in the role that 
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +24,7 @@ import yaml
 
 from ollama_fleet.hostvars import OLLAMA_ENV
 from ollama_fleet.values import port_problem
+from ollama_fleet.varchecks import key_sha256
 
 CONFIG_DIR = "/etc/ollama-fleet"
 STATE_DIR = "/var/lib/ollama-fleet"
@@ -65,7 +65,6 @@ _CADDY_SITE = re.compile(r"[A-Za-z0-9*._:\[\]-]+")
 _CADDY_UNQUOTABLE = re.compile(r'[\x00-\x1f\x7f"\\{}`]')
 _UPSTREAM = re.compile(r"(?:http://)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})")
 _HOST_PORT = re.compile(r"(?:https?://)?(.*):([0-9]{1,5})")
-_SHA256_KEY = re.compile(r"sha256:[0-9a-f]{64}")
 _NODE_NAME_OTHER = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -312,7 +311,9 @@ def render_gateway_service(services_vars: Mapping[str, Any]) -> str:
     """ollama-fleet-gateway.service: `ollama-fleet gateway` on gateway.yml, checked before start;
     a reload (SIGHUP) re-reads the config and keeps the streams in flight."""
     return _template("ollama-fleet-gateway.service.j2").render(
-        **_service_context(services_vars), config=GATEWAY_CONFIG
+        **_service_context(services_vars),
+        config=GATEWAY_CONFIG,
+        listen=_gateway_listen(services_vars),
     )
 
 
@@ -327,12 +328,13 @@ def render_gateway_config(
     sha256 hashes only, the limits and the balancing.
 
     `gateway_nodes` must be resolved already (mappings with name and url: the controller
-    resolves host and group names, ollama_fleet.deploys.gateway_fleet); empty means this
-    host's own Ollama at `ollama_host`, as node `local_name` with `num_parallel` slots.
+    resolves host and group names, ollama_fleet.deploys.gateway_fleet); empty, or the gateway
+    disabled, means this host's own Ollama at `ollama_host`, as node `local_name` with
+    `num_parallel` slots.
     A key already written as `sha256:<64 hex digits>` is taken as its hash.
     """
     document: dict[str, Any] = {
-        "listen": f"127.0.0.1:{_port(_value(services_vars, 'gateway_port'), 'gateway_port')}",
+        "listen": _gateway_listen(services_vars),
         "nodes": _gateway_nodes(services_vars, ollama_host, num_parallel, local_name),
         "keys": [
             _gateway_key(entry, index)
@@ -356,6 +358,10 @@ def render_gateway_config(
     return MANAGED + running + note + _yaml(document)
 
 
+def _gateway_listen(services_vars: Mapping[str, Any]) -> str:
+    return f"127.0.0.1:{_port(_value(services_vars, 'gateway_port'), 'gateway_port')}"
+
+
 def gateway_node_name(name: str) -> str:
     """An inventory host name as a gateway node name ([A-Za-z0-9._-], as metrics label it)."""
     return _NODE_NAME_OTHER.sub("-", name).strip("-") or "local"
@@ -365,7 +371,9 @@ def _gateway_nodes(
     services_vars: Mapping[str, Any], ollama_host: str, num_parallel: int, local_name: str
 ) -> list[dict[str, Any]]:
     configured = _value(services_vars, "gateway_nodes")
-    if not configured:
+    if not configured or not _value(services_vars, "gateway_enabled"):
+        # a disabled gateway's nodes are never resolved (gateway_nodes may come from group
+        # vars): its file only says it is not run, so it names this host's Ollama
         url = f"http://{dial_address(ollama_host)}"
         return [{"name": gateway_node_name(local_name), "url": url, "max_parallel": num_parallel}]
     nodes = []
@@ -381,8 +389,7 @@ def _gateway_nodes(
 def _gateway_key(entry: Any, index: int) -> dict[str, Any]:
     """One key as gateway.yml holds it: its name, its sha256 (never the key), role, limits."""
     fields: Mapping[str, Any] = entry if isinstance(entry, Mapping) else {"key": entry}
-    key = str(fields["key"])
-    digest = key.removeprefix("sha256:") if _SHA256_KEY.fullmatch(key) else _sha256(key)
+    digest = key_sha256(str(fields["key"]))
     found: dict[str, Any] = {
         "name": fields.get("name") or f"key-{index}",
         "sha256": digest,
@@ -396,10 +403,6 @@ def _gateway_key(entry: Any, index: int) -> dict[str, Any]:
     if expires is not None:
         found["expires"] = expires.isoformat() if isinstance(expires, date) else str(expires)
     return found
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def render_monitor_config(

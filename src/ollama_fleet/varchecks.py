@@ -5,6 +5,7 @@ Pure functions of the value, composed into the variable table of ollama_fleet.ho
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -273,12 +274,26 @@ NODE_FIELDS = ("name", "url", "weight", "max_parallel", "queue")
 STRATEGIES = ("least-connections", "round-robin", "weighted", "random", "hash")
 
 
+# A gateway key written as its hash: `sha256:` and 64 hex digits (either case).
+SHA256_KEY = re.compile(r"sha256:[0-9a-fA-F]{64}")
+BARE_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def key_sha256(key: str) -> str:
+    """The sha256 (lower-case hex) the gateway holds for `key`: its own when written as one."""
+    if SHA256_KEY.fullmatch(key):
+        return key.removeprefix("sha256:").lower()
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def _plain_key(value: Any, label: str) -> str | None:
     problem = one_line(value)
     if problem:
         return f"{label}: {problem}"
     if not value.strip() or value != value.strip():
         return f"{label} is empty or has blanks around it"
+    if BARE_HEX.fullmatch(value):
+        return f"{label}: 64 hex digits: write it as sha256:HEX if it is a hash"
     return None
 
 
@@ -354,6 +369,7 @@ def api_keys(value: Any) -> str | None:
     if not isinstance(value, list):
         return f"expected a list of keys or {{name, key, role, ...}} mappings, got {value!r}"
     names: set[str] = set()
+    digests: dict[str, int] = {}
     for index, item in enumerate(value, start=1):
         problem = _api_key_entry(item, index)
         if problem:
@@ -363,6 +379,11 @@ def api_keys(value: Any) -> str | None:
         if name in names:
             return f"key {index}: name {name!r} is given twice"
         names.add(name)
+        digest = key_sha256(item["key"] if isinstance(item, dict) else item)
+        if digest in digests:
+            # the gateway refuses two keys with one hash: it could not tell them apart
+            return f"key {index}: same sha256 as key {digests[digest]} (a key is given twice)"
+        digests[digest] = index
     return None
 
 
@@ -371,6 +392,7 @@ def gateway_nodes(value: Any) -> str | None:
     {name, url, weight, max_parallel, queue} (a name is resolved against the whole inventory)."""
     if not isinstance(value, list):
         return f"expected a list of host or group names, or {{name, url}} mappings, got {value!r}"
+    names: set[str] = set()
     for index, item in enumerate(value, start=1):
         label = f"node {index}"
         if isinstance(item, str):
@@ -385,6 +407,9 @@ def gateway_nodes(value: Any) -> str | None:
         name = item.get("name")
         if not isinstance(name, str) or not GATEWAY_NAME.fullmatch(name):
             return f"{label}: name: expected a name of letters, digits and . _ -, got {name!r}"
+        if name in names:
+            return f"{label}: name {name!r} is given twice"
+        names.add(name)
         url = item.get("url")
         if url_problem(url) or urlsplit(str(url)).path not in ("", "/"):
             return f"{label}: url: expected http(s)://HOST:PORT without a path, got {url!r}"

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ollama_fleet import hostvars
-from ollama_fleet.deploys.gateway import GATEWAY_UNIT, GATEWAY_UNIT_FILE
+from ollama_fleet.deploys.facts import PythonVersion
+from ollama_fleet.deploys.gateway import GATEWAY_UNIT, GATEWAY_UNIT_FILE, config_check
 from ollama_fleet.deploys.gateway_fleet import gateway_problems, resolve_gateways
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.inventory import load_inventory
 from ollama_fleet.render import render_gateway_config, render_gateway_service
 
-from .answers import file_with, marker
+from .answers import answer, file_with, marker
+from .captured import fact_command
 from .conftest import PREFIX, Deployed, deploy_fakes, host, stub_wheel
 from .test_services import unit_running
 
@@ -40,11 +44,12 @@ all:
       vars:
         ollama_host: 0.0.0.0:11434
         ollama_num_parallel: 4
+        caddy_enabled: false
       hosts:
         gpu-1: {ssh_hostname: 10.0.0.11}
         gpu-2:
           ssh_hostname: gpu-2.example.com
-          gateway_node_address: fd00::12
+          gateway_node_address: 10.0.0.12
           firewall_allow_ollama: [192.168.0.0/24]
     gateway:
       hosts:
@@ -73,7 +78,7 @@ def test_a_group_in_gateway_nodes_stands_for_its_hosts_and_lets_the_gateway_in(
 
     assert inventory.host("gw-1").vars["gateway_nodes"] == [
         {"name": "gpu-1", "url": "http://10.0.0.11:11434", "max_parallel": 4},
-        {"name": "gpu-2", "url": "http://[fd00::12]:11434", "max_parallel": 4},
+        {"name": "gpu-2", "url": "http://10.0.0.12:11434", "max_parallel": 4},
     ]
     assert inventory.host("gpu-1").vars["firewall_allow_ollama"] == ["10.0.0.20/32"]
     # what the inventory allowed stays, the gateway's address joins it
@@ -125,6 +130,16 @@ def test_a_misspelt_node_is_named_at_its_line_with_the_closest_name(tmp_path: Pa
             "gw-1's address 'gw-1.example.com' is not an IP address, so the firewall of "
             "gpu-1, gpu-2 cannot let it in; set gateway_node_address on gw-1",
         ),
+        (
+            ("gateway_node_address: 10.0.0.12", "gateway_node_address: fd00::12"),
+            "gw-1 dials gpu-2 at IPv6 fd00::12 from its IPv4 address 10.0.0.20, which is all "
+            "gpu-2's firewall lets in; give gateway_node_address of one family on both hosts",
+        ),
+        (
+            ("        caddy_enabled: false\n", ""),
+            "'gpu-1' is behind gw-1's gateway but serves Ollama without a key through its own "
+            "Caddy; set caddy_enabled: false on it (the gateway is its front door) or protect it",
+        ),
     ],
 )
 def test_a_node_the_gateway_could_not_reach_is_refused(
@@ -138,6 +153,36 @@ def test_a_node_the_gateway_could_not_reach_is_refused(
 
     assert re.match(rf"{re.escape(str(path))}:\d+: gateway_nodes: ", str(refused.value))
     assert problem in str(refused.value)
+
+
+def test_two_nodes_whose_names_clean_up_alike_are_refused(tmp_path: Path) -> None:
+    # gateway.yml's node names are [A-Za-z0-9._-]: "gpu/1" becomes "gpu-1", which the
+    # gateway would refuse as given twice, after the file was deployed
+    path = tmp_path / "fleet.yml"
+    path.write_text(FLEET.replace("{nodes}", "[gpu]").replace("gpu-2:", "gpu/1:"))
+
+    with pytest.raises(ConfigError) as refused:
+        resolve_gateways(load_inventory(path))
+
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}:\d+: gateway_nodes: 'gpu-1' and 'gpu/1' are both node "
+        r"'gpu-1' in gw-1's gateway\.yml; rename one, or give one as \{name, url\}",
+        str(refused.value),
+    )
+
+
+def test_a_node_with_its_own_caddy_protected_may_stay_behind_a_gateway(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yml"
+    protected = (
+        "        caddy_enabled: true\n"
+        "        public_access: closed\n"
+        "        caddy_extra_directives: 'basic_auth {\\n\\tbob HASH\\n}'\n"
+    )
+    path.write_text(
+        FLEET.replace("{nodes}", "[gpu-1]").replace("        caddy_enabled: false\n", protected)
+    )
+    inventory = load_inventory(path)
+    assert gateway_problems(inventory) == []
 
 
 def test_an_inventory_without_gateways_is_left_as_it_is(tmp_path: Path) -> None:
@@ -194,7 +239,10 @@ def gateway_run(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
                 file_with(GATEWAY_UNIT_FILE, "[Service]\nExecStart=/bin/true\n"),
                 unit_running(GATEWAY_UNIT),
             ),
-            "node": host(ollama_host="0.0.0.0:11434", gateway_node_address="10.0.0.11"),
+            "old-python": host({fact_command(PythonVersion): answer(["3.9"])}, **GATEWAY),
+            "node": host(
+                ollama_host="0.0.0.0:11434", gateway_node_address="10.0.0.11", caddy_enabled=False
+            ),
             "gw": host(
                 **GATEWAY,
                 ollama_enabled=False,
@@ -258,6 +306,15 @@ class TestDryDeploy:
         assert "+\trespond @gateway_metrics 404" in caddyfile
         assert "ollama-fleet-check.timer" not in " ".join(changes)  # no Ollama to check here
 
+    def test_caddy_is_not_pointed_at_a_gateway_the_services_role_cannot_install(
+        self, gateway_run: Deployed
+    ) -> None:
+        # python3 3.9 runs no wheel: no gateway comes, so the site Caddy serves stays as it is
+        changes = gateway_run.changes("old-python")
+
+        assert "services: REFUSED (see the message)" in changes
+        assert "caddy: Caddyfile (validated on the host first)" not in changes
+
     def test_the_node_behind_it_lets_only_the_gateway_reach_ollama(
         self, gateway_run: Deployed
     ) -> None:
@@ -280,3 +337,21 @@ def test_the_gateway_without_keys_is_refused_before_any_host_is_touched(tmp_path
 
     refusal = r"inventory.yml:\d+: gateway_enabled: true, but gateway_api_keys is empty"
     assert re.search(refusal, str(refused.value))
+
+
+@pytest.mark.integration
+def test_a_staged_gateway_config_the_gateway_refuses_fails_its_check(tmp_path: Path) -> None:
+    # what checked_file runs on the staged gateway.yml before the swap, with this venv
+    staged = tmp_path / "gateway.yml.ollama-fleet-new"
+    v = hostvars.resolved(GATEWAY, "services")
+    staged.write_text(render_gateway_config(v, ollama_host="127.0.0.1:11434"))
+    check = config_check(sys.prefix).format(path=staged)
+
+    assert subprocess.run(["sh", "-c", check], capture_output=True).returncode == 0
+    # two keys with one hash, as an older deploy could write it: the gateway refuses it
+    doubled = staged.read_text().replace("keys:\n", "keys:\n- {name: twin, sha256: %s}\n")
+    digest = re.search(r"sha256: ([0-9a-f]{64})", staged.read_text())
+    assert digest is not None
+    staged.write_text(doubled % digest.group(1))
+    refused = subprocess.run(["sh", "-c", check], capture_output=True, text=True)
+    assert refused.returncode == 2, refused.stderr

@@ -12,7 +12,7 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from ollama_fleet import hostvars
 from ollama_fleet.controller import bundle as controller_bundle
-from ollama_fleet.deploys.services import monitor_wait_script, self_check_inventory
+from ollama_fleet.deploys.services import monitor_wait_script, packages, self_check_inventory
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.render import render_gateway_config, render_monitor_config, render_monitor_service
 from ollama_fleet.testbed.servers import free_port, serve_in_thread
@@ -309,3 +309,18 @@ def test_a_dry_run_builds_no_bundle_and_plans_it_for_the_apply(
         f"{VENV} (the bundle is built on apply)"
     ]
     assert not list((tmp_path / "cache").glob("bundles/*/*.tar"))
+
+
+@pytest.mark.parametrize(
+    ("values", "wanted"),
+    [
+        ({}, ["python3-venv"]),
+        ({"gateway_enabled": True}, ["python3-venv", "curl"]),
+        ({"monitor_enabled": True}, ["python3-venv", "curl"]),
+    ],
+)
+def test_curl_is_installed_where_the_deploy_waits_with_it(
+    values: dict[str, Any], wanted: list[str]
+) -> None:
+    # the /health and /metrics waits run curl on the host: a minimal host may lack it
+    assert packages(hostvars.resolved(values, "services")) == wanted

@@ -15,6 +15,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
+from ollama_fleet.deploys import services
 from ollama_fleet.deploys.common import local_address, prepared, role_vars, var
 from ollama_fleet.deploys.converge import DirWant, Want
 from ollama_fleet.deploys.facts import OsRelease
@@ -98,8 +99,15 @@ def want() -> Want | None:
         result.dirs[TLS_DIR] = DirWant(mode="750", group="caddy")
         result.file(CERT_FILE, prepared("caddy_cert"), mode="644", group="caddy")
         result.file(KEY_FILE, prepared("caddy_key"), mode="640", group="caddy")
-    result.file(CADDYFILE, caddyfile(v))
+    if not gateway_missing():
+        result.file(CADDYFILE, caddyfile(v))
     return result
+
+
+def gateway_missing() -> bool:
+    """gateway_enabled, but the services role will refuse to install it here (python3, the
+    architecture): Caddy keeps the site it serves rather than a gateway that never comes."""
+    return bool(var("gateway_enabled")) and services.refusal() is not None
 
 
 @deploy("caddy", data_defaults=defaults("caddy"))
@@ -152,18 +160,23 @@ def caddy() -> None:
                 secret=True,
             ),
         ]
-    config = checked_file(
-        name="caddy: Caddyfile (validated on the host first)",
-        content=caddyfile(v),
-        dest=CADDYFILE,
-        validate=VALIDATE,
-        activate=ACTIVATE,
-    )
+    if gateway_missing():
+        # not Ollama without keys instead: the services role fails this host, saying why
+        host.noop("caddy: Caddyfile left as it is (the services role cannot install the gateway)")
+        config = None
+    else:
+        config = checked_file(
+            name="caddy: Caddyfile (validated on the host first)",
+            content=caddyfile(v),
+            dest=CADDYFILE,
+            validate=VALIDATE,
+            activate=ACTIVATE,
+        )
     systemd.service(name="caddy: enabled and running", service="caddy", running=True, enabled=True)
     if tls_changes:
         systemd.service(
             name="caddy: reload for new certificates",
             service="caddy",
             reloaded=True,
-            _if=lambda: any_changed(*tls_changes)() and not config.did_change(),
+            _if=lambda: any_changed(*tls_changes)() and not (config and config.did_change()),
         )

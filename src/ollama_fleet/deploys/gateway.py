@@ -3,7 +3,8 @@
 The gateway (ollama-fleet-gateway.service) runs with gateway_enabled. It is restarted when its
 unit or the installed wheel changed (new code), and only reloaded (SIGHUP: the config re-read,
 the streams in flight kept) when nothing but gateway.yml changed. After either the deploy
-waits until it answers GET /health on loopback. Turned off, its unit is stopped and removed.
+waits until it answers GET /health on loopback. Its gateway.yml is checked by the gateway
+itself before it goes live. Turned off, its unit is stopped and removed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from ollama_fleet.deploys.common import DeployError
 GATEWAY_UNIT = "ollama-fleet-gateway.service"
 GATEWAY_UNIT_FILE = f"/etc/systemd/system/{GATEWAY_UNIT}"
 GATEWAY_WAIT_S = 60  # a first start on a slow host imports the whole package
+
+
+def config_check(venv: str) -> str:
+    """checked_file's `validate` for gateway.yml: the gateway's own --check-config on the staged
+    copy, so a config the gateway would refuse never replaces the one it runs on."""
+    return f"{shlex.quote(venv)}/bin/ollama-fleet gateway --config {{path}} --check-config"
 
 
 def unresolved_nodes(nodes: Sequence[Any]) -> list[str]:

@@ -9,14 +9,15 @@ gateway's address in its `firewall_allow_ollama`. No pyinfra here.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import replace
 from difflib import get_close_matches
 from typing import Any
 
 from ollama_fleet.errors import ConfigError
-from ollama_fleet.hostvars import BY_NAME
+from ollama_fleet.hostvars import BY_NAME, enabled
 from ollama_fleet.inventory import Host, Inventory
-from ollama_fleet.render import dial_address
+from ollama_fleet.render import dial_address, gateway_node_name
 
 __all__ = ["gateway_problems", "node_url", "resolve_gateways"]
 
@@ -87,7 +88,22 @@ def _resolve(inventory: Inventory, gateway: Host, problems: list[str]) -> list[A
                     "max_parallel": int(_get(node, "ollama_num_parallel")) or 1,
                 },
             )
+    _same_names(gateway, list(nodes), problems)
     return list(nodes.values())
+
+
+def _same_names(gateway: Host, names: list[str], problems: list[str]) -> None:
+    """Two nodes that gateway.yml would name alike: the gateway refuses such a config."""
+    seen: dict[str, str] = {}
+    for name in names:
+        clean = gateway_node_name(name)
+        if clean in seen:
+            problems.append(
+                f"{_where(gateway)}: {seen[clean]!r} and {name!r} are both node {clean!r} in "
+                f"{gateway.name}'s gateway.yml; rename one, or give one as {{name, url}}"
+            )
+            continue
+        seen[clean] = name
 
 
 def _node_problem(gateway: Host, node: Host) -> str | None:
@@ -103,6 +119,38 @@ def _node_problem(gateway: Host, node: Host) -> str | None:
             f"{gateway.name} can reach it (its firewall lets only the gateway in)"
         )
     return None
+
+
+def _front_door_problem(gateway: Host, node: Host) -> str | None:
+    """A node behind another host's gateway must not serve Ollama through its own Caddy
+    without a key: that would be a way around the gateway's keys and limits."""
+    if _get(node, "gateway_enabled") is True or not enabled(node.vars, "caddy"):
+        return None
+    basic_auth = re.search(r"\bbasic_?auth\b", str(_get(node, "caddy_extra_directives")))
+    if basic_auth and node.vars.get("public_access") == "closed":
+        return None  # protected, and its checks prove a request without a key is refused
+    return (
+        f"{node.name!r} is behind {gateway.name}'s gateway but serves Ollama without a key "
+        "through its own Caddy; set caddy_enabled: false on it (the gateway is its front "
+        "door) or protect it (basic_auth in caddy_extra_directives, and public_access: closed)"
+    )
+
+
+def _family_problem(gateway: Host, node: Host, cidr: str) -> str | None:
+    """The gateway dials the node from an address of its own family: an IPv6 node dialed by a
+    gateway known by its IPv4 address comes from an address the node's firewall keeps out."""
+    try:
+        dialed = ipaddress.ip_address(address_of(node).strip("[]"))
+    except ValueError:
+        return None  # a name: resolved on the gateway, its family unknown here
+    source = ipaddress.ip_network(cidr)
+    if dialed.version == source.version:
+        return None
+    return (
+        f"{gateway.name} dials {node.name} at IPv{dialed.version} {dialed} from its "
+        f"IPv{source.version} address {source.network_address}, which is all {node.name}'s "
+        "firewall lets in; give gateway_node_address of one family on both hosts"
+    )
 
 
 def _source_cidr(gateway: Host) -> str | None:
@@ -137,6 +185,10 @@ def _plan(
             for node in inventory.hosts
             if node.name != gateway.name and any(n["name"] == node.name for n in nodes)
         ]
+        for node in remote:
+            problem = _front_door_problem(gateway, node)
+            if problem:
+                problems.append(f"{_where(gateway)}: {problem}")
         if not remote:
             continue
         cidr = _source_cidr(gateway)
@@ -148,6 +200,11 @@ def _plan(
                 f"set gateway_node_address on {gateway.name} to its IP address"
             )
             continue
+        for node in remote:
+            if node.name in firewalled and cidr is not None:
+                problem = _family_problem(gateway, node, cidr)
+                if problem:
+                    problems.append(f"{_where(gateway)}: {problem}")
         for name in firewalled:
             sources.setdefault(name, []).append(str(cidr))
     return nodes_of, sources

@@ -37,6 +37,7 @@ from ollama_fleet.deploys.gateway import (
     GATEWAY_UNIT,
     GATEWAY_UNIT_FILE,
     check_nodes,
+    config_check,
     remove_gateway,
     run_gateway,
 )
@@ -155,6 +156,21 @@ def python_problem(version: str | None, requires: str) -> str | None:
     return None if allowed.contains(f"{version}.0") else f"python3 is {version}"
 
 
+def refusal() -> str | None:
+    """Why this project cannot be installed on the current host (its python3 runs no wheel of
+    the bundle, or its architecture has none), from its facts; None: it can."""
+    bundle = prepared("bundle") or {}
+    requires = str(bundle.get("requires_python", ""))
+    problem = python_problem(host.get_fact(PythonVersion), requires)
+    arch = host.get_fact(DebArch)
+    if not problem and arch in BUNDLE_ARCHES:
+        return None
+    if problem:
+        os_name = host.get_fact(OsRelease).get("PRETTY_NAME", "this OS")
+        return f"{problem} ({os_name}), but ollama-fleet needs Python {requires}"
+    return f"the bundle has wheels for {', '.join(BUNDLE_ARCHES)} only, not {arch}"
+
+
 def units(v: dict[str, Any]) -> list[tuple[str, str, str]]:
     if not role_enabled("ollama"):
         return []  # the self-check checks this host's Ollama: none here
@@ -170,6 +186,13 @@ def units(v: dict[str, Any]) -> list[tuple[str, str, str]]:
             render_fleet_check_timer(v),
         ),
     ]
+
+
+def packages(v: dict[str, Any]) -> list[str]:
+    """What the role installs: the venv module, and curl where the deploy waits for the
+    gateway's /health or the monitor's /metrics with it (a minimal host may lack it)."""
+    waits = v["gateway_enabled"] or v["monitor_enabled"]
+    return ["python3-venv", "curl"] if waits else ["python3-venv"]
 
 
 def marker_line(bundle: dict[str, Any]) -> str:
@@ -194,7 +217,7 @@ def want() -> Want | None:
     if v["gateway_enabled"]:
         wanted_services.add(GATEWAY_UNIT)
     result = Want(
-        packages={"python3-venv"},
+        packages=set(packages(v)),
         users={USER: {USER}},
         services=wanted_services,
         dirs={CONFIG_DIR: DirWant(mode="750", group=USER)},
@@ -253,16 +276,9 @@ def services() -> None:
     bundle = prepared("bundle")
     if not bundle:
         raise DeployError(f"{host.name}: services: the controller prepared no bundle")
-    requires = str(bundle.get("requires_python", ""))
-    problem = python_problem(host.get_fact(PythonVersion), requires)
-    arch = host.get_fact(DebArch)
-    if problem or arch not in BUNDLE_ARCHES:
+    why = refusal()
+    if why:
         # refused as a failing operation, not in planning: the other roles still apply
-        os_name = host.get_fact(OsRelease).get("PRETTY_NAME", "this OS")
-        if problem:
-            why = f"{problem} ({os_name}), but ollama-fleet needs Python {requires}"
-        else:
-            why = f"the bundle has wheels for {', '.join(BUNDLE_ARCHES)} only, not {arch}"
         message = f"{host.name}: services: REFUSED: {why}; or set services_enabled: false"
         server.shell(
             name="services: REFUSED (see the message)",
@@ -272,7 +288,10 @@ def services() -> None:
     venv = str(v["fleet_venv"])
     gpu = has_nvidia_gpu()
     apt.packages(
-        name="services: python3-venv", packages=["python3-venv"], update=True, cache_time=3600
+        name=f"services: {', '.join(packages(v))}",
+        packages=packages(v),
+        update=True,
+        cache_time=3600,
     )
     server.group(name="services: group", group=USER, system=True)
     server.user(
@@ -309,9 +328,16 @@ def services() -> None:
                 commands=[install_script(venv, pushed, bundle, marker, line)],
             )
         )
+    checks = {GATEWAY_CONFIG: config_check(venv)} if v["gateway_enabled"] else {}
     written = {
         path: checked_file(
-            name=name, content=content, dest=path, group=USER, mode="640", secret=True
+            name=name,
+            content=content,
+            dest=path,
+            validate=checks.get(path),
+            group=USER,
+            mode="640",
+            secret=True,
         )
         for name, path, content in configs(v, gpu=gpu)
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 
 from ollama_fleet.lab.inventory import CA_FILE, REQUIRED_MODELS, SITE_NAME
 from ollama_fleet.lab.state import LabInfo, default_state_dir
@@ -11,17 +12,19 @@ from ollama_fleet.lab.state import LabInfo, default_state_dir
 CHAT = {"model": REQUIRED_MODELS[0], "messages": [{"role": "user", "content": "Hello!"}]}
 
 
-def access_lines(info: LabInfo, *, command: str, python: str) -> str:
+def access_lines(info: LabInfo, *, command: str | Sequence[str], python: str) -> str:
     """The URL, the command that prints the key, a curl and an openai-python line.
 
-    `command` runs ollama-fleet (an absolute path), `python` is an interpreter with openai.
-    The key only ever appears through `$(... lab key)`, never in this text.
+    `command` runs ollama-fleet: its words (an absolute path first), or one line of them
+    split as the shell would; each word is quoted as printed. `python` is an interpreter
+    with openai. The key only ever appears through `$(... lab key)`, never in this text.
     """
     url = f"https://{SITE_NAME}:{info.https_port}"
     q = shlex.quote
     state = info.state_dir.absolute()
     where = "" if state == default_state_dir().absolute() else f" --state-dir {q(str(state))}"
-    key = f"{command} lab key{where}"
+    words = shlex.split(command) if isinstance(command, str) else list(command)
+    key = f"{shlex.join(words)} lab key{where}"
     ca = q(str(state / CA_FILE))
     body = json.dumps(CHAT)
     curl = (
