@@ -15,11 +15,11 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
-from pyinfra.facts.files import File
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from ollama_fleet.deploys.common import DeployError
+from ollama_fleet.deploys.operations import remove_unit, wait_script
 
 GATEWAY_UNIT = "ollama-fleet-gateway.service"
 GATEWAY_UNIT_FILE = f"/etc/systemd/system/{GATEWAY_UNIT}"
@@ -50,13 +50,7 @@ def check_nodes(v: dict[str, Any]) -> None:
 def gateway_wait_script(v: dict[str, Any], *, timeout_s: int = GATEWAY_WAIT_S) -> str:
     """Wait until the gateway's /health answers on loopback; else fail showing its journal."""
     url = f"http://127.0.0.1:{int(v['gateway_port'])}/health"
-    q = shlex.quote
-    failed = f"the gateway does not answer on {url} after {timeout_s} s; its journal:"
-    return (
-        f"for i in $(seq {timeout_s}); do curl -fs -o /dev/null --max-time 2 {q(url)} && exit 0; "
-        f"sleep 1; done; echo {q(failed)} >&2; "
-        f"journalctl -u {GATEWAY_UNIT} -n 15 --no-pager -o cat >&2; exit 1"
-    )
+    return wait_script(url, unit=GATEWAY_UNIT, what="the gateway", timeout_s=timeout_s)
 
 
 def run_gateway(
@@ -95,13 +89,9 @@ def run_gateway(
 
 def remove_gateway() -> None:
     """gateway_enabled is false: stop, disable and remove a gateway unit installed before."""
-    if not host.get_fact(File, path=GATEWAY_UNIT_FILE):
-        return
-    systemd.service(
-        name="services: gateway stopped and disabled (gateway_enabled: false)",
-        service=GATEWAY_UNIT,
-        running=False,
-        enabled=False,
+    remove_unit(
+        unit=GATEWAY_UNIT,
+        unit_file=GATEWAY_UNIT_FILE,
+        what="gateway",
+        because="gateway_enabled: false",
     )
-    files.file(name=f"services: {GATEWAY_UNIT} removed", path=GATEWAY_UNIT_FILE, present=False)
-    systemd.daemon_reload(name="services: reload systemd (gateway unit removed)")

@@ -1,4 +1,5 @@
-"""Operations pyinfra lacks: a config file validated on the host before it goes live.
+"""Operations pyinfra lacks: a config file validated on the host before it goes live, and
+the waits and removals of this project's own units.
 
 Operations pyinfra lacks: a config file that is validated on the host before it replaces the
 live one (render, validate, then swap), so a broken config never replaces a working one.
@@ -9,12 +10,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import shlex
 from collections.abc import Generator
 from typing import Any
 
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import File, FileContents, Sha256File
+from pyinfra.operations import files, systemd
 
 STAGED_SUFFIX = ".ollama-fleet-new"
 
@@ -75,3 +78,32 @@ def checked_file(
     yield StringCommand("mv", "-f", staged, dest)
     if activate:
         yield StringCommand(activate)
+
+
+def wait_script(url: str, *, unit: str, what: str, timeout_s: int) -> str:
+    """Shell that waits until `url` answers on the host; else fails showing `unit`'s journal.
+
+    For the services this project starts (Ollama, the monitor, the gateway): the deploy
+    reports a service that does not come up with the reason from its own log.
+    """
+    q = shlex.quote
+    failed = f"{what} does not answer on {url} after {int(timeout_s)} s; its journal:"
+    return (
+        f"for i in $(seq {int(timeout_s)}); do curl -fs -o /dev/null --max-time 2 {q(url)} "
+        f"&& exit 0; sleep 1; done; echo {q(failed)} >&2; "
+        f"journalctl -u {q(unit)} -n 15 --no-pager -o cat >&2; exit 1"
+    )
+
+
+def remove_unit(*, unit: str, unit_file: str, what: str, because: str) -> None:
+    """Stop, disable and remove a unit this project installed before, if it is there."""
+    if not host.get_fact(File, path=unit_file):
+        return
+    systemd.service(
+        name=f"services: {what} stopped and disabled ({because})",
+        service=unit,
+        running=False,
+        enabled=False,
+    )
+    files.file(name=f"services: {unit} removed", path=unit_file, present=False)
+    systemd.daemon_reload(name=f"services: reload systemd ({what} unit removed)")

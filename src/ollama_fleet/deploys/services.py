@@ -17,7 +17,6 @@ import yaml
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebArch
-from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -41,7 +40,7 @@ from ollama_fleet.deploys.gateway import (
     remove_gateway,
     run_gateway,
 )
-from ollama_fleet.deploys.operations import checked_file
+from ollama_fleet.deploys.operations import checked_file, remove_unit, wait_script
 from ollama_fleet.hostvars import defaults, self_check_key
 from ollama_fleet.render import (
     dial_address,
@@ -243,27 +242,17 @@ def monitor_wait_script(v: dict[str, Any], *, timeout_s: int = MONITOR_WAIT_S) -
         else f"{address}:{v['monitor_port']}"
     )
     url = f"http://{dial_address(listen)}/metrics"
-    q = shlex.quote
-    failed = f"the monitor does not answer on {url} after {timeout_s} s; its journal:"
-    return (
-        f"for i in $(seq {timeout_s}); do curl -fs -o /dev/null --max-time 2 {q(url)} && exit 0; "
-        f"sleep 1; done; echo {q(failed)} >&2; "
-        f"journalctl -u {MONITOR_UNIT} -n 15 --no-pager -o cat >&2; exit 1"
-    )
+    return wait_script(url, unit=MONITOR_UNIT, what="the monitor", timeout_s=timeout_s)
 
 
 def remove_monitor() -> None:
     """monitor_enabled is false: stop, disable and remove a monitor unit installed before."""
-    if not host.get_fact(File, path=MONITOR_UNIT_FILE):
-        return
-    systemd.service(
-        name="services: monitor stopped and disabled (monitor_enabled: false)",
-        service=MONITOR_UNIT,
-        running=False,
-        enabled=False,
+    remove_unit(
+        unit=MONITOR_UNIT,
+        unit_file=MONITOR_UNIT_FILE,
+        what="monitor",
+        because="monitor_enabled: false",
     )
-    files.file(name=f"services: {MONITOR_UNIT} removed", path=MONITOR_UNIT_FILE, present=False)
-    systemd.daemon_reload(name="services: reload systemd (monitor unit removed)")
 
 
 @deploy("services", data_defaults=defaults("services"))
