@@ -18,10 +18,12 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ollama_fleet.gateway.asgi import dump
 from ollama_fleet.gateway.health import HealthChecker
 from ollama_fleet.gateway.keys import normalise_model
 from ollama_fleet.gateway.nodes import Pool
 from ollama_fleet.gateway.routes import Action
+from ollama_fleet.gateway.shapes import error_message
 from ollama_fleet.gateway.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -222,7 +224,7 @@ async def delete(
 
 
 def _line(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode() + b"\n"
+    return dump(data) + b"\n"
 
 
 def _parsed(raw: bytes) -> dict[str, Any]:
@@ -234,10 +236,5 @@ def _parsed(raw: bytes) -> dict[str, Any]:
 
 
 def _error_text(body: bytes, status: int) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return f"HTTP {status}: {data['error']}"
-    return f"HTTP {status}"
+    message = error_message(body)
+    return f"HTTP {status}: {message}" if message is not None else f"HTTP {status}"

@@ -14,10 +14,10 @@ from ollama_fleet.gateway import shapes
 from ollama_fleet.gateway.asgi import Refused
 from ollama_fleet.gateway.keys import AuthError, RouteKind, authorize, normalise_model
 from ollama_fleet.gateway.nodes import NodeState
+from ollama_fleet.gateway.proxy import NO_NODE_RETRY_AFTER_S
 from ollama_fleet.gateway.routes import Action, Api
 from ollama_fleet.gateway.settings import KeySpec
 
-RETRY_NO_NODE_S = 5
 CATALOG = frozenset({Action.TAGS, Action.PS, Action.MODELS, Action.MODEL, Action.VERSION})
 
 Entries = Sequence[Mapping[str, Any]]
@@ -38,7 +38,7 @@ def catalog(
     if action is Action.VERSION:
         versions = sorted((s.version for s in healthy if s.version), key=_version_key)
         if not versions:
-            retry = (("Retry-After", str(RETRY_NO_NODE_S)),)
+            retry = (("Retry-After", str(NO_NODE_RETRY_AFTER_S)),)
             raise Refused(503, "no healthy node", outcome="no_node", headers=retry)
         return {"version": versions[0]}
     names = [s.name for s in healthy]

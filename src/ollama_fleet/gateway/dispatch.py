@@ -19,14 +19,14 @@ from typing import Protocol
 from starlette.types import Receive, Scope, Send
 
 from ollama_fleet.gateway.accesslog import Exchange
-from ollama_fleet.gateway.answers import RETRY_NO_NODE_S, not_found
+from ollama_fleet.gateway.answers import not_found
 from ollama_fleet.gateway.asgi import Headers, Refused, header, read_body
 from ollama_fleet.gateway.balancer import order
 from ollama_fleet.gateway.bodies import MODEL_FIELDS, SHOW_FIELDS, BadBody, read_request
 from ollama_fleet.gateway.keys import authorize
 from ollama_fleet.gateway.limits import Limiter, Refusal, estimate_tokens, prompt_tokens
 from ollama_fleet.gateway.nodes import Pool
-from ollama_fleet.gateway.proxy import Outcome, relay
+from ollama_fleet.gateway.proxy import NO_NODE_RETRY_AFTER_S, Outcome, relay
 from ollama_fleet.gateway.routes import Match
 from ollama_fleet.gateway.settings import GatewayConfig, KeySpec
 from ollama_fleet.gateway.upstream import Upstream
@@ -151,7 +151,7 @@ async def _send_on(
     )
     if not candidates:
         message = f"no node can take a request for {model!r} now (down, drained or full)"
-        headers = (("Retry-After", str(RETRY_NO_NODE_S)), *limit_headers)
+        headers = (("Retry-After", str(NO_NODE_RETRY_AFTER_S)), *limit_headers)
         raise Refused(503, message, outcome="no_node", headers=headers)
     started = gateway.clock()
     exchange.added_latency_s = started - exchange.arrived

@@ -262,7 +262,7 @@ class _Exchange:
                 progress.scanner.feed(chunk, now=time.monotonic())
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
                 progress.bytes_out += len(chunk)
-                tail = (tail + chunk)[-4:]
+                tail = (tail + chunk[-4:])[-4:]  # no copy of the whole chunk
         except UpstreamError as exc:
             message = f"upstream node {slot.node} broke off the stream: {exc}"
             last = stream_error(self.api, message, after=tail)
