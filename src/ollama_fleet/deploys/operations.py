@@ -1,10 +1,9 @@
-"""Operations pyinfra lacks: a config file validated on the host before it goes live, and
-the waits and removals of this project's own units.
+"""Operations pyinfra lacks: a validated config swap, and waits and removals of our units.
 
-Operations pyinfra lacks: a config file that is validated on the host before it replaces the
-live one (render, validate, then swap), so a broken config never replaces a working one.
+A config file is validated on the host before it replaces the live one (render, validate,
+then swap), so a broken config never replaces a working one. The services this project
+starts are waited for with their journal shown on failure, and removed the same way.
 """
-
 from __future__ import annotations
 
 import difflib
