@@ -358,6 +358,13 @@ def render_gateway_config(
     return MANAGED + running + note + _yaml(document)
 
 
+def monitor_listen(services_vars: Mapping[str, Any]) -> str:
+    """HOST:PORT the monitor listens on, an IPv6 address in brackets."""
+    address = ipaddress.ip_address(_value(services_vars, "monitor_address"))
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"{host}:{_port(_value(services_vars, 'monitor_port'), 'monitor_port')}"
+
+
 def _gateway_listen(services_vars: Mapping[str, Any]) -> str:
     return f"127.0.0.1:{_port(_value(services_vars, 'gateway_port'), 'gateway_port')}"
 
@@ -415,10 +422,8 @@ def render_monitor_config(
     whether the monitor runs: so turning it off changes this file, which is how the deploy's
     snapshot sees that a unit installed before must go.
     """
-    address = ipaddress.ip_address(_value(services_vars, "monitor_address"))
-    host = f"[{address}]" if address.version == 6 else str(address)
     document: dict[str, Any] = {
-        "listen": f"{host}:{_port(_value(services_vars, 'monitor_port'), 'monitor_port')}",
+        "listen": monitor_listen(services_vars),
         "state_dir": MONITOR_STATE_DIR,
         "inventory": _absolute_path(inventory, "inventory"),
     }

@@ -9,7 +9,6 @@ config, its unit or the installed wheel changed, and with gateway_enabled the ga
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 from typing import Any
 
@@ -44,6 +43,7 @@ from ollama_fleet.deploys.operations import checked_file, remove_unit, wait_scri
 from ollama_fleet.hostvars import defaults, self_check_key
 from ollama_fleet.render import (
     dial_address,
+    monitor_listen,
     render_fleet_check_service,
     render_fleet_check_timer,
     render_gateway_config,
@@ -235,13 +235,7 @@ def want() -> Want | None:
 
 def monitor_wait_script(v: dict[str, Any], *, timeout_s: int = MONITOR_WAIT_S) -> str:
     """Wait until the monitor's /metrics answers locally; else fail showing its journal."""
-    address = ipaddress.ip_address(str(v["monitor_address"]))
-    listen = (
-        f"[{address}]:{v['monitor_port']}"
-        if address.version == 6
-        else f"{address}:{v['monitor_port']}"
-    )
-    url = f"http://{dial_address(listen)}/metrics"
+    url = f"http://{dial_address(monitor_listen(v))}/metrics"
     return wait_script(url, unit=MONITOR_UNIT, what="the monitor", timeout_s=timeout_s)
 
 
