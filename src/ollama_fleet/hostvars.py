@@ -393,7 +393,7 @@ def _gateway_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
             )
         )
     problems += _gateway_port_problems(get)
-    if re.search(r"\bbasic_?auth\b", str(get("caddy_extra_directives"))):
+    if has_basic_auth(get("caddy_extra_directives")):
         problems.append(
             (
                 "caddy_extra_directives",
@@ -412,6 +412,11 @@ def _gateway_port_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
     if get("monitor_enabled") is True and get("monitor_port") == port:
         return [("gateway_port", f"{port} is the monitor's port here (monitor_port)")]
     return []
+
+
+def has_basic_auth(directives: Any) -> bool:
+    """caddy_extra_directives ask Caddy for basic auth (basicauth, or 2.8's basic_auth)."""
+    return re.search(r"\bbasic_?auth\b", str(directives)) is not None
 
 
 def self_check_key(api_key: Any, gateway_api_keys: Any) -> str | None:

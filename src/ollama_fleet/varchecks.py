@@ -5,7 +5,6 @@ Pure functions of the value, composed into the variable table of ollama_fleet.ho
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -14,6 +13,7 @@ from difflib import get_close_matches
 from typing import Any
 from urllib.parse import urlsplit
 
+from ollama_fleet.gateway.keys import hash_key
 from ollama_fleet.values import canonical_model_name, port_problem
 
 Check = Callable[[Any], str | None]  # None when the value is fine, else what is wrong
@@ -283,7 +283,7 @@ def key_sha256(key: str) -> str:
     """The sha256 (lower-case hex) the gateway holds for `key`: its own when written as one."""
     if SHA256_KEY.fullmatch(key):
         return key.removeprefix("sha256:").lower()
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hash_key(key)
 
 
 def _plain_key(value: Any, label: str) -> str | None:

@@ -9,13 +9,12 @@ gateway's address in its `firewall_allow_ollama`. No pyinfra here.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import replace
 from difflib import get_close_matches
 from typing import Any
 
 from ollama_fleet.errors import ConfigError
-from ollama_fleet.hostvars import BY_NAME, enabled
+from ollama_fleet.hostvars import BY_NAME, enabled, has_basic_auth
 from ollama_fleet.inventory import Host, Inventory
 from ollama_fleet.render import dial_address, gateway_node_name
 
@@ -126,8 +125,8 @@ def _front_door_problem(gateway: Host, node: Host) -> str | None:
     without a key: that would be a way around the gateway's keys and limits."""
     if _get(node, "gateway_enabled") is True or not enabled(node.vars, "caddy"):
         return None
-    basic_auth = re.search(r"\bbasic_?auth\b", str(_get(node, "caddy_extra_directives")))
-    if basic_auth and node.vars.get("public_access") == "closed":
+    protected = has_basic_auth(_get(node, "caddy_extra_directives"))
+    if protected and node.vars.get("public_access") == "closed":
         return None  # protected, and its checks prove a request without a key is refused
     return (
         f"{node.name!r} is behind {gateway.name}'s gateway but serves Ollama without a key "

@@ -4,6 +4,7 @@ A config file is validated on the host before it replaces the live one (render, 
 then swap), so a broken config never replaces a working one. The services this project
 starts are waited for with their journal shown on failure, and removed the same way.
 """
+
 from __future__ import annotations
 
 import difflib
