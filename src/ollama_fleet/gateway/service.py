@@ -2,8 +2,9 @@
 
 SIGHUP re-reads the config file: a good one is applied at once (nodes, keys, limits; streams in
 flight go on), a bad one is refused with one logged line and the old one keeps running. A
-changed `listen` takes effect on restart. SIGTERM and SIGINT stop taking connections; requests
-in flight get SHUTDOWN_GRACE_S to finish, then the process exits 0.
+changed `listen` takes effect on restart (never with --listen, which wins). SIGTERM and
+SIGINT stop taking connections; requests in flight get SHUTDOWN_GRACE_S to finish, then the
+process exits 0.
 """
 
 from __future__ import annotations
