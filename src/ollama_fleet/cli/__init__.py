@@ -16,6 +16,7 @@ from ollama_fleet.cli._common import CONTEXT, LazyGroup
 
 COMMANDS = {
     "check": "ollama_fleet.cli.check:check",
+    "diagnose": "ollama_fleet.cli.diagnose:diagnose",
     "deploy": "ollama_fleet.cli.deploy:deploy",
     "vault": "ollama_fleet.cli.vault:vault",
     "lab": "ollama_fleet.cli.lab:lab",
@@ -40,6 +41,7 @@ def main() -> None:
     Secrets:            ollama-fleet vault encrypt-string NAME
     Verify endpoints:   ollama-fleet check inventories/production.yml
     CI gate:            ollama-fleet check INVENTORY -o checks.xml
+    What is wrong:      ollama-fleet diagnose INVENTORY -o report.html
     One URL:            ollama-fleet check --url https://gpu-1.example.com --model llama3.2:1b
     Watch them:         ollama-fleet monitor --config monitor.yml
     Front them:         ollama-fleet gateway --config gateway.yml

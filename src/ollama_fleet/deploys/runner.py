@@ -213,6 +213,31 @@ def read_files(state: State, paths: list[str], events: Events) -> None:
                 events.emit("file", host=host.name, path=path, text=text)
 
 
+def probe_hosts(state: State, scripts: dict[str, str], timeout_s: int, events: Events) -> None:
+    """Read-only: each host's own script (diagnose's facts), run on all hosts at once.
+
+    One "probe" event per host with the script's whole output, or its error.
+    """
+    import gevent
+    from pyinfra.facts.server import Command
+
+    def one(host: Host) -> None:
+        events.emit("connect", host=host.name, ok=True)
+        try:
+            with ctx_state.use(state), ctx_host.use(host):
+                output = host.get_fact(Command, command=scripts[host.name], _timeout=timeout_s)
+        except Exception as exc:  # one host's failure is that host's finding
+            events.emit("probe", host=host.name, ok=False, error=f"{type(exc).__name__}: {exc}")
+            return
+        if output is None:  # pyinfra returns no output for a command that failed
+            events.emit("probe", host=host.name, ok=False, error="the facts script failed")
+            return
+        events.emit("probe", host=host.name, ok=True, output=output)
+
+    active = [h for h in state.inventory.get_active_hosts() if h.name in scripts]
+    gevent.joinall([gevent.spawn(one, host) for host in active])
+
+
 def run(spec: dict[str, Any], events: Events) -> int:
     # As pyinfra's CLI: operations are identified by where they are called (line numbers), so
     # hosts that take different branches (GPU or not) still line up operation by operation.
@@ -226,6 +251,11 @@ def run(spec: dict[str, Any], events: Events) -> int:
     except PyinfraError as exc:
         events.emit("done", failed=[h["name"] for h in spec["hosts"]], error=str(exc))
         return 1
+    if "probe" in spec:  # diagnose: a read-only script per host, nothing planned or changed
+        probe_hosts(state, dict(spec["probe"]), int(spec.get("probe_timeout", 120)), events)
+        disconnect_all(state)
+        events.emit("done", failed=sorted(h.name for h in state.failed_hosts))
+        return 1 if state.failed_hosts else 0
     if "read" in spec:  # nothing is planned or changed: facts only
         read_files(state, list(spec["read"]), events)
         disconnect_all(state)

@@ -1,0 +1,186 @@
+"""The one read-only shell script that gathers a host's facts, and the splitting of its output.
+
+Every command runs at once in the background, each with its own time bound, its stdout and
+stderr kept apart and base64-encoded, so one SSH round trip brings back everything and no
+output can be mistaken for a marker. The script changes nothing on the host: it writes only
+to a temporary directory of its own, removed on exit; `caddy validate` runs with its home
+and data dirs there, so it cannot create a certificate authority or storage anywhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# The units read on every host: ours and the ones our roles install.
+UNITS = (
+    "ollama.service",
+    "caddy.service",
+    "ollama-fleet-gateway.service",
+    "ollama-fleet-monitor.service",
+    "ollama-fleet-firewall.service",
+)
+UNIT_PROPERTIES = (
+    "Id,LoadState,ActiveState,SubState,Result,NRestarts,ActiveEnterTimestamp,"
+    "StateChangeTimestamp,ExecMainStatus,ExecMainCode,FragmentPath,DropInPaths,Environment"
+)
+JOURNAL_LINES = 60
+COMMAND_TIMEOUT_S = 10
+CADDYFILE = "/etc/caddy/Caddyfile"
+CADDY_CERTIFICATES = "/var/lib/caddy/.local/share/caddy/certificates"
+DEFAULT_MODELS_DIR = "/usr/share/ollama/.ollama/models"
+NVIDIA_QUERY = (
+    "index,name,driver_version,memory.total,memory.used,"
+    "ecc.errors.uncorrected.volatile.total,temperature.gpu,persistence_mode"
+)
+MARKER = "@@ollama-fleet-fact"
+
+# name -> shell command; $OF_URL (Ollama's API on loopback, from its unit's OLLAMA_HOST) and
+# $OF_MODELS (its models dir) are set by the script's prologue.
+COMMANDS: Mapping[str, str] = {
+    "os_release": "cat /etc/os-release",
+    "uname": "uname -srm",
+    "uid": "id -u",
+    "units": f"systemctl show --no-pager -p {UNIT_PROPERTIES} {' '.join(UNITS)}",
+    **{
+        f"journal:{unit}": (
+            f"journalctl -u {unit} -n {JOURNAL_LINES} --no-pager -o short-iso --quiet"
+        )
+        for unit in UNITS
+    },
+    "sockets": "ss -Hltnp",
+    "ruleset": "nft -j list ruleset",
+    # not `ollama --version`: it asks the server too, and the release is on disk
+    "ollama_release": 'cat /opt/ollama/RELEASE; readlink -f "$(command -v ollama)"',
+    "api_version": 'curl -sS -m 5 "$OF_URL/api/version"',
+    "api_tags": 'curl -sS -m 5 "$OF_URL/api/tags"',
+    "api_ps": 'curl -sS -m 5 "$OF_URL/api/ps"',
+    "models_dir": 'printf "%s\\n" "$OF_MODELS"; stat -c "%U %G %a" "$OF_MODELS"',
+    "models_df": 'df -P -B1 "$OF_MODELS"',
+    "models_dfi": 'df -P -i "$OF_MODELS"',
+    "nvidia_smi": f"nvidia-smi --query-gpu={NVIDIA_QUERY} --format=csv,noheader,nounits",
+    "nvidia_version": "cat /proc/driver/nvidia/version",
+    "modules": "cat /proc/modules",
+    "nvidia_module_file": "modinfo -n nvidia",
+    "pci": (
+        "for d in /sys/bus/pci/devices/*; do "
+        'printf "%s %s\\n" "$(cat "$d/vendor")" "$(cat "$d/class")"; done'
+    ),
+    "caddy_validate": (
+        f'HOME="$OF_TMP/home" XDG_DATA_HOME="$OF_TMP/data" XDG_CONFIG_HOME="$OF_TMP/config" '
+        f"caddy validate --config {CADDYFILE} --adapter caddyfile"
+    ),
+    "caddyfile": f"cat {CADDYFILE}",
+    "caddy_certificates": (
+        f"find {CADDY_CERTIFICATES} -name '*.crt' 2>/dev/null | head -n 50 | "
+        'while read -r f; do printf "# %s\\n" "$f"; cat "$f"; done'
+    ),
+    "clock": "date +%s.%N",
+    "ntp": "timedatectl show -p NTPSynchronized -p NTP --no-pager",
+}
+
+_PROLOGUE = """\
+export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+OF_TMP=$(mktemp -d) || exit 3
+trap 'rm -rf "$OF_TMP"' EXIT
+env=$(systemctl show -p Environment --value ollama.service 2>/dev/null | tr ' ' '\\n')
+h=$(printf '%s\\n' "$env" | sed -n 's/^OLLAMA_HOST=//p' | tail -n 1)
+case "$h" in ""|:*) h="127.0.0.1${h:-:11434}";; esac
+case "$h" in http://*|https://*) ;; *) h="http://$h";; esac
+h=$(printf '%s' "$h" | sed 's#//0\\.0\\.0\\.0#//127.0.0.1#; s#//\\[::\\]#//[::1]#')
+case "${h#*//}" in *:[0-9]*) ;; *) h="$h:11434";; esac
+OF_URL=$h
+OF_MODELS=$(printf '%s\\n' "$env" | sed -n 's/^OLLAMA_MODELS=//p' | tail -n 1)
+OF_MODELS=${OF_MODELS:-DEFAULT_MODELS}
+export OF_TMP OF_URL OF_MODELS
+if command -v timeout >/dev/null 2>&1; then OF_T="timeout TIMEOUT"; else OF_T=""; fi
+fact() {
+  $OF_T sh -c "$3" >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null
+  rc=$?
+  o=$(base64 -w0 <"$OF_TMP/$1.out"); e=$(base64 -w0 <"$OF_TMP/$1.err")
+  printf '%s %s %s %s %s\\n' MARKER "$2" "$rc" "${o:--}" "${e:--}" >"$OF_TMP/$1.fact"
+}
+"""
+
+
+def probe_script(*, public_name: str | None = None) -> str:
+    """The script for one host; `public_name` (its public URL's host) is looked up there."""
+    commands = dict(COMMANDS)
+    if public_name and not is_address(public_name):
+        commands["dns"] = f"getent ahosts {shlex.quote(public_name)}"
+    prologue = (
+        _PROLOGUE.replace("DEFAULT_MODELS", DEFAULT_MODELS_DIR)
+        .replace("TIMEOUT", str(COMMAND_TIMEOUT_S))
+        .replace("MARKER", MARKER)
+    )
+    lines = [prologue]
+    for number, (name, command) in enumerate(commands.items()):
+        lines.append(f"fact f{number} {shlex.quote(name)} {shlex.quote(command)} &")
+    # each fact wrote its own block; one cat sends them all, in any order
+    lines += ["wait", 'cat "$OF_TMP"/*.fact', "exit 0"]
+    return "\n".join(lines) + "\n"
+
+
+def is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Output:
+    """One command's result on the host: exit status, stdout and stderr as text."""
+
+    name: str
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    @property
+    def missing(self) -> bool:
+        """The command's program is not installed (the shell's 127)."""
+        return self.rc == 127
+
+    @property
+    def timed_out(self) -> bool:
+        return self.rc == 124
+
+
+def split_outputs(text: str) -> dict[str, Output]:
+    """{name: Output} from the script's output; lines that are not its own are ignored.
+
+    One line per command: the marker, its name, its exit status, then stdout and stderr in
+    base64 ("-" for nothing), so no line is ever empty (pyinfra drops empty lines).
+    """
+    found: dict[str, Output] = {}
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 5 or parts[0] != MARKER:
+            continue
+        try:
+            rc = int(parts[2])
+        except ValueError:
+            rc = -1
+        found[parts[1]] = Output(
+            name=parts[1], rc=rc, stdout=_decode(parts[3]), stderr=_decode(parts[4])
+        )
+    return found
+
+
+def _decode(line: str) -> str:
+    if line == "-":
+        return ""
+    try:
+        return base64.b64decode(line.strip(), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""
