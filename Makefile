@@ -46,7 +46,10 @@ demo: setup lab-image
 	$(BIN)/ollama-fleet lab up
 	$(BIN)/ollama-fleet deploy "$(LAB_DIR)/inventory.yml" -y --vault-password-file "$(LAB_DIR)/vault-password" \
 	    --checks all --report out/demo/report.html
+	$(BIN)/ollama-fleet diagnose "$(LAB_DIR)/inventory.yml" --vault-password-file "$(LAB_DIR)/vault-password" \
+	    -o out/demo/diagnose.html
 	@echo "report:      out/demo/report.html"
+	@echo "diagnosis:   out/demo/diagnose.html"
 	@$(BIN)/ollama-fleet lab status | sed -n 's/^  \(status page: .*\)/\1/p' | grep .
 	@$(BIN)/ollama-fleet lab access
 
@@ -86,6 +89,7 @@ bench: setup lab-image
 	$(BIN)/python benchmarks/checks/bench_checks.py
 	$(BIN)/python benchmarks/deploy/bench_deploy.py
 	$(BIN)/python benchmarks/monitor/bench_monitor.py
+	$(BIN)/python benchmarks/diagnose/bench_diagnose.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -58,7 +58,8 @@ def test_the_labs_caddy_is_valid_and_does_not_rewrite_host() -> None:
 
 def test_a_caddyfile_that_rewrites_host() -> None:
     proxy = parse_caddy.proxying(REWRITING)
-    assert proxy.rewrites_host
+    # the first block rewrites Host; the one-line reverse_proxy after it cannot
+    assert proxy.unrewritten == ("10.0.0.2:80",) and not proxy.rewrites_host
     assert proxy.upstreams == (
         "127.0.0.1:11434",
         "127.0.0.1:11435",
@@ -161,3 +162,23 @@ def test_garbage_caddyfiles_never_raise(text: str) -> None:
     assert not proxy.rewrites_host
     assert parse_caddy.certificates(text) == ((), ())
     assert parse_caddy.acme_errors(text) == ()
+
+
+def test_each_reverse_proxy_is_judged_on_its_own_host_rewrite() -> None:
+    text = (
+        "gateway.example.com {\n\treverse_proxy 127.0.0.1:8080 {\n"
+        "\t\theader_up Host localhost:8080\n\t}\n}\n"
+        "ollama.example.com {\n\treverse_proxy 127.0.0.1:11434 {\n\t\tflush_interval -1\n"
+        "\t}\n}\nother.example.com {\n\treverse_proxy 127.0.0.1:9000\n}\n"
+    )
+    proxy = parse_caddy.proxying(text)
+    assert proxy.unrewritten == ("127.0.0.1:11434", "127.0.0.1:9000")
+    assert not proxy.rewrites_host
+
+
+def test_acme_words_leave_the_local_cas_root_install_warning_out() -> None:
+    line = (
+        '2026-12-01T10:00:00+0000 h caddy[1]: {"level":"warn","logger":"pki.ca.local",'
+        '"msg":"failed to install root certificate","error":"failed to execute tee"}'
+    )
+    assert parse_caddy.acme_errors(line) == ()

@@ -91,7 +91,7 @@ def _exposed_ollama() -> Case:
         listeners=(Listener(address="0.0.0.0", port=11434, process="ollama"),),
     )
     outside = s.failed("exposure", FailureClass.EXPOSED, "port 11434 accepts connections")
-    return s.case(facts, checks=s.replace_checks(outside), expect=s.expect(firewall=False))
+    return s.case(facts, checks=s.replace_checks(outside))
 
 
 def _missing_model() -> Case:
@@ -156,7 +156,12 @@ def _models_dir(**changes: object) -> Callable[[], Case]:
 def _host_header() -> Case:
     healthy = s.healthy()
     assert healthy.caddy is not None
-    caddy = dataclasses.replace(healthy.caddy, rewrites_host=False, proxies_to=("127.0.0.1:11434",))
+    caddy = dataclasses.replace(
+        healthy.caddy,
+        rewrites_host=False,
+        proxies_to=("127.0.0.1:11434",),
+        unrewritten=("127.0.0.1:11434",),
+    )
     refused = s.failed("models", FailureClass.AUTH, "models: HTTP 403 with an empty body")
     return s.case(dataclasses.replace(healthy, caddy=caddy), checks=s.replace_checks(refused))
 
@@ -221,6 +226,7 @@ def _blind() -> Case:
 D = s.expect().deploy
 FAULTS: list[tuple[str, Callable[[], Case], str, Severity, str | None]] = [
     ("unreachable", _unreachable, "ssh-unreachable", Severity.CRITICAL, None),
+    ("sudo wants a password", lambda: dataclasses.replace(s.case(), facts=None, probe_error="the facts script failed"), "facts-unread", Severity.WARNING, None),
     ("nft missing", _blind, "blind-spot", Severity.INFO, None),
     ("not root", lambda: s.case(dataclasses.replace(s.healthy(), root=False)), "blind-spot", Severity.INFO, None),
     ("bare host", _unit("ollama.service", load_state="not-found", active_state="inactive"), "ollama-not-installed", Severity.CRITICAL, D(s.HOST)),
@@ -236,6 +242,7 @@ FAULTS: list[tuple[str, Callable[[], Case], str, Severity, str | None]] = [
     ("monitor missing", _unit("ollama-fleet-monitor.service", load_state="not-found", active_state="inactive"), "monitor-down", Severity.WARNING, D(s.HOST, "services")),
     ("firewall flushed", _flushed_firewall, "firewall-missing", Severity.CRITICAL, "systemctl restart ollama-fleet-firewall.service"),
     ("ollama exposed", _exposed_ollama, "ollama-exposed", Severity.CRITICAL, "systemctl restart ollama-fleet-firewall.service"),
+    ("write endpoints", lambda: s.case(checks=s.replace_checks(s.failed("auth", FailureClass.EXPOSED, "POST /api/pull is exposed: HTTP 200, not a refusal"))), "write-endpoints-open", Severity.CRITICAL, D(s.HOST, "caddy")),
     ("redis open", _open_port, "ports-open", Severity.WARNING, "systemctl restart ollama-fleet-firewall.service"),
     ("host header", _host_header, "caddy-host-header", Severity.CRITICAL, D(s.HOST, "caddy")),
     ("split dns", _dns_split, "dns", Severity.WARNING, None),
@@ -356,6 +363,60 @@ def test_a_url_target_reports_its_failed_checks_with_their_hints() -> None:
     case = Case(host=s.HOST, expect=None, facts=None, inside=False, checks=(result,))
     finding = only(evaluate(case), "outside-check")
     assert finding.severity is Severity.CRITICAL and "renew" in finding.cause
+
+
+def test_an_exposed_url_is_named_by_the_port_the_check_found_open() -> None:
+    result = s.failed("exposure", FailureClass.EXPOSED, "port 52434 accepts connections")
+    case = Case(host="edge", expect=None, facts=None, inside=False, checks=(result,))
+    finding = only(evaluate(case), "ollama-exposed")
+    assert "52434" in finding.title and "11434" not in finding.title
+    assert "listens on every address" not in finding.cause
+
+
+def test_write_endpoints_passing_are_not_called_an_open_port() -> None:
+    result = s.failed("auth", FailureClass.EXPOSED, "POST /api/pull is exposed: HTTP 400")
+    findings = evaluate(s.case(checks=s.replace_checks(result)))
+    assert [f.rule for f in findings] == ["write-endpoints-open"]
+
+
+def test_tls_internal_certificates_are_never_called_expiring() -> None:
+    healthy = s.healthy()
+    assert healthy.caddy is not None
+    leaf = Certificate(
+        path="/var/lib/caddy/.local/share/caddy/certificates/local/gpu-1/gpu-1.crt",
+        names=("gpu-1.example.com",),
+        not_after=s.NOW + dt.timedelta(hours=11),
+        issuer="Caddy Local Authority - ECC Intermediate",
+    )
+    caddy = dataclasses.replace(healthy.caddy, certificates=(leaf,))
+    assert evaluate(s.case(dataclasses.replace(healthy, caddy=caddy))) == ()
+
+
+def test_no_firewall_fix_where_the_inventory_keeps_the_firewall_role_off() -> None:
+    case = _exposed_ollama()
+    case = dataclasses.replace(case, expect=s.expect(firewall=False))
+    finding = only(evaluate(case), "ollama-exposed")
+    assert finding.fix is None  # the deploy would not touch the firewall there
+
+
+def test_ports_opened_on_purpose_are_not_reported() -> None:
+    healthy = s.healthy()
+    assert healthy.listeners is not None and healthy.firewall is not None
+    listeners = (*healthy.listeners, Listener(address="0.0.0.0", port=2222, process="sshd"))
+    firewall = dataclasses.replace(healthy.firewall, accepted_tcp=frozenset({80, 443, 2222}))
+    facts = dataclasses.replace(healthy, listeners=listeners, firewall=firewall)
+    assert evaluate(s.case(facts, expect=s.expect(open_on_purpose=(2222,)))) == ()
+
+
+def test_gpus_passed_through_to_vms_are_not_a_missing_driver() -> None:
+    case = _gpu(modules=frozenset({"vfio_pci"}), gpus=(), smi_error="No devices were found")()
+    assert "gpu-driver-not-loaded" not in {f.rule for f in evaluate(case)}
+
+
+def test_exposed_through_another_path_names_it_when_input_drops() -> None:
+    outside = s.failed("exposure", FailureClass.EXPOSED, "port 11434 accepts connections")
+    finding = only(evaluate(s.case(checks=s.replace_checks(outside))), "ollama-exposed")
+    assert "Docker" in finding.cause and finding.fix is None
 
 
 def test_docs_list_every_rule_with_its_severity() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 # modules that reuse the site test_site.py deployed (and deploy it themselves when run alone)
-AFTER_THE_SITE = frozenset({"test_gateway.py", "test_monitor.py"})
+AFTER_THE_SITE = frozenset({"test_diagnose.py", "test_gateway.py", "test_monitor.py"})
 
 
 @pytest.hookimpl(trylast=True)  # after lab_fixtures' sort, which puts tests/e2e last

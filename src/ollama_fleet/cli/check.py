@@ -23,6 +23,12 @@ from ollama_fleet.cli._common import (
     vault_password_option,
     write_report,
 )
+from ollama_fleet.cli._url_targets import (
+    api_key_from_env,
+    ports,
+    url_only_options_given,
+    url_target_options,
+)
 from ollama_fleet.errors import ConfigError
 from ollama_fleet.values import split_names
 
@@ -37,30 +43,6 @@ _SUFFIX_FORMATS = {
     ".htm": "html",
     ".csv": "csv",
 }
-
-
-# the options that describe a --url target (an inventory host has variables for each)
-_URL_ONLY = (
-    ("models", "--model"),
-    ("closed_ports", "--closed-port"),
-    ("open_ports", "--open-port"),
-    ("ca_file", "--ca-file"),
-    ("api_key_env", "--api-key-env"),
-    ("public_access", "--public-access"),
-    ("latency", "--latency"),
-)
-
-
-def _url_only_options_given() -> list[str]:
-    """The --url-only options on the command line: without a --url they would do nothing."""
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context()
-    return [
-        flag
-        for name, flag in _URL_ONLY
-        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
-    ]
 
 
 # what makes a check apply, for the "nothing was checked" message
@@ -87,12 +69,6 @@ def _split_only(values: tuple[str, ...]) -> tuple[str, ...] | None:
             param_hint="--only",
         )
     return names or None
-
-
-def _ports(values: tuple[str, ...], option: str) -> tuple[int, ...]:
-    from ollama_fleet.values import parse_port
-
-    return tuple(dict.fromkeys(parse_port(v, where=f"{option} {v}") for v in split_names(values)))
 
 
 def _latency(values: tuple[str, ...]) -> Any:
@@ -137,41 +113,7 @@ def _latency(values: tuple[str, ...]) -> Any:
 )
 @report_options
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too, not only on failures.")
-@click.option("--model", "models", multiple=True, help="With --url: a model that must be present.")
-@click.option(
-    "--closed-port",
-    "closed_ports",
-    multiple=True,
-    metavar="PORT",
-    help="With --url: a port of the URL's host that must not accept connections from here "
-    "(repeatable or comma-separated; e.g. 11434 behind a proxy). None by default.",
-)
-@click.option(
-    "--open-port",
-    "open_ports",
-    multiple=True,
-    metavar="PORT",
-    help="With --url: a port of the URL's host that must accept connections (repeatable).",
-)
-@click.option(
-    "--ca-file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="With --url: trust this CA bundle instead of the system store.",
-)
-@click.option(
-    "--api-key-env",
-    metavar="VAR",
-    help="With --url: read the API key from environment variable VAR (never from the "
-    "command line) and expect requests without it to get 401.",
-)
-@click.option(
-    "--public-access",
-    type=click.Choice(["closed", "open"]),
-    default="closed",
-    show_default=True,
-    help="With --url: closed fails a URL that serves its models without a key (open_access); "
-    "open reports that instead, for a host open on purpose.",
-)
+@url_target_options
 @click.option(
     "--latency",
     multiple=True,
@@ -237,7 +179,6 @@ def check(
     connect_timeout), as Ansible's unreachable.
     """
     import asyncio
-    import os
     from dataclasses import replace
 
     from ollama_fleet.checks import reports
@@ -257,7 +198,7 @@ def check(
 
     if inventory is None and not urls:
         raise click.UsageError("give an INVENTORY, or at least one --url")
-    given = _url_only_options_given()
+    given = url_only_options_given()
     if given and not urls:
         raise ConfigError(
             f"{', '.join(given)}: only for --url targets; for inventory hosts set the "
@@ -269,11 +210,7 @@ def check(
     if urls and not inventory and list_hosts:
         raise click.UsageError("--list-hosts lists inventory hosts")
     selected = _split_only(only)
-    api_key = None
-    if api_key_env is not None:
-        api_key = os.environ.get(api_key_env)
-        if not api_key:
-            raise ConfigError(f"--api-key-env: environment variable {api_key_env} is not set")
+    api_key = api_key_from_env(api_key_env)
     loaded = (
         VaultPassword(vault_password_file).load(inventory, extra_vars=extra_vars)
         if inventory
@@ -295,7 +232,7 @@ def check(
     # a vault value (a key, a webhook URL) never reaches a report, whatever a server echoes
     redact = redactor(escaped_forms(loaded.secrets if loaded else ()))
     seen = {t.name for t in targets}
-    closed, opened = _ports(closed_ports, "--closed-port"), _ports(open_ports, "--open-port")
+    closed, opened = ports(closed_ports, "--closed-port"), ports(open_ports, "--open-port")
     policy = _latency(latency)
     for url in dict.fromkeys(urls):
         target = target_from_url(

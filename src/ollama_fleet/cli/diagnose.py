@@ -20,6 +20,12 @@ from ollama_fleet.cli._common import (
     vault_password_option,
     write_report,
 )
+from ollama_fleet.cli._url_targets import (
+    api_key_from_env,
+    ports,
+    url_only_options_given,
+    url_target_options,
+)
 from ollama_fleet.errors import ConfigError
 
 # == diagnose.reports.FORMATS (tests/cli/test_diagnose.py keeps them equal): the report
@@ -37,8 +43,10 @@ _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".json": "json"
     "--url",
     "urls",
     multiple=True,
-    help="Diagnose this base URL from outside only (repeatable): the checks, no SSH.",
+    help="Diagnose this base URL from outside only (repeatable): the checks, no SSH; the "
+    "options marked 'With --url' say what must be true of it.",
 )
+@url_target_options
 @click.option(
     "-o",
     "--output",
@@ -69,6 +77,12 @@ def diagnose(
     list_hosts: bool,
     extra_vars: tuple[str, ...],
     urls: tuple[str, ...],
+    models: tuple[str, ...],
+    closed_ports: tuple[str, ...],
+    open_ports: tuple[str, ...],
+    ca_file: str | None,
+    api_key_env: str | None,
+    public_access: str,
     output: Path | None,
     fmt: str | None,
     timeout: float,
@@ -91,11 +105,12 @@ def diagnose(
     """
     from dataclasses import replace
 
-    from ollama_fleet.checks.model import RunContext
+    from ollama_fleet.checks.model import PublicAccess, RunContext
     from ollama_fleet.checks.settings import ProbeSettings
     from ollama_fleet.checks.targets import target_from_url, targets_from_inventory
     from ollama_fleet.controller.probe import probe_hosts
     from ollama_fleet.diagnose import reports
+    from ollama_fleet.diagnose.redaction import redact_records
     from ollama_fleet.diagnose.run import diagnose as run_diagnosis
     from ollama_fleet.diagnose.subjects import Subject, inventory_subjects, url_subjects
     from ollama_fleet.hostpatterns import host_list, select_hosts
@@ -105,6 +120,13 @@ def diagnose(
         raise click.UsageError("give an INVENTORY, or at least one --url")
     if inventory is None and (limit or list_hosts or extra_vars):
         raise click.UsageError("--limit, --list-hosts and -e select from an INVENTORY; give one")
+    given = url_only_options_given()
+    if given and not urls:
+        raise ConfigError(
+            f"{', '.join(given)}: only for --url targets; for inventory hosts set the variable "
+            "instead (required_models, closed_ports, open_ports, tls_ca_file, api_key, "
+            "public_access), in the inventory or with -e"
+        )
     if output is not None and fmt is None:
         fmt = _SUFFIX_FORMATS.get(output.suffix.lower())
         if fmt is None:
@@ -113,6 +135,8 @@ def diagnose(
                 "or --format",
                 param_hint="-o",
             )
+    if output is not None:
+        _writable(output)
     subjects: list[Subject] = []
     secrets: frozenset[str] = frozenset()
     hosts: list[Any] = []
@@ -133,12 +157,23 @@ def diagnose(
             loaded, hosts, targets, shown_path=str(inventory), deploy_args=deploy_args
         )
     seen = {s.name for s in subjects}
-    for target in (target_from_url(url) for url in dict.fromkeys(urls)):
+    api_key = api_key_from_env(api_key_env)
+    closed, opened = ports(closed_ports, "--closed-port"), ports(open_ports, "--open-port")
+    for url in dict.fromkeys(urls):
+        target = target_from_url(
+            url,
+            ca_file=ca_file,
+            required_models=models,
+            api_key=api_key,
+            public_access=PublicAccess(public_access),
+            closed_ports=closed,
+            open_ports=opened,
+        )
         if target.name in seen:
             raise ConfigError(f"--url {target.url}: {target.name!r} is listed twice")
         seen.add(target.name)
         subjects.extend(url_subjects([target]))
-    redact = redactor(escaped_forms(secrets))
+    redact = redactor(escaped_forms({*secrets, *([api_key] if api_key else [])}))
 
     def read_inside(scripts: Any) -> Any:
         return probe_hosts(hosts, scripts, secrets=secrets, verbose=verbose)
@@ -158,13 +193,14 @@ def diagnose(
             read_inside=read_inside if hosts else None,
             settings=ProbeSettings(check_timeout_s=timeout),
             progress=progress,
+            redact=redact,
         )
     except KeyboardInterrupt:
         raise click.Abort() from None
     context = RunContext.here(
         command=redact(command_line()), inventory=str(inventory) if inventory else ""
     )
-    result = replace(result, context=context)
+    result = redact_records(replace(result, context=context), redact)
     if output is not None and fmt is not None:
         write_report(output, redact(reports.render(result, fmt)))
         click.echo(redact(reports.render(result, "text")), nl=False)
@@ -172,3 +208,16 @@ def diagnose(
     else:
         click.echo(redact(reports.render(result, fmt or "text")), nl=False)
     sys.exit(EXIT_FAILED if result.problems else EXIT_OK)
+
+
+def _writable(output: Path) -> None:
+    """Refuse an -o that cannot be written before any host is contacted, not after."""
+    import os
+
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"-o {output}: no such directory {str(folder)!r}")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"-o {output}: cannot write in {str(folder)!r}")
+    if output.is_dir():
+        raise ConfigError(f"-o {output}: is a directory")

@@ -32,6 +32,7 @@ class Expect:
     gpu: bool = True  # the gpu role runs here (it skips a host without an NVIDIA GPU)
     required_models: tuple[str, ...] = ()
     ollama_port: int = 11434
+    open_on_purpose: tuple[int, ...] = ()  # sshd_port and firewall_extra_tcp_ports
     deploy_args: tuple[str, ...] = ()  # e.g. ("--vault-password-file", PATH), for the fixes
 
     def deploy(self, host: str, *roles: str) -> str:
@@ -48,7 +49,8 @@ class Case:
     expect: Expect | None  # None: a --url target, not an inventory host
     facts: HostFacts | None  # None: not asked for, or the host could not be reached
     inside: bool = False  # whether the inside facts were asked for
-    unreachable: str | None = None
+    unreachable: str | None = None  # SSH did not get in: why, in one line
+    probe_error: str | None = None  # SSH got in but the facts script failed: why
     checks: tuple[CheckResult, ...] = ()
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 

@@ -143,8 +143,9 @@ class CaddyFacts:
     installed: bool
     config_valid: bool | None = None  # `caddy validate` on /etc/caddy/Caddyfile
     validate_error: str | None = None
-    rewrites_host: bool | None = None  # the Caddyfile sets `header_up Host` for Ollama
+    rewrites_host: bool | None = None  # every reverse_proxy of the Caddyfile sets `header_up Host`
     proxies_to: tuple[str, ...] = ()  # reverse_proxy upstreams in the Caddyfile
+    unrewritten: tuple[str, ...] = ()  # upstreams whose reverse_proxy has no `header_up Host`
     certificates: tuple[Certificate, ...] = ()
     acme_errors: tuple[str, ...] = ()  # journal lines about failed certificate work
 

@@ -89,7 +89,7 @@ def host_facts(
     ollama_api = None
     if outputs.get("api_version") is not None:
         ollama_api, api_gaps = parse_ollama.api(
-            url=parse_ollama.api_url(ollama_unit),
+            url=_asked(outputs.get("ollama_url")) or parse_ollama.api_url(ollama_unit),
             version=outputs.get("api_version"),
             tags=outputs.get("api_tags"),
             ps=outputs.get("api_ps"),
@@ -186,3 +186,9 @@ def missing_tools(outputs: Mapping[str, Output]) -> tuple[str, ...]:
         if program:
             found.setdefault(program, None)
     return tuple(found)
+
+
+def _asked(output: Output | None) -> str | None:
+    """The URL the probe's prologue chose for Ollama's API, as it printed it."""
+    text = output.stdout.strip() if output is not None and output.ok else ""
+    return text if text.startswith(("http://", "https://")) else None

@@ -21,7 +21,9 @@ from .probe import Output
 
 ERROR_CHARS = 300
 ACME_KEPT = 10
-_ACME_WORDS = ("acme", "obtain", "renew", "certificate", "challenge")
+# not "certificate": the local CA's "failed to install root certificate" at every start of a
+# Caddy that runs as its own user is no renewal trouble
+_ACME_WORDS = ("acme", "obtain", "renew", "challenge", "issuance")
 _JOURNAL_LINE = re.compile(r"^(?P<time>\S+) \S+ [^:\s]+(?:\[\d+\])?: (?P<message>\{.*)$")
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
 
@@ -31,7 +33,8 @@ class Proxying:
     """What the Caddyfile's reverse_proxy directives do."""
 
     upstreams: tuple[str, ...]
-    rewrites_host: bool
+    rewrites_host: bool  # every reverse_proxy rewrites Host
+    unrewritten: tuple[str, ...] = ()  # upstreams of a reverse_proxy without `header_up Host`
 
 
 def validate(stdout: str, stderr: str, rc: int) -> tuple[bool, str | None]:
@@ -102,29 +105,43 @@ def _lines(text: str) -> Iterator[list[str]]:
 
 
 def proxying(caddyfile: str) -> Proxying:
-    """The reverse_proxy upstreams and whether a `header_up Host` rewrites the Host header."""
+    """The reverse_proxy upstreams, and those whose block has no `header_up Host`.
+
+    Snippets brought in with `import` are not expanded: a rewrite inside one is not seen.
+    """
     upstreams: list[str] = []
-    rewrites = False
+    unrewritten: list[str] = []
     blocks: list[str] = []  # the directive of each open block, innermost last
+    current: list[str] = []  # the upstreams of the reverse_proxy block open now
+    rewrites = False
     for line in _lines(caddyfile):
         directive = line[0]
         inside_proxy = bool(blocks) and blocks[-1] == "reverse_proxy"
         if directive == "}":
-            if blocks:
-                blocks.pop()
+            if blocks and blocks.pop() == "reverse_proxy" and not rewrites:
+                unrewritten.extend(current)
             continue
         arguments = [word for word in line[1:] if word != "{"]
         if directive == "reverse_proxy":
             if arguments and arguments[0].startswith(("@", "/", "*")):
                 arguments = arguments[1:]  # the matcher
             upstreams.extend(arguments)
+            current, rewrites = list(arguments), False
+            if line[-1] != "{":
+                unrewritten.extend(arguments)  # no block: nothing rewrites Host
         elif inside_proxy and directive == "to":
             upstreams.extend(arguments)
+            current.extend(arguments)
         elif inside_proxy and directive == "header_up" and arguments:
             rewrites = rewrites or arguments[0].lstrip("+").lower() == "host"
         if line[-1] == "{":
             blocks.append(directive)
-    return Proxying(upstreams=tuple(dict.fromkeys(upstreams)), rewrites_host=rewrites)
+    missing = tuple(dict.fromkeys(unrewritten))
+    return Proxying(
+        upstreams=tuple(dict.fromkeys(upstreams)),
+        rewrites_host=bool(upstreams) and not missing,
+        unrewritten=missing,
+    )
 
 
 def certificates(text: str) -> tuple[tuple[Certificate, ...], tuple[str, ...]]:
@@ -212,6 +229,7 @@ def caddy_facts(
         config_valid=valid,
         validate_error=error,
         rewrites_host=proxy.rewrites_host if proxy is not None else None,
+        unrewritten=proxy.unrewritten if proxy is not None else (),
         proxies_to=proxy.upstreams if proxy is not None else (),
         certificates=found,
         acme_errors=acme_errors(journal.stdout) if journal is not None and journal.ok else (),

@@ -29,6 +29,8 @@ UNIT_PROPERTIES = (
     "StateChangeTimestamp,ExecMainStatus,ExecMainCode,FragmentPath,DropInPaths,Environment"
 )
 JOURNAL_LINES = 60
+JOURNAL_LINE_CHARS = 2000  # a megabyte-long log line stays on the host
+WATCHDOG_S = 30  # a command stuck past its own bound (a hung NFS stat) is left behind
 COMMAND_TIMEOUT_S = 10
 CADDYFILE = "/etc/caddy/Caddyfile"
 CADDY_CERTIFICATES = "/var/lib/caddy/.local/share/caddy/certificates"
@@ -47,8 +49,10 @@ COMMANDS: Mapping[str, str] = {
     "uid": "id -u",
     "units": f"systemctl show --no-pager -p {UNIT_PROPERTIES} {' '.join(UNITS)}",
     **{
-        f"journal:{unit}": (
+        f"journal:{unit}": (  # no pipefail in dash: a missing journalctl says so itself
+            "command -v journalctl >/dev/null || exit 127; "
             f"journalctl -u {unit} -n {JOURNAL_LINES} --no-pager -o short-iso --quiet"
+            f" | cut -c1-{JOURNAL_LINE_CHARS}"
         )
         for unit in UNITS
     },
@@ -56,6 +60,7 @@ COMMANDS: Mapping[str, str] = {
     "ruleset": "nft -j list ruleset",
     # not `ollama --version`: it asks the server too, and the release is on disk
     "ollama_release": 'cat /opt/ollama/RELEASE; readlink -f "$(command -v ollama)"',
+    "ollama_url": 'printf "%s\\n" "$OF_URL"',  # where the three below ask
     "api_version": 'curl -sS -m 5 "$OF_URL/api/version"',
     "api_tags": 'curl -sS -m 5 "$OF_URL/api/tags"',
     "api_ps": 'curl -sS -m 5 "$OF_URL/api/ps"',
@@ -66,13 +71,18 @@ COMMANDS: Mapping[str, str] = {
     "nvidia_version": "cat /proc/driver/nvidia/version",
     "modules": "cat /proc/modules",
     "nvidia_module_file": "modinfo -n nvidia",
-    "pci": (
+    "pci": (  # shell builtins only: one `cat` per device costs seconds on a slow VM
         "for d in /sys/bus/pci/devices/*; do "
-        'printf "%s %s\\n" "$(cat "$d/vendor")" "$(cat "$d/class")"; done'
+        'read -r v <"$d/vendor" && read -r c <"$d/class" && echo "$v $c"; done'
     ),
+    # as the caddy user, its home and data in our temp dir: Caddy 2.9+ creates the log files a
+    # config names while validating, and root-owned ones would stop the service's next start
     "caddy_validate": (
-        f'HOME="$OF_TMP/home" XDG_DATA_HOME="$OF_TMP/data" XDG_CONFIG_HOME="$OF_TMP/config" '
-        f"caddy validate --config {CADDYFILE} --adapter caddyfile"
+        "if id caddy >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; then "
+        'd="$OF_TMP/caddy"; mkdir "$d" && chmod 711 "$OF_TMP" && chown caddy "$d" && '
+        'exec runuser -u caddy -- env HOME="$d" XDG_DATA_HOME="$d/data" '
+        f'XDG_CONFIG_HOME="$d/config" caddy validate --config {CADDYFILE} --adapter caddyfile; '
+        f"else exec caddy adapt --config {CADDYFILE} --adapter caddyfile --validate; fi"
     ),
     "caddyfile": f"cat {CADDYFILE}",
     "caddy_certificates": (
@@ -85,25 +95,31 @@ COMMANDS: Mapping[str, str] = {
 
 _PROLOGUE = """\
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-OF_TMP=$(mktemp -d) || exit 3
+umask 077
+if ! command -v base64 >/dev/null 2>&1; then printf '%s base64 127 - -\\n' MARKER; exit 0; fi
+OF_TMP=$(mktemp -d 2>/dev/null) || { printf '%s mktemp 1 - %s\\n' MARKER \
+  "$(printf 'mktemp -d failed: /tmp full or read-only?' | base64 -w0)"; exit 0; }
 trap 'rm -rf "$OF_TMP"' EXIT
-env=$(systemctl show -p Environment --value ollama.service 2>/dev/null | tr ' ' '\\n')
+trap 'exit 1' HUP INT TERM
+env=$(systemctl show -p Environment --value ollama.service 2>/dev/null |
+  xargs printf '%s\\n' 2>/dev/null)
 h=$(printf '%s\\n' "$env" | sed -n 's/^OLLAMA_HOST=//p' | tail -n 1)
 case "$h" in ""|:*) h="127.0.0.1${h:-:11434}";; esac
 case "$h" in http://*|https://*) ;; *) h="http://$h";; esac
 h=$(printf '%s' "$h" | sed 's#//0\\.0\\.0\\.0#//127.0.0.1#; s#//\\[::\\]#//[::1]#')
-case "${h#*//}" in *:[0-9]*) ;; *) h="$h:11434";; esac
+case "${h#*//}" in \\[*\\]:[0-9]*) ;; \\[*) h="$h:11434";; *:[0-9]*) ;; *) h="$h:11434";; esac
 OF_URL=$h
 OF_MODELS=$(printf '%s\\n' "$env" | sed -n 's/^OLLAMA_MODELS=//p' | tail -n 1)
 OF_MODELS=${OF_MODELS:-DEFAULT_MODELS}
 export OF_TMP OF_URL OF_MODELS
-if command -v timeout >/dev/null 2>&1; then OF_T="timeout TIMEOUT"; else OF_T=""; fi
+if command -v timeout >/dev/null 2>&1; then OF_T="timeout -k 2 TIMEOUT"; else OF_T=""; fi
 fact() {
   $OF_T sh -c "$3" >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null
   rc=$?
   o=$(base64 -w0 <"$OF_TMP/$1.out"); e=$(base64 -w0 <"$OF_TMP/$1.err")
   printf '%s %s %s %s %s\\n' MARKER "$2" "$rc" "${o:--}" "${e:--}" >"$OF_TMP/$1.fact"
 }
+pids=""
 """
 
 
@@ -120,8 +136,17 @@ def probe_script(*, public_name: str | None = None) -> str:
     lines = [prologue]
     for number, (name, command) in enumerate(commands.items()):
         lines.append(f"fact f{number} {shlex.quote(name)} {shlex.quote(command)} &")
-    # each fact wrote its own block; one cat sends them all, in any order
-    lines += ["wait", 'cat "$OF_TMP"/*.fact', "exit 0"]
+        lines.append('pids="$pids $!"')
+    lines += [
+        # the watchdog's output goes nowhere, so a sleep it leaves cannot hold the SSH channel
+        f"( sleep {WATCHDOG_S}; kill -9 $pids ) >/dev/null 2>&1 </dev/null &",
+        "dog=$!",
+        "wait $pids 2>/dev/null",
+        'kill "$dog" 2>/dev/null',
+        # each fact wrote its own line; one cat sends them all, in any order
+        'cat "$OF_TMP"/*.fact 2>/dev/null',
+        "exit 0",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from ollama_fleet.checks.model import CheckResult, RunContext, Target
@@ -51,6 +52,7 @@ def diagnose(
     settings: ProbeSettings | None = None,
     context: RunContext | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> Diagnosis:
     """Every subject diagnosed; the inside view only for inventory hosts (and a reader)."""
     started_at = dt.datetime.now(dt.UTC)
@@ -78,23 +80,31 @@ def diagnose(
         facts = None
         if answer is not None and answer.output is not None:
             addresses, error = resolved.get(subject.public_name or "", (None, None))
+            outputs = {  # before parsing: a cut-off line must not keep half of a secret
+                name: replace(found, stdout=redact(found.stdout), stderr=redact(found.stderr))
+                for name, found in split_outputs(answer.output).items()
+            }
             facts = host_facts(
-                split_outputs(answer.output),
+                outputs,
                 started=answer.started,
                 finished=answer.finished,
                 public_name=subject.public_name,
                 controller_addresses=addresses,
                 controller_error=error,
             )
-        unreachable = None
+        unreachable = probe_error = None
         if answer is not None and answer.output is None:
-            unreachable = answer.error or "no answer"
+            if answer.unreachable:
+                unreachable = redact(answer.error or "no answer")
+            else:  # SSH got in, the script did not run: sudo, a full /tmp, a time out
+                probe_error = redact(answer.error or "no output")
         case = Case(
             host=subject.name,
             expect=subject.expect,
             facts=facts,
             inside=subject.name in inside,
             unreachable=unreachable,
+            probe_error=probe_error,
             checks=tuple(c for c in checks if c.target == subject.name),
         )
         reports.append(

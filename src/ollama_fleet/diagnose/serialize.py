@@ -38,7 +38,19 @@ __all__ = [
 SCHEMA = "ollama-fleet/diagnose"
 VERSION = 1
 
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "AUTH", "CREDENTIAL")
+_SECRET_WORDS = (
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "AUTH",
+    "CREDENTIAL",
+    "WEBHOOK",
+    "DSN",
+    "PRIVATE",
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 # scheme://userinfo@: greedy up to the last @ before the path, so a raw @ in a password goes too
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#@]*(?:@[^/\s?#@]*)*@")
 # NAME=VALUE in free text (a journal line, evidence) where NAME looks secret; systemd quotes
@@ -57,6 +69,7 @@ def secret_key(name: str) -> bool:
 def scrub(text: str) -> str:
     """`text` without URL userinfo and with the values of secret-looking NAME=VALUE masked."""
     text = _USERINFO.sub(r"\1", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _QUOTED_ASSIGNMENT.sub(lambda m: f'"{m.group(1)}={REDACTED}"', text)
     return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
 
@@ -181,6 +194,7 @@ def _caddy(caddy: CaddyFacts) -> dict[str, Any]:
         "validate_error": caddy.validate_error,
         "rewrites_host": caddy.rewrites_host,
         "proxies_to": list(caddy.proxies_to),
+        "unrewritten": list(caddy.unrewritten),
         "certificates": [
             {
                 "path": c.path,

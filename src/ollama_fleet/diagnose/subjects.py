@@ -41,6 +41,13 @@ def expect_for(host: Host, *, inventory: str, deploy_args: Sequence[str] = ()) -
         gpu=hostvars.enabled(values, "gpu"),
         required_models=tuple(_model_names(values.get("required_models") or ())),
         ollama_port=port,
+        open_on_purpose=tuple(
+            int(p)
+            for p in [
+                hostvars.resolved(values, "firewall")["sshd_port"],
+                *(hostvars.resolved(values, "firewall")["firewall_extra_tcp_ports"] or ()),
+            ]
+        ),
         deploy_args=tuple(deploy_args),
     )
 

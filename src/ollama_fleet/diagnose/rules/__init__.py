@@ -24,6 +24,15 @@ RULES: tuple[Rule, ...] = (
         check=host.unreachable,
     ),
     Rule(
+        id="facts-unread",
+        severity=W,
+        summary=(
+            "SSH got in but the read-only script failed (sudo wants a password, /tmp is full, "
+            "the host was too slow); the outside checks still count."
+        ),
+        check=host.facts_unread,
+    ),
+    Rule(
         id="blind-spot",
         severity=INFO,
         summary=(
@@ -126,6 +135,15 @@ RULES: tuple[Rule, ...] = (
             "with the ruleset admitting it."
         ),
         check=network.ollama_exposed,
+    ),
+    Rule(
+        id="write-endpoints-open",
+        severity=C,
+        summary=(
+            "Ollama's write endpoints (pull, delete, create, ...) answer through the public "
+            "URL instead of a 403."
+        ),
+        check=network.write_endpoints_open,
     ),
     Rule(
         id="ports-open",

@@ -50,6 +50,8 @@ def driver_not_loaded(case: Case) -> Iterator[Hit]:
     gpu = _gpu(case)
     if gpu is None or gpu.mismatch or not gpu.nvidia_devices or "nvidia" in gpu.modules:
         return
+    if "vfio_pci" in gpu.modules or (case.expect is not None and not case.expect.gpu):
+        return  # GPUs passed through to VMs, or a host the inventory keeps off the GPU role
     evidence = [
         f"PCI: {gpu.nvidia_devices} NVIDIA GPU(s)",
         "/proc/modules: "

@@ -15,6 +15,7 @@ LOW_INODES = 0.05
 CLOCK_WARN_S = 5.0
 CLOCK_CRITICAL_S = 60.0  # TLS validity and ACME start to fail
 CERT_WARN_DAYS = 14
+LOCAL_CA = "Caddy Local Authority"  # the issuer of `tls internal` certificates
 
 
 def unreachable(case: Case) -> Iterator[Hit]:
@@ -30,6 +31,17 @@ def unreachable(case: Case) -> Iterator[Hit]:
                 FailureClass.DNS, FailureClass.REFUSED, FailureClass.CONNECT_TIMEOUT
             )
         ),
+    )
+
+
+def facts_unread(case: Case) -> Iterator[Hit]:
+    if not case.inside or case.probe_error is None:
+        return
+    yield Hit(
+        title="SSH got in, but the facts could not be read",
+        cause="the read-only script did not run to its end: sudo asks for a password "
+        "(_sudo_password), /tmp is full or read-only, or the host took longer than its bound",
+        evidence=(f"facts script: {case.probe_error}",),
     )
 
 
@@ -142,7 +154,8 @@ def certificates(case: Case) -> Iterator[Hit]:
     soon = [
         cert
         for cert in (caddy.certificates if caddy else ())
-        if (cert.not_after - case.now).days < CERT_WARN_DAYS
+        # Caddy's own CA issues 12-hour certificates and renews them itself: never "soon"
+        if (cert.not_after - case.now).days < CERT_WARN_DAYS and LOCAL_CA not in cert.issuer
     ]
     errors = caddy.acme_errors if caddy else ()
     if not soon and not outside:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ollama_fleet.checks.model import FailureClass
-from ollama_fleet.diagnose.case import FIREWALL_UNIT, OLLAMA_UNIT, Case, check_evidence, yes
+from ollama_fleet.checks.model import FailureClass, Finding
+from ollama_fleet.diagnose.case import FIREWALL_UNIT, Case, check_evidence, yes
 from ollama_fleet.diagnose.findings import Fix, Severity, Where
 from ollama_fleet.diagnose.rules.base import Hit
 
@@ -13,6 +13,8 @@ ALWAYS_OPEN = frozenset({22, 80, 443})  # SSH and the web ports: open by design
 
 
 def _firewall_fix(case: Case) -> Fix | None:
+    if case.expect is not None and not case.expect.firewall:
+        return None  # firewall_enabled: false: the deploy would not touch it
     unit = case.unit(FIREWALL_UNIT)
     if unit is not None and unit.installed:
         return Fix(
@@ -43,47 +45,91 @@ def firewall_missing(case: Case) -> Iterator[Hit]:
     )
 
 
-def ollama_exposed(case: Case) -> Iterator[Hit]:
-    """Ollama's port reachable: from the controller (joined with the ruleset), or in waiting."""
-    facts, port = case.facts, case.expect.ollama_port if case.expect else 11434
-    outside = [
-        c for c in case.failed_checks(FailureClass.EXPOSED) if c.check in ("exposure", "auth")
+def _exposed(case: Case, check: str) -> list[Finding]:
+    """The outside check's EXPOSED findings (exposure: a closed port open; auth: a write
+    endpoint that is not refused)."""
+    return [
+        f
+        for c in case.checks
+        if c.check == check
+        for f in c.findings
+        if f.failure_class is FailureClass.EXPOSED
     ]
+
+
+def ollama_exposed(case: Case) -> Iterator[Hit]:
+    """Ollama's port reachable: seen from the controller, or listening wide with no filter."""
+    facts, port = case.facts, case.expect.ollama_port if case.expect else 11434
+    outside = _exposed(case, "exposure")
     firewall = facts.firewall if facts is not None else None
     listeners = facts.listeners if facts is not None and facts.listeners is not None else ()
     wide = [item for item in listeners if item.port == port and not item.loopback]
     admitted = firewall is not None and firewall.admits(port)
     if not outside and not (wide and admitted):
         return
-    evidence = list(check_evidence(outside))
+    evidence = [f"outside: exposure: {f.message}" for f in outside]
     if wide:
-        evidence.append(
-            f"ss: {OLLAMA_UNIT.split('.')[0]} listens on "
-            + ", ".join(f"{item.address}:{item.port}" for item in wide)
-        )
+        evidence.append("ss: Ollama listens on " + ", ".join(f"{i.address}:{i.port}" for i in wide))
     if firewall is not None:
         evidence.append(
             f"nft: incoming traffic dropped by default: {yes(firewall.input_drops)}"
             f"; port {port} admitted: {yes(admitted)}"
         )
+    unfiltered = firewall is not None and not firewall.input_drops
+    why = ["Ollama has no auth: anyone who reaches it can pull, delete and run models."]
+    if unfiltered:
+        why.append("No firewall drops incoming traffic.")
+    if wide:
+        why.append("Ollama listens on every address (ollama_host).")
+    if not wide and not unfiltered:
+        why.append(
+            "A port that must be closed answers from here"
+            + (
+                ": the input chain drops it, so the way in is another path: a container's "
+                "port forward (Docker's DNAT goes through forward, not input), IPv6, or a "
+                "proxy on the host"
+                if firewall is not None
+                else ": a firewall or proxy opens it."
+            )
+        )
+    fix = None
+    if unfiltered:
+        fix = _firewall_fix(case)
+    elif wide and case.expect is not None:
+        fix = Fix(
+            command=case.expect.deploy(case.host, "ollama", "firewall"), where=Where.CONTROLLER
+        )
+    title = (
+        f"Ollama's port {port} is reachable from outside"
+        if wide or facts is not None
+        else "a port that must be closed is reachable: " + ", ".join(f.message for f in outside)
+    )
     yield Hit(
-        title=f"Ollama's port {port} is reachable from outside",
-        cause="Ollama has no auth: anyone who reaches it can pull, delete and run models. "
-        + (
-            "No firewall drops incoming traffic"
-            if firewall is not None and not firewall.input_drops
-            else "Ollama listens on every address"
-        ),
+        title=title,
+        cause=" ".join(why),
         evidence=tuple(evidence),
-        fix=_firewall_fix(case)
-        if firewall is not None and not firewall.input_drops
-        else (
-            Fix(command=case.expect.deploy(case.host, "ollama", "firewall"), where=Where.CONTROLLER)
-            if case.expect
-            else None
-        ),
-        severity=Severity.CRITICAL,
-        explains=tuple(c.check for c in outside),
+        fix=fix,
+        explains=("exposure",) if outside else (),
+    )
+
+
+def write_endpoints_open(case: Case) -> Iterator[Hit]:
+    """Ollama's write endpoints answer through the public URL instead of being refused."""
+    passed = _exposed(case, "auth")
+    if not passed:
+        return
+    caddy = case.expect is not None and case.expect.caddy
+    yield Hit(
+        title="Ollama's write endpoints pass the proxy: "
+        + "; ".join(f.message for f in passed[:2]),
+        cause="Ollama has no auth: whoever reaches the public URL can pull, delete and "
+        "create models; the proxy in front must refuse them with 403 (the caddy role does, "
+        "unless caddy_open_admin_endpoints is set)",
+        evidence=tuple(f"outside: auth: {f.message}" for f in passed),
+        fix=Fix(command=case.expect.deploy(case.host, "caddy"), where=Where.CONTROLLER)
+        if caddy and case.expect is not None
+        else None,
+        explains=("auth",),
     )
 
 
@@ -93,12 +139,13 @@ def ports_open(case: Case) -> Iterator[Hit]:
     if facts is None or facts.firewall is None or facts.listeners is None:
         return
     ollama_port = case.expect.ollama_port if case.expect else 11434
+    on_purpose = set(case.expect.open_on_purpose) if case.expect else set()
     open_ports = sorted(
         {
             (item.port, item.process or "?")
             for item in facts.listeners
             if not item.loopback
-            and item.port not in ALWAYS_OPEN
+            and item.port not in ALWAYS_OPEN | on_purpose
             and item.port != ollama_port
             and facts.firewall.admits(item.port)
         }
@@ -123,10 +170,10 @@ def host_header(case: Case) -> Iterator[Hit]:
     """A 403 through Caddy because Ollama on loopback sees the public Host header."""
     facts = case.facts
     caddy = facts.caddy if facts is not None else None
-    if caddy is None or caddy.rewrites_host is not False:
+    if caddy is None:
         return
     port = case.expect.ollama_port if case.expect else 11434
-    to_ollama = [u for u in caddy.proxies_to if u.rsplit(":", 1)[-1] == str(port)]
+    to_ollama = [u for u in caddy.unrewritten if u.rsplit(":", 1)[-1] == str(port)]
     if not to_ollama:
         return
     refused = [
