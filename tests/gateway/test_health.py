@@ -161,3 +161,62 @@ def test_an_unexpected_error_marks_the_node_unhealthy_and_the_checks_go_on(
         if r.name == "ollama_fleet.gateway.health" and "RecursionError" in r.getMessage()
     ]
     assert len(unexpected) == 1  # the same error again is not logged again
+
+
+def test_a_wake_checks_a_failing_node_now_not_at_the_end_of_its_backoff() -> None:
+    # an hour between checks: only the wake can make the node healthy within the test
+    slow = replace(FAST_HEALTH, interval_s=3600.0, max_backoff_s=3600.0)
+    with sim_node(["llama3.2:1b"]) as node:
+        node.state.faults = Faults(status=503)
+        config = gateway_config({"a": node.url}, ())
+
+        async def main() -> None:
+            pool = Pool(config)
+            upstream = Upstream(config.timeouts)
+            checker = HealthChecker(pool, upstream, slow)
+            checker.start()
+            try:
+                await checker.first_round(10)
+                assert pool.snapshot()[0].healthy is False
+                node.state.faults = Faults()
+                checker.wake()
+                await _until("the woken check", lambda: pool.snapshot()[0].healthy)
+                assert pool.snapshot()[0].models == ("llama3.2:1b",)
+            finally:
+                await checker.stop()
+                await upstream.aclose()
+
+        asyncio.run(main())
+
+
+def test_a_model_pulled_on_a_node_is_listed_at_once_not_at_the_next_refresh() -> None:
+    import httpx
+
+    slow = replace(FAST_HEALTH, interval_s=3600.0, models_refresh_s=3600.0)
+    with sim_node(["llama3.2:1b"]) as node:
+        config = gateway_config({"a": node.url}, ())
+
+        async def main() -> None:
+            pool = Pool(config)
+            upstream = Upstream(config.timeouts)
+            checker = HealthChecker(pool, upstream, slow)
+            checker.start()
+            try:
+                await checker.first_round(10)
+                assert not pool.knows_model("gemma2:2b")
+                async with httpx.AsyncClient(base_url=node.url) as client:
+                    pulled = await client.post(
+                        "/api/pull", json={"model": "gemma2:2b", "stream": False}
+                    )
+                    assert pulled.status_code == 200, pulled.text
+                    await client.delete("/_simulator/stats")
+                    await checker.refresh_catalogues()
+                    assert pool.knows_model("gemma2:2b")
+                    await checker.refresh_catalogues()  # within FRESH_S: the same answer
+                    stats = (await client.get("/_simulator/stats")).json()
+                assert stats["requests"].get("/api/tags") == 1
+            finally:
+                await checker.stop()
+                await upstream.aclose()
+
+        asyncio.run(main())

@@ -118,6 +118,8 @@ class GatewayApp:
             exchange.outcome = exc.outcome
             body = shapes.error_body(api, exc.message, status=exc.status, code=exc.code)
             await answer(send, exchange, exc.status, body, headers=exc.headers)
+        if exchange.outcome == "no_node":  # a node that came back is found now, not later
+            self.health.wake()
         if not isinstance(found, Match) or found.route.action not in _QUIET:
             self._record(exchange)
 
@@ -139,6 +141,7 @@ class GatewayApp:
             if action is Action.RELAY:
                 await dispatch(self, scope, receive, send, found, key, exchange)
             elif action in CATALOG:
+                await self.health.refresh_catalogues()
                 listing = catalog(
                     action,
                     found.param,
@@ -165,6 +168,8 @@ class GatewayApp:
         elif action is Action.READY:
             ready = any(state.healthy for state in self.pool.snapshot())
             body = b'{"status":"ready"}' if ready else b'{"status":"no healthy node"}'
+            if not ready:
+                self.health.wake()  # a load balancer asking is as good as a request
             await answer(send, exchange, 200 if ready else 503, body)
         else:
             await answer(send, exchange, 200, self.metrics.render(), content_type=CONTENT_TYPE)

@@ -23,6 +23,7 @@ from ollama_fleet.gateway.answers import not_found
 from ollama_fleet.gateway.asgi import Headers, Refused, header, read_body
 from ollama_fleet.gateway.balancer import order
 from ollama_fleet.gateway.bodies import MODEL_FIELDS, SHOW_FIELDS, BadBody, read_request
+from ollama_fleet.gateway.health import HealthChecker
 from ollama_fleet.gateway.keys import authorize
 from ollama_fleet.gateway.limits import Limiter, Refusal, estimate_tokens, prompt_tokens
 from ollama_fleet.gateway.nodes import Pool
@@ -44,6 +45,7 @@ class Gateway(Protocol):
     pool: Pool
     upstream: Upstream
     limiter: Limiter
+    health: HealthChecker
 
     def next_turn(self) -> int: ...
     def count_refused(self, key: str, which: str) -> None: ...
@@ -95,6 +97,8 @@ async def _checked(
     assert found.route.kind is not None
     authorize(key, route=found.route.kind, model=model)
     exchange.model = model
+    if not gateway.pool.knows_model(model):
+        await gateway.health.refresh_catalogues()  # pulled a moment ago, not yet listed?
     if not gateway.pool.knows_model(model):
         message = not_found(api=found.route.api, model=model)
         raise Refused(404, message, outcome="no_model", code="model_not_found")

@@ -1,10 +1,13 @@
 """Health checks: one task per node polls /api/version, and /api/tags + /api/ps, into the pool.
 
 A node is checked every `interval`; while it fails the wait doubles up to `max_backoff` and
-resets on the first success. Its models (/api/tags) and loaded models (/api/ps) are read every
-`models_refresh` and at once when it turns healthy, so a node that comes back is routed to with
-a fresh catalogue. The raw tag and ps entries are kept here for the merged /api/tags, /api/ps
-and /v1/models answers. A reload adds and removes node tasks; cancelling `stop()` ends them all.
+resets on the first success. A request that finds no node to take it wakes the failing nodes'
+checks at once (at most one check a second each), so a node that came back serves again
+within a second of being needed, not at the end of its backoff. Its models (/api/tags) and
+loaded models (/api/ps) are read every `models_refresh` and at once when it turns healthy, so
+a node that comes back is routed to with a fresh catalogue. The raw tag and ps entries are
+kept here for the merged /api/tags, /api/ps and /v1/models answers. A reload adds and
+removes node tasks; cancelling `stop()` ends them all.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from ollama_fleet.gateway.upstream import Upstream, UpstreamError
 log = logging.getLogger(__name__)
 
 Entries = list[dict[str, Any]]
+WAKE_GAP_S = 1.0  # a woken check waits this long after the last one: wakes cannot flood a node
+FRESH_S = 1.0  # catalogue answers and unknown models read the nodes' models again past this age
 
 
 class HealthChecker:
@@ -44,6 +49,9 @@ class HealthChecker:
         self.ps: dict[str, Entries] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._checked: dict[str, asyncio.Event] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._fresh_at = float("-inf")  # when the last refresh_catalogues finished
+        self._refreshing: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start a task for every node of the pool that has none (also after a reload)."""
@@ -53,14 +61,52 @@ class HealthChecker:
             self.tags.pop(name, None)
             self.ps.pop(name, None)
             self._checked.pop(name, None)
+            self._wake.pop(name, None)
         for name in sorted(names - set(self._tasks)):
             self._checked[name] = asyncio.Event()
+            self._wake[name] = asyncio.Event()
             self._tasks[name] = asyncio.create_task(self._watch(name), name=f"health-{name}")
 
     def reconfigure(self, health: Health) -> None:
         """New intervals (from the next wait on) and the pool's current nodes."""
         self.health = health
         self.start()
+
+    async def refresh_catalogues(self) -> None:
+        """Read every healthy node's models now unless that was done within FRESH_S.
+
+        For the answers that list models and for a model no catalogue has: a model pulled on
+        a node a moment ago is found at once, not at the next models_refresh. Concurrent
+        callers share one refresh.
+        """
+        if self.clock() - self._fresh_at < FRESH_S:
+            return
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self._refresh_healthy())
+        await asyncio.shield(self._refreshing)
+
+    async def _refresh_healthy(self) -> None:
+        names = [state.name for state in self.pool.snapshot() if state.healthy]
+        await asyncio.gather(*(self.refresh_models(name) for name in names))
+        self._fresh_at = self.clock()
+
+    def wake(self) -> None:
+        """No node could take a request: check the failing ones now, not at their backoff."""
+        for event in self._wake.values():
+            event.set()
+
+    async def _rest(self, name: str, seconds: float) -> None:
+        """Sleep `seconds` before a failing node's next check, or until woken (then one gap)."""
+        wake = self._wake.get(name)
+        if wake is None:
+            await asyncio.sleep(seconds)
+            return
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), seconds)
+        except TimeoutError:
+            return
+        await asyncio.sleep(min(WAKE_GAP_S, seconds))
 
     async def stop(self) -> None:
         """Cancel every node task and wait for them to end."""
@@ -104,7 +150,7 @@ class HealthChecker:
                 backoff = self.health.interval_s
                 await asyncio.sleep(self.health.interval_s)
             else:
-                await asyncio.sleep(backoff)
+                await self._rest(name, backoff)
                 backoff = min(backoff * 2, self.health.max_backoff_s)
 
     async def _probe(self, name: str) -> tuple[bool, str | None, str | None]:
