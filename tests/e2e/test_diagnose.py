@@ -79,14 +79,20 @@ class Lab:
             timeout=1800,
         )
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        self.wait_ready()
 
     def wait_ready(self) -> None:
-        """Wait, as a person would, until Ollama answers and the gateway has a healthy node again
-        (its health check backs off while the node is down)."""
+        """Wait, as a person would, until Ollama answers and the gateway is ready (asking
+        /ready wakes its checks of a node that was down); then one chat on the host, since
+        a freshly started simulator (Python, under TCG) is slow on its first requests and the
+        chat check would warn about that, not about the fault."""
         self.ssh(
             "for i in $(seq 90); do curl -fsS -m 2 http://127.0.0.1:11434/api/version >/dev/null "
             "&& curl -fsS -m 2 http://127.0.0.1:8080/ready >/dev/null "
-            "&& systemctl is-active --quiet caddy && exit 0; sleep 1; done; exit 1"
+            "&& systemctl is-active --quiet caddy && break; sleep 1; done; "
+            "curl -fsS -m 60 http://127.0.0.1:11434/api/chat -d "
+            '\'{"model": "llama3.2:1b", "messages": [{"role": "user", '
+            '"content": "hi"}], "stream": false}\' >/dev/null'
         )
 
 
@@ -206,6 +212,7 @@ def test_each_fault_is_found_and_its_printed_fix_makes_the_next_diagnosis_clean(
     lab: Lab, name: str
 ) -> None:
     fault = FAULTS[name]
+    lab.wait_ready()  # whatever the test before left restarting
     lab.ssh(fault.inject)
     try:
         code, report, out = lab.diagnose()

@@ -93,8 +93,25 @@ COMMANDS: Mapping[str, str] = {
     "ntp": "timedatectl show -p NTPSynchronized -p NTP --no-pager",
 }
 
+# reads of /proc, /sys and small files, and builtins: no time bound (no `timeout` and `sh`
+# to start), which matters where every process start is slow (a VM without KVM, a loaded host)
+QUICK = frozenset(
+    {
+        "os_release",
+        "uname",
+        "uid",
+        "ollama_url",
+        "ollama_release",
+        "modules",
+        "nvidia_version",
+        "pci",
+        "caddyfile",
+        "clock",
+    }
+)
+
 _PROLOGUE = """\
-export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C PATH=SEARCH_PATH
 umask 077
 if ! command -v base64 >/dev/null 2>&1; then printf '%s base64 127 - -\\n' MARKER; exit 0; fi
 OF_TMP=$(mktemp -d 2>/dev/null) || { printf '%s mktemp 1 - %s\\n' MARKER \
@@ -114,32 +131,51 @@ OF_MODELS=${OF_MODELS:-DEFAULT_MODELS}
 export OF_TMP OF_URL OF_MODELS
 if command -v timeout >/dev/null 2>&1; then OF_T="timeout -k 2 TIMEOUT"; else OF_T=""; fi
 fact() {
-  $OF_T sh -c "$3" >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null
+  if [ "$4" = quick ]; then (eval "$3") >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null
+  else $OF_T sh -c "$3" >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null; fi
   rc=$?
-  o=$(base64 -w0 <"$OF_TMP/$1.out"); e=$(base64 -w0 <"$OF_TMP/$1.err")
-  printf '%s %s %s %s %s\\n' MARKER "$2" "$rc" "${o:--}" "${e:--}" >"$OF_TMP/$1.fact"
+  { printf '%s %s %s ' MARKER "$2" "$rc"
+    if [ -s "$OF_TMP/$1.out" ]; then base64 -w0 <"$OF_TMP/$1.out"; else printf -; fi
+    printf ' '
+    if [ -s "$OF_TMP/$1.err" ]; then base64 -w0 <"$OF_TMP/$1.err"; else printf -; fi
+    echo; } >"$OF_TMP/$1.fact"
 }
 pids=""
 """
 
 
-def probe_script(*, public_name: str | None = None) -> str:
-    """The script for one host; `public_name` (its public URL's host) is looked up there."""
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def probe_script(
+    *,
+    public_name: str | None = None,
+    timeout_s: int = COMMAND_TIMEOUT_S,
+    watchdog_s: int = WATCHDOG_S,
+    search_path: str = HOST_PATH,
+) -> str:
+    """The script for one host; `public_name` (its public URL's host) is looked up there.
+
+    `timeout_s` bounds each command, `watchdog_s` the whole script; `search_path` is the
+    PATH it runs with (sudo's may lack /sbin).
+    """
     commands = dict(COMMANDS)
     if public_name and not is_address(public_name):
         commands["dns"] = f"getent ahosts {shlex.quote(public_name)}"
     prologue = (
         _PROLOGUE.replace("DEFAULT_MODELS", DEFAULT_MODELS_DIR)
-        .replace("TIMEOUT", str(COMMAND_TIMEOUT_S))
+        .replace("TIMEOUT", str(int(timeout_s)))
+        .replace("SEARCH_PATH", shlex.quote(search_path))
         .replace("MARKER", MARKER)
     )
     lines = [prologue]
     for number, (name, command) in enumerate(commands.items()):
-        lines.append(f"fact f{number} {shlex.quote(name)} {shlex.quote(command)} &")
+        kind = "quick" if name in QUICK else "bounded"
+        lines.append(f"fact f{number} {shlex.quote(name)} {shlex.quote(command)} {kind} &")
         lines.append('pids="$pids $!"')
     lines += [
         # the watchdog's output goes nowhere, so a sleep it leaves cannot hold the SSH channel
-        f"( sleep {WATCHDOG_S}; kill -9 $pids ) >/dev/null 2>&1 </dev/null &",
+        f"( sleep {int(watchdog_s)}; kill -9 $pids ) >/dev/null 2>&1 </dev/null &",
         "dog=$!",
         "wait $pids 2>/dev/null",
         'kill "$dog" 2>/dev/null',

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,3 +133,32 @@ _HTML_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 def html_safe(text: str) -> str:
     """Replace control characters (terminal escapes and the like) with U+FFFD for HTML."""
     return _HTML_CONTROL.sub("\ufffd", text)
+
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def terminal_safe(text: str) -> str:
+    """One line of terminal-safe text: whitespace folded, escapes and controls made visible.
+
+    A server can put anything into a message, including ANSI sequences that would
+    repaint the terminal; those are shown as `\\x1b` instead of being interpreted.
+    """
+    out: list[str] = []
+    for ch in text:
+        if ch in "\t\n\r\x0b\x0c":
+            out.append(" ")
+        elif unicodedata.category(ch) == "Cc":
+            out.append(f"\\x{ord(ch):02x}")
+        elif ch in _BIDI:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def duration(ms: float) -> str:
+    """ "850 ms", "2.31 s", or "—" for a time that is not one."""
+    if not math.isfinite(ms) or ms < 0:
+        return "—"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"

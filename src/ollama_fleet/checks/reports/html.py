@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from ollama_fleet.checks.model import (
     Status,
     overall_status,
 )
+from ollama_fleet.checks.reports._common import duration
 
 from ._common import (
     Counts,
@@ -105,12 +105,6 @@ class GroupView:
         return "fail" if self.fail else "warn" if self.warn else "ok"
 
 
-def _duration(ms: float) -> str:
-    if not math.isfinite(ms) or ms < 0:
-        return "—"
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
-
-
 def _when(started_at: str) -> str:
     try:
         moment = datetime.fromisoformat(started_at)
@@ -144,7 +138,7 @@ def _check(result: CheckResult, anchor: str, widest: Mapping[str, float]) -> Che
         klass=result.failure_class.value if result.failure_class and not ok else None,
         summary=html_safe(result.summary),
         hint=html_safe(result.hint) if result.hint and not ok else None,
-        elapsed=_duration(result.elapsed_ms),
+        elapsed=duration(result.elapsed_ms),
         findings=tuple(_finding(f) for f in findings),
         details=details_node(details) if details else None,
         timing=(timing_bar(timings, scale_ms=widest.get(result.check, 0.0)) if timings else None),
@@ -260,7 +254,7 @@ def render_html(run: CheckRun) -> str:
         status=run.status.value,
         started_at=html_safe(run.started_at),
         started_display=_when(run.started_at),
-        duration=_duration(run.duration_ms),
+        duration=duration(run.duration_ms),
         context=_context(run),
         counts=counts,
         headline=f"{plural(counts.targets, 'target')}, {plural(counts.checks, 'check')}",

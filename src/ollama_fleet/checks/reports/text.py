@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from ollama_fleet.checks.model import CheckResult, CheckRun, Status
+from ollama_fleet.checks.reports._common import terminal_safe as _clean
 
 from ._common import by_severity, count, plural
 
@@ -43,29 +44,8 @@ _RESET = "\x1b[0m"
 _BOLD = "\x1b[1m"
 _COLORS = {Status.OK: "\x1b[32m", Status.WARN: "\x1b[33m", Status.FAIL: "\x1b[31m"}
 
+
 # Bidirectional overrides can make a line read differently from what it contains.
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _clean(text: str) -> str:
-    """One line of terminal-safe text: whitespace folded, escapes and controls made visible.
-
-    A server can put anything into a message, including ANSI sequences that would
-    repaint the terminal; those are shown as `\\x1b` instead of being interpreted.
-    """
-    out: list[str] = []
-    for ch in text:
-        if ch in "\t\n\r\x0b\x0c":
-            out.append(" ")
-        elif unicodedata.category(ch) == "Cc":
-            out.append(f"\\x{ord(ch):02x}")
-        elif ch in _BIDI:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def _char_width(ch: str) -> int:
     if unicodedata.combining(ch):
         return 0

@@ -7,7 +7,6 @@ Findings first, worst first, each with its cause, evidence and fix; then per hos
 from __future__ import annotations
 
 import functools
-import math
 import re
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ import jinja2
 from markupsafe import Markup
 
 from ollama_fleet import __version__
+from ollama_fleet.checks.reports._common import duration
 from ollama_fleet.diagnose.findings import Diagnosis, ordered
 from ollama_fleet.diagnose.serialize import diagnosis_data, finding_data
 
@@ -26,12 +26,6 @@ __all__ = ["render_html"]
 TEMPLATE = "report.html.j2"
 # C0/C1 controls except tab/newline/CR, which HTML treats as whitespace
 _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _duration(ms: float) -> str:
-    if not math.isfinite(ms) or ms < 0:
-        return "—"
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
 
 def _when(started_at: str) -> str:
@@ -88,7 +82,7 @@ def render_html(diagnosis: Diagnosis) -> str:
         summary=data["summary"],
         started_at=data["started_at"],
         started_display=_when(data["started_at"]),
-        duration=_duration(diagnosis.duration_ms),
+        duration=duration(diagnosis.duration_ms),
         context=context,
         findings=findings,
         hosts=data["hosts"],
