@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,29 +111,50 @@ QUICK = frozenset(
     }
 )
 
+STARTED_FIRST = frozenset({"caddy_validate", "nvidia_smi", "units", "api_ps"})
+
+# a command of plain words runs without `sh -c` (word-split by the script, nothing to expand)
+_SIMPLE = re.compile(r"[A-Za-z0-9_./:=,+@-]+(?: [A-Za-z0-9_./:=,+@-]+)*")
+
 _PROLOGUE = """\
 export LC_ALL=C PATH=SEARCH_PATH
 umask 077
+renice -n 19 -p $$ >/dev/null 2>&1  # lowest CPU priority: the service diagnosed comes first
 if ! command -v base64 >/dev/null 2>&1; then printf '%s base64 127 - -\\n' MARKER; exit 0; fi
 OF_TMP=$(mktemp -d 2>/dev/null) || { printf '%s mktemp 1 - %s\\n' MARKER \
   "$(printf 'mktemp -d failed: /tmp full or read-only?' | base64 -w0)"; exit 0; }
 trap 'rm -rf "$OF_TMP"' EXIT
 trap 'exit 1' HUP INT TERM
-env=$(systemctl show -p Environment --value ollama.service 2>/dev/null |
-  xargs printf '%s\\n' 2>/dev/null)
-h=$(printf '%s\\n' "$env" | sed -n 's/^OLLAMA_HOST=//p' | tail -n 1)
+env=$(systemctl show -p Environment --value ollama.service 2>/dev/null)
+# shell builtins only (every process start costs on a slow host); xargs only for the rare
+# value systemd had to quote ("OLLAMA_MODELS=/data/my models")
+h="" OF_MODELS="" OLD_IFS=$IFS IFS=' '
+case "$env" in *\\"*) env=$(printf '%s\\n' "$env" | xargs printf '%s\\n' 2>/dev/null); IFS='
+';; esac
+for word in $env; do
+  case "$word" in
+    OLLAMA_HOST=*) h=${word#OLLAMA_HOST=};;
+    OLLAMA_MODELS=*) OF_MODELS=${word#OLLAMA_MODELS=};;
+  esac
+done
+IFS=$OLD_IFS
 case "$h" in ""|:*) h="127.0.0.1${h:-:11434}";; esac
 case "$h" in http://*|https://*) ;; *) h="http://$h";; esac
-h=$(printf '%s' "$h" | sed 's#//0\\.0\\.0\\.0#//127.0.0.1#; s#//\\[::\\]#//[::1]#')
+case "$h" in
+  *//0.0.0.0*) h="${h%%//*}//127.0.0.1${h#*//0.0.0.0}";;
+  *//\\[::\\]*) h="${h%%//*}//[::1]${h#*//\\[::\\]}";;
+esac
 case "${h#*//}" in \\[*\\]:[0-9]*) ;; \\[*) h="$h:11434";; *:[0-9]*) ;; *) h="$h:11434";; esac
 OF_URL=$h
-OF_MODELS=$(printf '%s\\n' "$env" | sed -n 's/^OLLAMA_MODELS=//p' | tail -n 1)
 OF_MODELS=${OF_MODELS:-DEFAULT_MODELS}
 export OF_TMP OF_URL OF_MODELS
 if command -v timeout >/dev/null 2>&1; then OF_T="timeout -k 2 TIMEOUT"; else OF_T=""; fi
 fact() {
-  if [ "$4" = quick ]; then (eval "$3") >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null
-  else $OF_T sh -c "$3" >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null; fi
+  case "$4" in
+    quick) (eval "$3") >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null;;
+    direct) $OF_T $3 >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null;;
+    *) $OF_T sh -c "$3" >"$OF_TMP/$1.out" 2>"$OF_TMP/$1.err" </dev/null;;
+  esac
   rc=$?
   { printf '%s %s %s ' MARKER "$2" "$rc"
     if [ -s "$OF_TMP/$1.out" ]; then base64 -w0 <"$OF_TMP/$1.out"; else printf -; fi
@@ -169,8 +191,10 @@ def probe_script(
         .replace("MARKER", MARKER)
     )
     lines = [prologue]
-    for number, (name, command) in enumerate(commands.items()):
-        kind = "quick" if name in QUICK else "bounded"
+    # the slowest start first, so they are not the last to finish
+    ordered = sorted(commands.items(), key=lambda item: item[0] not in STARTED_FIRST)
+    for number, (name, command) in enumerate(ordered):
+        kind = "quick" if name in QUICK else "direct" if _SIMPLE.fullmatch(command) else "sh"
         lines.append(f"fact f{number} {shlex.quote(name)} {shlex.quote(command)} {kind} &")
         lines.append('pids="$pids $!"')
     lines += [
