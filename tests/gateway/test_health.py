@@ -220,3 +220,48 @@ def test_a_model_pulled_on_a_node_is_listed_at_once_not_at_the_next_refresh() ->
                 await upstream.aclose()
 
         asyncio.run(main())
+
+
+def test_a_recheck_waits_for_the_failing_nodes_fresh_checks() -> None:
+    slow = replace(FAST_HEALTH, interval_s=3600.0, max_backoff_s=3600.0)
+    with sim_node(["llama3.2:1b"]) as node:
+        node.state.faults = Faults(status=503)
+        config = gateway_config({"a": node.url}, ())
+
+        async def main() -> None:
+            pool = Pool(config)
+            upstream = Upstream(config.timeouts)
+            checker = HealthChecker(pool, upstream, slow)
+            checker.start()
+            try:
+                await checker.first_round(10)
+                assert pool.snapshot()[0].healthy is False
+                node.state.faults = Faults()
+                await checker.recheck(20)  # returns once the woken check is done
+                assert pool.snapshot()[0].healthy is True
+            finally:
+                await checker.stop()
+                await upstream.aclose()
+
+        asyncio.run(main())
+
+
+def test_the_first_request_after_a_node_comes_back_is_served_not_refused() -> None:
+    from .live import make_key, running_gateway
+
+    slow = replace(FAST_HEALTH, interval_s=3600.0, max_backoff_s=3600.0)
+    key, spec = make_key("user")
+    with sim_node(["llama3.2:1b"]) as node:
+        node.state.faults = Faults(status=503)
+        config = replace(gateway_config({"a": node.url}, (spec,)), health=slow)
+        with running_gateway(config, wait=False) as gateway, gateway.client(key) as client:
+            assert gateway.app.pool.snapshot()[0].healthy is False
+            node.state.faults = Faults()  # back, an hour before its next scheduled check
+            version = client.get("/api/version")
+            assert version.status_code == 200, version.text
+            chat = client.post(
+                "/api/chat",
+                json={"model": "llama3.2:1b", "messages": [{"role": "user", "content": "hi"}],
+                      "stream": False},
+            )  # fmt: skip
+            assert chat.status_code == 200, chat.text

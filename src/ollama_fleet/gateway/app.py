@@ -30,7 +30,7 @@ from ollama_fleet.gateway.asgi import (
     stream_lines,
 )
 from ollama_fleet.gateway.dispatch import dispatch
-from ollama_fleet.gateway.health import HealthChecker
+from ollama_fleet.gateway.health import WAKE_GAP_S, HealthChecker
 from ollama_fleet.gateway.keys import Authenticator, AuthError, authorize, normalise_model
 from ollama_fleet.gateway.limits import Limiter
 from ollama_fleet.gateway.metrics import CONTENT_TYPE, GatewayMetrics
@@ -141,6 +141,8 @@ class GatewayApp:
             if action is Action.RELAY:
                 await dispatch(self, scope, receive, send, found, key, exchange)
             elif action in CATALOG:
+                if not any(state.healthy for state in self.pool.snapshot()):
+                    await self.health.recheck(self.config.health.timeout_s + WAKE_GAP_S)
                 await self.health.refresh_catalogues()
                 listing = catalog(
                     action,

@@ -23,7 +23,7 @@ from ollama_fleet.gateway.answers import not_found
 from ollama_fleet.gateway.asgi import Headers, Refused, header, read_body
 from ollama_fleet.gateway.balancer import order
 from ollama_fleet.gateway.bodies import MODEL_FIELDS, SHOW_FIELDS, BadBody, read_request
-from ollama_fleet.gateway.health import HealthChecker
+from ollama_fleet.gateway.health import WAKE_GAP_S, HealthChecker
 from ollama_fleet.gateway.keys import authorize
 from ollama_fleet.gateway.limits import Limiter, Refusal, estimate_tokens, prompt_tokens
 from ollama_fleet.gateway.nodes import Pool
@@ -145,14 +145,22 @@ async def _send_on(
     limit_headers: Headers,
 ) -> Outcome:
     balancing = gateway.config.balancing
-    candidates = order(
-        gateway.pool.views(model),
-        strategy=balancing.strategy,
-        prefer_loaded=balancing.prefer_loaded,
-        affinity=header(scope, balancing.hash_header.lower().encode()) or key.name,
-        turn=gateway.next_turn(),
-        rng=gateway.rng,
-    )
+
+    def choose() -> tuple[str, ...]:
+        return order(
+            gateway.pool.views(model),
+            strategy=balancing.strategy,
+            prefer_loaded=balancing.prefer_loaded,
+            affinity=header(scope, balancing.hash_header.lower().encode()) or key.name,
+            turn=gateway.next_turn(),
+            rng=gateway.rng,
+        )
+
+    candidates = choose()
+    if not candidates and not any(s.healthy for s in gateway.pool.snapshot()):
+        # every node down: one fresh check of each first, in case one just came back
+        await gateway.health.recheck(gateway.config.health.timeout_s + WAKE_GAP_S)
+        candidates = choose()
     if not candidates:
         message = f"no node can take a request for {model!r} now (down, drained or full)"
         headers = (("Retry-After", str(NO_NODE_RETRY_AFTER_S)), *limit_headers)

@@ -26,7 +26,7 @@ from ollama_fleet.gateway.upstream import Upstream, UpstreamError
 log = logging.getLogger(__name__)
 
 Entries = list[dict[str, Any]]
-WAKE_GAP_S = 1.0  # a woken check waits this long after the last one: wakes cannot flood a node
+WAKE_GAP_S = 1.0  # a woken check runs at least this long after the last: wakes cannot flood
 FRESH_S = 1.0  # catalogue answers and unknown models read the nodes' models again past this age
 
 
@@ -50,6 +50,8 @@ class HealthChecker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._checked: dict[str, asyncio.Event] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._rounds: dict[str, asyncio.Event] = {}  # set when the node's next check is done
+        self._last: dict[str, float] = {}  # when each node was last checked
         self._fresh_at = float("-inf")  # when the last refresh_catalogues finished
         self._refreshing: asyncio.Task[None] | None = None
 
@@ -62,9 +64,12 @@ class HealthChecker:
             self.ps.pop(name, None)
             self._checked.pop(name, None)
             self._wake.pop(name, None)
+            self._rounds.pop(name, None)
+            self._last.pop(name, None)
         for name in sorted(names - set(self._tasks)):
             self._checked[name] = asyncio.Event()
             self._wake[name] = asyncio.Event()
+            self._rounds[name] = asyncio.Event()
             self._tasks[name] = asyncio.create_task(self._watch(name), name=f"health-{name}")
 
     def reconfigure(self, health: Health) -> None:
@@ -95,8 +100,20 @@ class HealthChecker:
         for event in self._wake.values():
             event.set()
 
+    async def recheck(self, timeout_s: float) -> None:
+        """No node is healthy for a request: wake the failing nodes' checks and wait (at most
+        `timeout_s`) for their results, so a node that came back a moment ago serves it."""
+        failing = [s.name for s in self.pool.snapshot() if not s.healthy and s.name in self._rounds]
+        if not failing:
+            return
+        rounds = [self._rounds[name].wait() for name in failing]
+        self.wake()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*rounds), timeout_s)
+
     async def _rest(self, name: str, seconds: float) -> None:
-        """Sleep `seconds` before a failing node's next check, or until woken (then one gap)."""
+        """Sleep `seconds` before a failing node's next check, or until woken (but never
+        sooner than WAKE_GAP_S after its last check)."""
         wake = self._wake.get(name)
         if wake is None:
             await asyncio.sleep(seconds)
@@ -106,7 +123,9 @@ class HealthChecker:
             await asyncio.wait_for(wake.wait(), seconds)
         except TimeoutError:
             return
-        await asyncio.sleep(min(WAKE_GAP_S, seconds))
+        gap = self._last.get(name, float("-inf")) + WAKE_GAP_S - self.clock()
+        if gap > 0:
+            await asyncio.sleep(gap)
 
     async def stop(self) -> None:
         """Cancel every node task and wait for them to end."""
@@ -146,6 +165,11 @@ class HealthChecker:
             event = self._checked.get(name)
             if event is not None:
                 event.set()
+            self._last[name] = self.clock()
+            done = self._rounds.get(name)
+            if done is not None:  # wake whoever waits for this check, then a new round
+                self._rounds[name] = asyncio.Event()
+                done.set()
             if ok:
                 backoff = self.health.interval_s
                 await asyncio.sleep(self.health.interval_s)
