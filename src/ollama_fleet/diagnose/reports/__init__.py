@@ -22,7 +22,7 @@ __all__ = [
     "render_text",
 ]
 
-FORMATS: tuple[str, ...] = ("html", "md", "json", "text")
+FORMATS: tuple[str, ...] = ("text", "html", "md", "json")
 
 _RENDERERS: dict[str, Callable[[Diagnosis], str]] = {
     "html": render_html,
