@@ -1,17 +1,26 @@
 """The end-to-end tests' order: the site's own first, then those that reuse its deployment.
 
 tests/e2e/test_site.py starts from the bare VM (its first test proves a refused deploy left the
-host untouched), so a module that deploys on its own must not run before it.
+host untouched), so a module that deploys on its own must not run before it. test_gateway.py
+proves its deploy is the one that installs the gateway, so it comes next; test_diagnose.py,
+which breaks and repairs the site on purpose, comes last.
 """
 
 from __future__ import annotations
 
 import pytest
 
-# modules that reuse the site test_site.py deployed (and deploy it themselves when run alone)
-AFTER_THE_SITE = frozenset({"test_diagnose.py", "test_gateway.py", "test_monitor.py"})
+# modules that reuse the site test_site.py deployed (and deploy it themselves when run alone),
+# in the order they run
+AFTER_THE_SITE = ("test_gateway.py", "test_monitor.py", "test_diagnose.py")
+
+
+def _rank(item: pytest.Item) -> int:
+    if item.path.parent.name != "e2e" or item.path.name not in AFTER_THE_SITE:
+        return 0
+    return 1 + AFTER_THE_SITE.index(item.path.name)
 
 
 @pytest.hookimpl(trylast=True)  # after lab_fixtures' sort, which puts tests/e2e last
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.parent.name == "e2e" and item.path.name in AFTER_THE_SITE)
+    items.sort(key=_rank)
