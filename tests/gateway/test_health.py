@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from ollama_fleet.gateway.health import HealthChecker
 from ollama_fleet.gateway.nodes import Pool
+from ollama_fleet.gateway.settings import Health
 from ollama_fleet.gateway.upstream import Upstream
 from ollama_fleet.simulator.config import Faults
 from ollama_fleet.testbed.servers import free_port, serve_in_thread
@@ -29,13 +30,17 @@ async def _until(what: str, predicate: Callable[[], object], timeout_s: float = 
         await asyncio.sleep(0.05)
 
 
-def _run(nodes: dict[str, str], body: Callable[[Pool, HealthChecker], Awaitable[None]]) -> None:
+def _run(
+    nodes: dict[str, str],
+    body: Callable[[Pool, HealthChecker], Awaitable[None]],
+    health: Health = FAST_HEALTH,
+) -> None:
     config = gateway_config(nodes, ())
 
     async def main() -> None:
         pool = Pool(config)
         upstream = Upstream(config.timeouts)
-        checker = HealthChecker(pool, upstream, FAST_HEALTH)
+        checker = HealthChecker(pool, upstream, health)
         checker.start()
         try:
             await body(pool, checker)
@@ -163,97 +168,69 @@ def test_an_unexpected_error_marks_the_node_unhealthy_and_the_checks_go_on(
     assert len(unexpected) == 1  # the same error again is not logged again
 
 
+# an hour between checks: only the new paths can make a node healthy within a test
+SLOW = replace(FAST_HEALTH, interval_s=3600.0, max_backoff_s=3600.0, models_refresh_s=3600.0)
+
+
 def test_a_wake_checks_a_failing_node_now_not_at_the_end_of_its_backoff() -> None:
-    # an hour between checks: only the wake can make the node healthy within the test
-    slow = replace(FAST_HEALTH, interval_s=3600.0, max_backoff_s=3600.0)
     with sim_node(["llama3.2:1b"]) as node:
         node.state.faults = Faults(status=503)
-        config = gateway_config({"a": node.url}, ())
 
-        async def main() -> None:
-            pool = Pool(config)
-            upstream = Upstream(config.timeouts)
-            checker = HealthChecker(pool, upstream, slow)
-            checker.start()
-            try:
-                await checker.first_round(10)
-                assert pool.snapshot()[0].healthy is False
-                node.state.faults = Faults()
-                checker.wake()
-                await _until("the woken check", lambda: pool.snapshot()[0].healthy)
-                assert pool.snapshot()[0].models == ("llama3.2:1b",)
-            finally:
-                await checker.stop()
-                await upstream.aclose()
+        async def body(pool: Pool, checker: HealthChecker) -> None:
+            await checker.first_round(10)
+            assert pool.snapshot()[0].healthy is False
+            node.state.faults = Faults()
+            checker.wake()
+            await _until("the woken check", lambda: pool.snapshot()[0].healthy)
+            assert pool.snapshot()[0].models == ("llama3.2:1b",)
 
-        asyncio.run(main())
+        _run({"a": node.url}, body, SLOW)
 
 
 def test_a_model_pulled_on_a_node_is_listed_at_once_not_at_the_next_refresh() -> None:
     import httpx
 
-    slow = replace(FAST_HEALTH, interval_s=3600.0, models_refresh_s=3600.0)
     with sim_node(["llama3.2:1b"]) as node:
-        config = gateway_config({"a": node.url}, ())
 
-        async def main() -> None:
-            pool = Pool(config)
-            upstream = Upstream(config.timeouts)
-            checker = HealthChecker(pool, upstream, slow)
-            checker.start()
-            try:
-                await checker.first_round(10)
-                assert not pool.knows_model("gemma2:2b")
-                async with httpx.AsyncClient(base_url=node.url) as client:
-                    pulled = await client.post(
-                        "/api/pull", json={"model": "gemma2:2b", "stream": False}
-                    )
-                    assert pulled.status_code == 200, pulled.text
-                    await client.delete("/_simulator/stats")
-                    await checker.refresh_catalogues()
-                    assert pool.knows_model("gemma2:2b")
-                    await checker.refresh_catalogues()  # within FRESH_S: the same answer
-                    stats = (await client.get("/_simulator/stats")).json()
-                assert stats["requests"].get("/api/tags") == 1
-            finally:
-                await checker.stop()
-                await upstream.aclose()
+        async def body(pool: Pool, checker: HealthChecker) -> None:
+            await checker.first_round(10)
+            assert not pool.knows_model("gemma2:2b")
+            async with httpx.AsyncClient(base_url=node.url) as client:
+                pulled = await client.post(
+                    "/api/pull", json={"model": "gemma2:2b", "stream": False}
+                )
+                assert pulled.status_code == 200, pulled.text
+                await client.delete("/_simulator/stats")
+                await checker.refresh_catalogues()
+                assert pool.knows_model("gemma2:2b")
+                await checker.refresh_catalogues()  # within FRESH_S: the same answer
+                stats = (await client.get("/_simulator/stats")).json()
+            assert stats["requests"].get("/api/tags") == 1
 
-        asyncio.run(main())
+        _run({"a": node.url}, body, SLOW)
 
 
 def test_a_recheck_waits_for_the_failing_nodes_fresh_checks() -> None:
-    slow = replace(FAST_HEALTH, interval_s=3600.0, max_backoff_s=3600.0)
     with sim_node(["llama3.2:1b"]) as node:
         node.state.faults = Faults(status=503)
-        config = gateway_config({"a": node.url}, ())
 
-        async def main() -> None:
-            pool = Pool(config)
-            upstream = Upstream(config.timeouts)
-            checker = HealthChecker(pool, upstream, slow)
-            checker.start()
-            try:
-                await checker.first_round(10)
-                assert pool.snapshot()[0].healthy is False
-                node.state.faults = Faults()
-                await checker.recheck(20)  # returns once the woken check is done
-                assert pool.snapshot()[0].healthy is True
-            finally:
-                await checker.stop()
-                await upstream.aclose()
+        async def body(pool: Pool, checker: HealthChecker) -> None:
+            await checker.first_round(10)
+            assert pool.snapshot()[0].healthy is False
+            node.state.faults = Faults()
+            await checker.recheck(20)  # returns once the woken check is done
+            assert pool.snapshot()[0].healthy is True
 
-        asyncio.run(main())
+        _run({"a": node.url}, body, SLOW)
 
 
 def test_the_first_request_after_a_node_comes_back_is_served_not_refused() -> None:
     from .live import make_key, running_gateway
 
-    slow = replace(FAST_HEALTH, interval_s=3600.0, max_backoff_s=3600.0)
     key, spec = make_key("user")
     with sim_node(["llama3.2:1b"]) as node:
         node.state.faults = Faults(status=503)
-        config = replace(gateway_config({"a": node.url}, (spec,)), health=slow)
+        config = replace(gateway_config({"a": node.url}, (spec,)), health=SLOW)
         with running_gateway(config, wait=False) as gateway, gateway.client(key) as client:
             assert gateway.app.pool.snapshot()[0].healthy is False
             node.state.faults = Faults()  # back, an hour before its next scheduled check
