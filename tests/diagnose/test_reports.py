@@ -340,7 +340,8 @@ def test_every_format_renders_both_diagnoses(fmt: str) -> None:
 
 
 def test_an_unknown_format_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"unknown report format 'pdf': choose one of text, html, md"):
+    expected = r"unknown report format 'pdf': choose one of text, html, md"
+    with pytest.raises(ConfigError, match=expected):
         render(healthy_diagnosis(), "pdf")
 
 
