@@ -178,3 +178,21 @@ def test_one_port_for_two_forwards_is_a_config_error() -> None:
     port = choose_ports({})["ssh"]
     with pytest.raises(ConfigError, match="share one port"):
         choose_ports({"ssh": port, "http": port})
+
+
+def test_a_port_whose_last_connections_wait_in_time_wait_is_free_a_listened_one_is_not() -> None:
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    assert not port_is_free(port)  # something listens there
+    accepted.close()  # the server side closes first: its end (port `port`) waits in TIME_WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+    assert port_is_free(port)  # as qemu's forward would bind it again, SO_REUSEADDR

@@ -15,8 +15,13 @@ DEFAULT_PORTS = {"ssh": 52022, "http": 52080, "https": 52443, "ollama": 52434, "
 
 
 def port_is_free(port: int) -> bool:
-    """Whether a listener could bind 127.0.0.1:`port` right now."""
+    """Whether a listener could bind 127.0.0.1:`port` right now.
+
+    With SO_REUSEADDR, as qemu's forwards bind: connections to the lab's last run that are
+    still in TIME_WAIT do not make its port look taken, so `lab down && lab up` keeps it.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

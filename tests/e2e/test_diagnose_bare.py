@@ -1,8 +1,9 @@
 """Diagnose on the bare lab VM, a host with nothing of ours on it: a report, never a crash.
 
-Runs on the bare VM (tests/lab_fixtures.py puts tests/e2e, which deploys, after this). The
-lab's inventory expects the whole site, so the findings say what is missing and how to get
-it; the facts are still read and reported, and nothing on the VM changes.
+Runs on the bare VM, first of the end-to-end tests (tests/e2e/conftest.py), before
+test_site.py deploys anything. The lab's inventory expects the whole site, so the findings
+say what is missing and how to get it; the facts are still read and reported, and nothing on
+the VM changes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from ollama_fleet.lab import LabInfo, load_info, run_ssh
 from ollama_fleet.lab.vault import password_file
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 OLLAMA_FLEET = Path(sys.executable).with_name("ollama-fleet")
 # what the VM looks like, before and after: files under /etc and the units that run
