@@ -203,9 +203,10 @@ def test_a_model_pulled_on_a_node_is_listed_at_once_not_at_the_next_refresh() ->
                 await client.delete("/_simulator/stats")
                 await checker.refresh_catalogues()
                 assert pool.knows_model("gemma2:2b")
-                await checker.refresh_catalogues()  # within FRESH_S: the same answer
+                # callers at once share refreshes: one runs, one more may follow, not ten
+                await asyncio.gather(*(checker.refresh_catalogues() for _ in range(10)))
                 stats = (await client.get("/_simulator/stats")).json()
-            assert stats["requests"].get("/api/tags") == 1
+            assert 2 <= stats["requests"].get("/api/tags") <= 3
 
         _run({"a": node.url}, body, SLOW)
 

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 Entries = list[dict[str, Any]]
 WAKE_GAP_S = 1.0  # a woken check runs at least this long after the last: wakes cannot flood
-FRESH_S = 1.0  # catalogue answers and unknown models read the nodes' models again past this age
 
 
 class HealthChecker:
@@ -52,7 +51,7 @@ class HealthChecker:
         self._wake: dict[str, asyncio.Event] = {}
         self._rounds: dict[str, asyncio.Event] = {}  # set when the node's next check is done
         self._last: dict[str, float] = {}  # when each node was last checked
-        self._fresh_at = float("-inf")  # when the last refresh_catalogues finished
+        self._fresh_started = float("-inf")  # when the last finished catalogue refresh began
         self._refreshing: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -78,22 +77,26 @@ class HealthChecker:
         self.start()
 
     async def refresh_catalogues(self) -> None:
-        """Read every healthy node's models now unless that was done within FRESH_S.
+        """Read every healthy node's models, in a refresh that starts after this call.
 
         For the answers that list models and for a model no catalogue has: a model pulled on
         a node a moment ago is found at once, not at the next models_refresh. Concurrent
-        callers share one refresh.
+        callers share refreshes: at most one runs and one more waits to start.
         """
-        if self.clock() - self._fresh_at < FRESH_S:
-            return
-        if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.create_task(self._refresh_healthy())
-        await asyncio.shield(self._refreshing)
+        asked = self.clock()
+        while self._fresh_started < asked:
+            task = self._refreshing
+            if task is None or task.done():
+                task = asyncio.create_task(self._refresh_healthy(self.clock()))
+                self._refreshing = task
+            await asyncio.shield(task)
 
-    async def _refresh_healthy(self) -> None:
+    async def _refresh_healthy(self, started: float) -> None:
         names = [state.name for state in self.pool.snapshot() if state.healthy]
-        await asyncio.gather(*(self.refresh_models(name) for name in names))
-        self._fresh_at = self.clock()
+        try:
+            await asyncio.gather(*(self.refresh_models(name) for name in names))
+        finally:
+            self._fresh_started = max(self._fresh_started, started)
 
     def wake(self) -> None:
         """No node could take a request: check the failing ones now, not at their backoff."""
