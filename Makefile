@@ -1,7 +1,8 @@
 # ollama-fleet: `make demo` deploys the whole site to the lab VM, `make test` runs every tier.
 # Both install what they need: Debian packages (caddy, nftables, python3-venv, debootstrap,
 # qemu, ssh, chromium for the browser tests, Prometheus, Alertmanager and blackbox_exporter
-# for the monitor's tests and benchmark), a venv, and the lab's disk image
+# for the monitor's tests and benchmark, PostgreSQL and Redis for the gateway's sessions and
+# shared limits: the tests start their own servers in temp dirs), a venv, and the lab's disk image
 # (built once as root, then cached).
 
 PYTHON ?= python3
@@ -22,12 +23,13 @@ system-deps:
 	    || ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
 	    || ! command -v prometheus-alertmanager >/dev/null \
 	    || ! command -v prometheus-blackbox-exporter >/dev/null \
+	    || ! command -v redis-server >/dev/null || ! [ -x /usr/lib/postgresql/15/bin/initdb ] \
 	    || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
-	  echo "installing Debian packages: caddy nftables python3-venv debootstrap qemu-system-x86 qemu-utils openssh-client chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter"; \
+	  echo "installing Debian packages: caddy nftables python3-venv debootstrap qemu-system-x86 qemu-utils openssh-client chromium prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql redis-server"; \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy nftables python3-venv \
 	    debootstrap qemu-system-x86 qemu-utils openssh-client chromium \
-	    prometheus prometheus-alertmanager prometheus-blackbox-exporter >/dev/null; \
+	    prometheus prometheus-alertmanager prometheus-blackbox-exporter postgresql redis-server >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

@@ -166,7 +166,8 @@ def test_describe_names_nodes_and_key_names_never_hashes() -> None:
     line = describe(config)
     assert line == (
         "gateway.yml: ok: 2 node(s) (gpu-1, gpu-2), 2 key(s) (1 user, 1 admin), "
-        "strategy least-connections; listen [::]:8081"
+        "strategy least-connections; sessions in SQLite (default file); limits in memory; "
+        "listen [::]:8081"
     )
     assert HASH not in line
 

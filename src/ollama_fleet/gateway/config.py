@@ -30,6 +30,13 @@ from ollama_fleet.gateway.config_sections import (
     nodes,
     timeouts,
 )
+from ollama_fleet.gateway.config_sessions import (
+    REDIS_KEYS,
+    SESSION_KEYS,
+    sessions,
+    shared_limits,
+)
+from ollama_fleet.gateway.sessions.urls import safe_url
 from ollama_fleet.gateway.settings import GatewayConfig
 from ollama_fleet.inventory_errors import Origin, Problems
 from ollama_fleet.inventory_yaml import VaultKeys, read_yaml
@@ -39,7 +46,7 @@ __all__ = ["SECTIONS", "describe", "load_config", "parse_listen"]
 
 TOP_KEYS = (
     *("listen", "nodes", "keys", "limits", "balancing", "health", "breaker", "timeouts"),
-    "access_log",
+    *("sessions", "redis", "access_log"),
 )
 # every key load_config accepts, by where it is written (docs/gateway.md has a row for each)
 SECTIONS: Mapping[str, tuple[str, ...]] = {
@@ -51,6 +58,8 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
     "health": HEALTH_KEYS,
     "breaker": BREAKER_KEYS,
     "timeouts": TIMEOUT_KEYS,
+    "sessions": SESSION_KEYS,
+    "redis": REDIS_KEYS,
 }
 
 
@@ -76,6 +85,8 @@ def load_config(path: Path) -> GatewayConfig:
         health=health(reader, top.get("health")),
         breaker=breaker(reader, top.get("breaker")),
         timeouts=timeouts(reader, top.get("timeouts")),
+        sessions=sessions(reader, top.get("sessions")),
+        shared_limits=shared_limits(reader, top.get("redis")),
         source=str(path),
         **({} if listen is None else {"listen": listen}),
         **({} if access_log is None else {"access_log": access_log}),
@@ -89,7 +100,8 @@ def load_config(path: Path) -> GatewayConfig:
 
 
 def describe(config: GatewayConfig) -> str:
-    """One line for `--check-config`: nodes, keys by role (names only, never a hash), listen."""
+    """One line for `--check-config`: nodes, keys by role (names only, never a hash), listen,
+    where sessions are kept and whether limits are shared (URLs without their passwords)."""
     host, port = config.listen
     shown_host = f"[{host}]" if ":" in host else host
     roles = [spec.role.value for spec in config.keys]
@@ -97,8 +109,21 @@ def describe(config: GatewayConfig) -> str:
     return (
         f"{config.source}: ok: {len(config.nodes)} node(s) "
         f"({', '.join(n.name for n in config.nodes)}), {len(config.keys)} key(s) ({by_role}), "
-        f"strategy {config.balancing.strategy.value}; listen {shown_host}:{port}"
+        f"strategy {config.balancing.strategy.value}; sessions {_database(config)}; "
+        f"limits {_limits(config)}; listen {shown_host}:{port}"
     )
+
+
+def _database(config: GatewayConfig) -> str:
+    url = config.sessions.database_url
+    return "in SQLite (default file)" if url is None else f"in {safe_url(url)}"
+
+
+def _limits(config: GatewayConfig) -> str:
+    shared = config.shared_limits
+    if shared.redis_url is None:
+        return "in memory"
+    return f"shared in {safe_url(shared.redis_url)} (on error: {shared.on_error})"
 
 
 def _raise(problems: Problems) -> NoReturn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 DEFAULT_LISTEN = ("127.0.0.1", 8080)
 DEFAULT_MAX_PARALLEL = 4  # per node: Ollama's OLLAMA_NUM_PARALLEL (auto picks 4 or 1)
@@ -106,6 +107,29 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Sessions:
+    """The sessions API (/v1/chat, /v1/sessions): where history is kept and how much is sent.
+
+    `database_url` may carry a password: never shown (sessions.urls.safe_url masks it).
+    """
+
+    database_url: str | None = field(default=None, repr=False)  # None: SQLite, default file
+    history_messages: int = 40  # earlier messages sent as context (system messages kept)
+    history_tokens: int = 8192  # and about this many tokens of them (chars/4), oldest dropped
+    flush_interval_s: float = 0.5  # a streamed answer is written at least this often
+    max_message_chars: int = 32_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SharedLimits:
+    """Rate limits shared by replicas through Redis/Valkey (None: in memory, one process)."""
+
+    redis_url: str | None = field(default=None, repr=False)
+    on_error: Literal["open", "closed"] = "open"  # open: in-memory limits per replica
+    timeout_s: float = 0.25
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayConfig:
     """Everything the gateway runs on; `source` names the file it came from (for messages)."""
 
@@ -117,5 +141,7 @@ class GatewayConfig:
     health: Health = Health()
     breaker: Breaker = Breaker()
     timeouts: Timeouts = Timeouts()
+    sessions: Sessions = Sessions()
+    shared_limits: SharedLimits = SharedLimits()
     access_log: bool = True
     source: str = "<defaults>"

@@ -1,0 +1,1 @@
+"""The gateway's sessions: conversations kept server-side, on SQLite or PostgreSQL."""
