@@ -84,7 +84,7 @@ def test_check_config_prints_one_line() -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "gateway.yml: ok: 1 node(s) (gpu-1), 1 key(s) (1 admin), strategy least-connections; "
-        "listen 127.0.0.1:8090"
+        "sessions in SQLite (default file); limits in memory; listen 127.0.0.1:8090"
     ]
 
 

@@ -65,7 +65,10 @@ def test_every_keyed_route_answers_401_without_a_valid_key(
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"] == "Bearer"
     assert keys.expired not in answer.text and keys.user not in answer.text
-    if method != "HEAD":
+    if method != "HEAD" and route.api == "sessions":
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["type"] == "https://ollama-fleet.dev/problems/unauthorized"
+    elif method != "HEAD":
         error = answer.json()["error"]
         if route.api == "openai":
             assert error["type"] == "authentication_error"
@@ -76,7 +79,10 @@ def test_every_keyed_route_answers_401_without_a_valid_key(
 def test_the_open_routes_need_no_key(shared_gateway: RunningGateway) -> None:
     with shared_gateway.client() as client:
         assert client.get("/").text == "ollama-fleet gateway"
-        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/health").json() == {
+            "status": "ok",
+            "services": {"database": "ok", "ollama": "ok"},
+        }
         assert client.get("/ready").status_code == 200
         assert client.get("/metrics").status_code == 200
 

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 from starlette.types import Receive, Scope, Send
 
-from ollama_fleet.gateway import accesslog, admin, shapes
+from ollama_fleet.errors import FleetError
+from ollama_fleet.gateway import accesslog, admin, chat_page, shapes
 from ollama_fleet.gateway.accesslog import Exchange
 from ollama_fleet.gateway.answers import CATALOG, catalog
 from ollama_fleet.gateway.asgi import (
@@ -32,22 +33,35 @@ from ollama_fleet.gateway.asgi import (
 from ollama_fleet.gateway.dispatch import dispatch
 from ollama_fleet.gateway.health import WAKE_GAP_S, HealthChecker
 from ollama_fleet.gateway.keys import Authenticator, AuthError, authorize, normalise_model
-from ollama_fleet.gateway.limits import Limiter
-from ollama_fleet.gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from ollama_fleet.gateway.metrics import CONTENT_TYPE, GatewayMetrics, Services
 from ollama_fleet.gateway.nodes import Pool
-from ollama_fleet.gateway.routes import Action, Match, WrongMethod, api_of, find
-from ollama_fleet.gateway.settings import GatewayConfig
+from ollama_fleet.gateway.ratelimits import RateLimits, make_rate_limits
+from ollama_fleet.gateway.routes import (
+    SESSION_ACTIONS,
+    Action,
+    Match,
+    WrongMethod,
+    api_of,
+    find,
+)
+from ollama_fleet.gateway.sessions import api as sessions_api
+from ollama_fleet.gateway.sessions.chat import chat
+from ollama_fleet.gateway.sessions.database import Database
+from ollama_fleet.gateway.sessions.problems import CONTENT_TYPE as PROBLEM_TYPE
+from ollama_fleet.gateway.sessions.problems import Problem, problem_body, slug_for
+from ollama_fleet.gateway.settings import GatewayConfig, KeySpec
 from ollama_fleet.gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
 MAX_ADMIN_BODY = 64 * 1024
+MAX_SESSIONS_BODY = 64 * 1024
 ROOT_TEXT = b"ollama-fleet gateway"
 WRITE_REFUSED = (
     "this gateway refuses Ollama's write endpoints for every key: pull and delete models "
     "with `ollama-fleet gateway pull` / `ollama-fleet gateway delete` (the /admin API)"
 )
-_QUIET = frozenset({Action.HEALTH, Action.READY, Action.METRICS, Action.ROOT})
+_QUIET = frozenset({Action.HEALTH, Action.READY, Action.METRICS, Action.ROOT, Action.CHAT_PAGE})
 
 
 class GatewayApp:
@@ -69,17 +83,34 @@ class GatewayApp:
         self.upstream = upstream if upstream is not None else Upstream(config.timeouts)
         self.health = HealthChecker(self.pool, self.upstream, config.health, clock=clock)
         self.authenticator = Authenticator(config.keys)
-        self.limiter = Limiter(keys=config.keys, limits=config.limits)
-        self.metrics = GatewayMetrics(nodes=self.pool.snapshot)
+        self.rate_limits: RateLimits = make_rate_limits(
+            keys=config.keys, limits=config.limits, shared=config.shared_limits
+        )
+        self._retired: list[RateLimits] = []  # replaced by a reload, closed at shutdown
         self.usage = admin.UsageTally()
+        self.database = Database(config.sessions)
+        self.metrics = GatewayMetrics(nodes=self.pool.snapshot, services=self._services)
         self._turn = 0
 
     def reconfigure(self, config: GatewayConfig) -> None:
-        """A new config: nodes, keys and limits change at once; requests in flight go on."""
+        """A new config: nodes, keys and limits change at once; requests in flight go on.
+        History bounds and the flush interval apply to the next turn; a new database_url
+        takes effect on restart."""
+        old = self.config
+        if config.sessions.database_url != old.sessions.database_url:
+            log.warning("gateway: sessions.database_url changed; it takes effect on restart")
         self.config = config
         self.pool.reconfigure(config)
         self.authenticator = Authenticator(config.keys)
-        self.limiter.reconfigure(keys=config.keys, limits=config.limits)
+        if config.shared_limits.redis_url != old.shared_limits.redis_url:
+            self._retired.append(self.rate_limits)  # its requests in flight settle on it
+            self.rate_limits = make_rate_limits(
+                keys=config.keys, limits=config.limits, shared=config.shared_limits
+            )
+        else:
+            self.rate_limits.reconfigure(
+                keys=config.keys, limits=config.limits, shared=config.shared_limits
+            )
         self.upstream.timeouts = config.timeouts
         self.health.reconfigure(config.health)
 
@@ -93,11 +124,19 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self.database.start()
+                except FleetError as exc:  # a database newer than this gateway
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 self.health.start()
                 await self.health.first_round(self.config.health.timeout_s + 1.0)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.health.stop()
+                await self.database.stop()
+                for limits in (*self._retired, self.rate_limits):
+                    await limits.aclose()
                 await self.upstream.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -114,10 +153,22 @@ class GatewayApp:
             if found is None:
                 raise Refused(404, "404 page not found", outcome="not_found")
             await self._route(scope, receive, send, found, exchange)
+        except Problem as exc:
+            exchange.outcome = "refused" if exc.status < 500 else "unavailable"
+            body = problem_body(exc.status, exc.slug, exc.detail, instance=path,
+                                field=exc.field, session_id=exc.session_id)  # fmt: skip
+            await answer(send, exchange, exc.status, body, content_type=PROBLEM_TYPE,
+                         headers=exc.headers)  # fmt: skip
         except Refused as exc:
             exchange.outcome = exc.outcome
-            body = shapes.error_body(api, exc.message, status=exc.status, code=exc.code)
-            await answer(send, exchange, exc.status, body, headers=exc.headers)
+            if api == "sessions":
+                slug = slug_for(exc.status)
+                body = problem_body(exc.status, slug, exc.message, instance=path)
+                await answer(send, exchange, exc.status, body, content_type=PROBLEM_TYPE,
+                             headers=exc.headers)  # fmt: skip
+            else:
+                body = shapes.error_body(api, exc.message, status=exc.status, code=exc.code)
+                await answer(send, exchange, exc.status, body, headers=exc.headers)
         if exchange.outcome == "no_node":  # a node that came back is found now, not later
             self.health.wake()
         if not isinstance(found, Match) or found.route.action not in _QUIET:
@@ -128,7 +179,7 @@ class GatewayApp:
     ) -> None:
         route, action = found.route, found.route.action
         if route.kind is None:
-            await self._open_route(send, exchange, action)
+            await self._open_route(send, exchange, action, scope["path"])
             return
         try:
             key = self.authenticator.authenticate(
@@ -140,6 +191,8 @@ class GatewayApp:
             authorize(key, route=route.kind, model=None)
             if action is Action.RELAY:
                 await dispatch(self, scope, receive, send, found, key, exchange)
+            elif action in SESSION_ACTIONS:
+                await self._sessions(scope, receive, send, found, key, exchange)
             elif action in CATALOG:
                 if not any(state.healthy for state in self.pool.snapshot()):
                     await self.health.recheck(self.config.health.timeout_s + WAKE_GAP_S)
@@ -162,11 +215,63 @@ class GatewayApp:
         except admin.AdminError as exc:
             raise Refused(exc.status, exc.message, outcome="refused") from None
 
-    async def _open_route(self, send: Send, exchange: Exchange, action: Action) -> None:
+    def _services(self) -> Services:
+        return Services(
+            redis_up=self.rate_limits.redis_up,
+            redis_errors=self.rate_limits.redis_errors,
+            database_up=self.database.up,
+            database_writes=self.database.writes,
+        )
+
+    async def _health(self) -> dict[str, object]:
+        """{"status": ok|degraded, "services": {"database": ..., "ollama": ...}} (no details:
+        /health needs no key)."""
+        ollama = "ok" if any(s.healthy for s in self.pool.snapshot()) else "unavailable"
+        services = {"database": await self.database.status(), "ollama": ollama}
+        status = "ok" if all(v == "ok" for v in services.values()) else "degraded"
+        return {"status": status, "services": services}
+
+    async def _sessions(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        found: Match,
+        key: KeySpec,
+        exchange: Exchange,
+    ) -> None:
+        """The sessions API: /v1/chat streams; the rest answer JSON (DELETE: 204)."""
+        action, session_id = found.route.action, found.param or ""
+        if action is Action.SESSIONS_CHAT:
+            await chat(self, self.database, scope, receive, send, key=key, exchange=exchange)
+            return
+        if action is Action.SESSIONS_LIST:
+            query = scope.get("query_string", b"")
+            result = await sessions_api.list_sessions(self.database, key=key, query=query)
+        elif action is Action.SESSIONS_MESSAGES:
+            result = await sessions_api.messages(self.database, session_id, key=key)
+        elif action is Action.SESSIONS_RENAME:
+            body = await read_body(receive, MAX_SESSIONS_BODY)
+            result = await sessions_api.rename(self.database, session_id, key=key, body=body)
+        else:
+            await sessions_api.delete(self.database, session_id, key=key)
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            exchange.answered(204, 0)
+            return
+        await answer(send, exchange, 200, dump(result))
+
+    async def _open_route(self, send: Send, exchange: Exchange, action: Action, path: str) -> None:
         if action is Action.ROOT:
             await answer(send, exchange, 200, ROOT_TEXT, content_type="text/plain")
         elif action is Action.HEALTH:
-            await answer(send, exchange, 200, b'{"status":"ok"}')
+            await answer(send, exchange, 200, dump(await self._health()))
+        elif action is Action.CHAT_PAGE:
+            found = chat_page.asset(path)
+            if found is None:
+                raise Refused(404, "404 page not found", outcome="not_found")
+            await answer(send, exchange, 200, found.body, content_type=found.content_type,
+                         headers=found.headers)  # fmt: skip
         elif action is Action.READY:
             ready = any(state.healthy for state in self.pool.snapshot())
             body = b'{"status":"ready"}' if ready else b'{"status":"no healthy node"}'

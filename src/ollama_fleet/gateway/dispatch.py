@@ -11,10 +11,11 @@ settled against the counted tokens, or refunded whole when nothing ran (the gate
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
 
 from starlette.types import Receive, Scope, Send
 
@@ -25,11 +26,13 @@ from ollama_fleet.gateway.balancer import order
 from ollama_fleet.gateway.bodies import MODEL_FIELDS, SHOW_FIELDS, BadBody, read_request
 from ollama_fleet.gateway.health import WAKE_GAP_S, HealthChecker
 from ollama_fleet.gateway.keys import authorize
-from ollama_fleet.gateway.limits import Limiter, Refusal, estimate_tokens, prompt_tokens
+from ollama_fleet.gateway.limits import Refusal, estimate_tokens, prompt_tokens
 from ollama_fleet.gateway.nodes import Pool
 from ollama_fleet.gateway.proxy import NO_NODE_RETRY_AFTER_S, Outcome, relay
+from ollama_fleet.gateway.ratelimits import Charge, LimitsUnavailable, RateLimits
 from ollama_fleet.gateway.routes import Match
 from ollama_fleet.gateway.settings import GatewayConfig, KeySpec
+from ollama_fleet.gateway.shapes import Api
 from ollama_fleet.gateway.upstream import Upstream
 
 MAX_BODY = 16 * 1024 * 1024  # a chat with base64 images fits; beyond that it is a mistake
@@ -44,7 +47,7 @@ class Gateway(Protocol):
     rng: random.Random
     pool: Pool
     upstream: Upstream
-    limiter: Limiter
+    rate_limits: RateLimits
     health: HealthChecker
 
     def next_turn(self) -> int: ...
@@ -64,15 +67,29 @@ async def dispatch(
     if not found.route.limited:
         await _checked(gateway, scope, receive, send, found, key, exchange, limited=False)
         return
-    if not gateway.limiter.try_enter(key):
+    async with entered(gateway, key):
+        await _checked(gateway, scope, receive, send, found, key, exchange, limited=True)
+
+
+@contextlib.asynccontextmanager
+async def entered(gateway: Gateway, key: KeySpec) -> AsyncIterator[None]:
+    """One more request of `key` in flight while inside; Refused 429 at its max_concurrent."""
+    if not gateway.rate_limits.local.try_enter(key):
         gateway.count_refused(key.name, "concurrency")
         message = f"key {key.name!r} has {key.max_concurrent} requests in flight already"
         retry = (("Retry-After", "1"),)
         raise Refused(429, message, outcome="rate_limited", code="concurrency", headers=retry)
     try:
-        await _checked(gateway, scope, receive, send, found, key, exchange, limited=True)
+        yield
     finally:
-        gateway.limiter.leave(key)
+        gateway.rate_limits.local.leave(key)
+
+
+async def model_known(gateway: Gateway, model: str) -> bool:
+    """Whether some node lists `model` (catalogues read again first when none does)."""
+    if not gateway.pool.knows_model(model):
+        await gateway.health.refresh_catalogues()  # pulled a moment ago, not yet listed?
+    return gateway.pool.knows_model(model)
 
 
 async def _checked(
@@ -97,53 +114,85 @@ async def _checked(
     assert found.route.kind is not None
     authorize(key, route=found.route.kind, model=model)
     exchange.model = model
-    if not gateway.pool.knows_model(model):
-        await gateway.health.refresh_catalogues()  # pulled a moment ago, not yet listed?
-    if not gateway.pool.knows_model(model):
+    if not await model_known(gateway, model):
         message = not_found(api=found.route.api, model=model)
         raise Refused(404, message, outcome="no_model", code="model_not_found")
+    api: Api = "openai" if found.route.api == "openai" else "ollama"  # what relay routes speak
+    path = found.route.path
     if not limited:
-        await _send_on(gateway, scope, receive, send, body, found, key, model, exchange, ())
+        await forward(gateway, scope, receive, send, body=body, api=api, path=path, key=key,
+                      model=model, exchange=exchange, limit_headers=())  # fmt: skip
         return
+    reservation = await reserve(gateway, key, request.payload)
+    outcome: Outcome | None = None
+    try:
+        outcome = await forward(
+            gateway,
+            scope,
+            receive,
+            send,
+            body=body,
+            api=api,
+            path=path,
+            key=key,
+            model=model,
+            exchange=exchange,
+            limit_headers=reservation.headers,
+        )
+    finally:
+        await settle(gateway, reservation, outcome)
+
+
+async def reserve(gateway: Gateway, key: KeySpec, payload: Mapping[str, Any]) -> Charge:
+    """Charge the rate limits for a request with this body; Refused 429 when they refuse, 503
+    when they cannot be read (Redis away with redis.on_error closed)."""
     limits = gateway.config.limits
-    reservation = gateway.limiter.reserve(
-        key,
-        estimate_tokens=estimate_tokens(
-            request.payload, completion_estimate=limits.completion_estimate
-        ),
-        prompt_tokens=prompt_tokens(request.payload),
-        now=gateway.clock(),
-    )
+    try:
+        reservation = await gateway.rate_limits.reserve(
+            key,
+            estimate_tokens=estimate_tokens(
+                payload, completion_estimate=limits.completion_estimate
+            ),
+            prompt_tokens=prompt_tokens(payload),
+            now=gateway.clock(),
+        )
+    except LimitsUnavailable:
+        message = "the rate limits cannot be checked now (their Redis is unavailable)"
+        retry = (("Retry-After", str(NO_NODE_RETRY_AFTER_S)),)
+        raise Refused(503, message, outcome="limits_unavailable", headers=retry) from None
     if isinstance(reservation, Refusal):
         gateway.count_refused(key.name, reservation.which)
         raise _rate_limited(reservation)
-    outcome: Outcome | None = None
-    try:
-        outcome = await _send_on(
-            gateway, scope, receive, send, body, found, key, model, exchange, reservation.headers
-        )
-    finally:
-        if outcome is None or outcome.kind in _NOTHING_RAN:  # the gateway's own 5xx
-            reservation.refund(now=gateway.clock())
-        else:
-            used = None if outcome.started else 0  # the client left before the answer
-            if outcome.tokens_in is not None:
-                used = outcome.tokens_in + (outcome.tokens_out or 0)
-            reservation.settle(used, now=gateway.clock())
+    return reservation
 
 
-async def _send_on(
+async def settle(gateway: Gateway, reservation: Charge, outcome: Outcome | None) -> None:
+    """Settle the charge against the tokens counted, or refund it when nothing ran."""
+    if outcome is None or outcome.kind in _NOTHING_RAN:  # the gateway's own 5xx
+        await reservation.refund(now=gateway.clock())
+        return
+    used = None if outcome.started else 0  # the client left before the answer
+    if outcome.tokens_in is not None:
+        used = outcome.tokens_in + (outcome.tokens_out or 0)
+    await reservation.settle(used, now=gateway.clock())
+
+
+async def forward(
     gateway: Gateway,
     scope: Scope,
     receive: Receive,
     send: Send,
+    *,
     body: bytes,
-    found: Match,
+    api: Api,
+    path: str,
     key: KeySpec,
     model: str,
     exchange: Exchange,
     limit_headers: Headers,
 ) -> Outcome:
+    """Order the nodes for `model` and relay `body` to `path` on the first that takes it
+    (Refused 503 when none can); the relay answers the client through `send`."""
     balancing = gateway.config.balancing
 
     def choose() -> tuple[str, ...]:
@@ -175,8 +224,8 @@ async def _send_on(
         candidates=candidates,
         pool=gateway.pool,
         upstream=gateway.upstream,
-        api=found.route.api,
-        path=found.route.path,
+        api=api,
+        path=path,
         queue_timeout_s=balancing.queue_timeout_s,
         extra_headers=limit_headers,
     )

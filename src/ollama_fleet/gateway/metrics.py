@@ -9,11 +9,17 @@ names only (key names, model names the fleet knows, node names), never a key or 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from ollama_fleet import __version__
@@ -68,6 +74,46 @@ class _NodeCollector(Collector):
         yield from (in_flight, queued, breaker, healthy)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """What the gateway leans on, read at scrape time: Redis (None: not configured), the
+    sessions database (up: open and its last call worked) and the writes made to it."""
+
+    redis_up: bool | None
+    redis_errors: int
+    database_up: bool
+    database_writes: int
+
+
+class _ServiceCollector(Collector):
+    def __init__(self, services: Callable[[], Services]) -> None:
+        self._services = services
+
+    def collect(self) -> Iterable[Metric]:
+        found = self._services()
+        if found.redis_up is not None:
+            yield GaugeMetricFamily(
+                "gateway_redis_up",
+                "1 while the shared rate limits' Redis answers (0: redis.on_error applies)",
+                value=1.0 if found.redis_up else 0.0,
+            )
+            yield CounterMetricFamily(
+                "gateway_redis_errors",
+                "Calls to the shared rate limits' Redis that failed",
+                value=found.redis_errors,
+            )
+        yield GaugeMetricFamily(
+            "gateway_sessions_database_up",
+            "1 while the sessions database is open and its last call worked",
+            value=1.0 if found.database_up else 0.0,
+        )
+        yield CounterMetricFamily(
+            "gateway_sessions_writes",
+            "Write transactions committed to the sessions database by this process",
+            value=found.database_writes,
+        )
+
+
 class _InfoCollector(Collector):
     def __init__(self, version: str) -> None:
         self._version = version
@@ -82,7 +128,11 @@ class GatewayMetrics:
     """Every series the gateway exports; `render()` is the /metrics body."""
 
     def __init__(
-        self, *, nodes: Callable[[], Sequence[NodeGauges]], version: str = __version__
+        self,
+        *,
+        nodes: Callable[[], Sequence[NodeGauges]],
+        services: Callable[[], Services] | None = None,
+        version: str = __version__,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -118,6 +168,8 @@ class GatewayMetrics:
         )
         self.registry.register(_NodeCollector(nodes))
         self.registry.register(_InfoCollector(version))
+        if services is not None:
+            self.registry.register(_ServiceCollector(services))
 
     def observe_request(
         self,

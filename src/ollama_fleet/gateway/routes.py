@@ -14,7 +14,7 @@ from typing import Literal
 
 from ollama_fleet.gateway.keys import RouteKind
 
-Api = Literal["ollama", "openai"]
+Api = Literal["ollama", "openai", "sessions"]  # sessions: problem+json errors
 
 
 class Action(enum.Enum):
@@ -37,6 +37,12 @@ class Action(enum.Enum):
     ADMIN_PULL = "admin_pull"
     ADMIN_DELETE = "admin_delete"
     ADMIN_USAGE = "admin_usage"
+    SESSIONS_CHAT = "sessions_chat"
+    SESSIONS_LIST = "sessions_list"
+    SESSIONS_MESSAGES = "sessions_messages"
+    SESSIONS_RENAME = "sessions_rename"
+    SESSIONS_DELETE = "sessions_delete"
+    CHAT_PAGE = "chat_page"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +113,22 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/admin/pull", Action.ADMIN_PULL, _ADMIN),
     _route("DELETE", "/admin/models", Action.ADMIN_DELETE, _ADMIN),
     _route("GET", "/admin/usage", Action.ADMIN_USAGE, _ADMIN),
+    _route("POST", "/v1/chat", Action.SESSIONS_CHAT, _GEN, api="sessions"),
+    _route("GET", "/v1/sessions", Action.SESSIONS_LIST, _GEN, api="sessions"),
+    _route("GET", "/v1/sessions/{name}/messages", Action.SESSIONS_MESSAGES, _GEN, api="sessions"),
+    _route("PATCH", "/v1/sessions/{name}", Action.SESSIONS_RENAME, _GEN, api="sessions"),
+    _route("DELETE", "/v1/sessions/{name}", Action.SESSIONS_DELETE, _GEN, api="sessions"),
+    _route("GET HEAD", "/chat", Action.CHAT_PAGE, None),
+    _route("GET HEAD", "/chat/{name}", Action.CHAT_PAGE, None),
+)
+SESSION_ACTIONS = frozenset(
+    {
+        Action.SESSIONS_CHAT,
+        Action.SESSIONS_LIST,
+        Action.SESSIONS_MESSAGES,
+        Action.SESSIONS_RENAME,
+        Action.SESSIONS_DELETE,
+    }
 )
 
 
@@ -126,7 +148,10 @@ class WrongMethod:
 
 
 def api_of(path: str) -> Api:
-    """Which API's error shape a path's answers use (/v1 OpenAI's, everything else Ollama's)."""
+    """Which API's error shape a path's answers use (/v1/chat and /v1/sessions problem+json,
+    the rest of /v1 OpenAI's, everything else Ollama's)."""
+    if path == "/v1/chat" or path == "/v1/sessions" or path.startswith("/v1/sessions/"):
+        return "sessions"
     return "openai" if path == "/v1" or path.startswith("/v1/") else "ollama"
 
 
