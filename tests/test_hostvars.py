@@ -87,6 +87,9 @@ def test_every_string_variable_that_reaches_a_host_is_covered() -> None:
         "gateway_strategy",  # one of the gateway's strategies
         "gateway_limits",  # {rpm, tpm}: whole numbers (varchecks), into gateway.yml
         "gateway_queue_timeout",  # a duration (varchecks), into gateway.yml
+        "gateway_redis_on_error",  # open or closed, into gateway.yml
+        "gateway_database_url",  # URLs (store_urls), into gateway.yml by yaml.safe_dump
+        "gateway_redis_url",
         "caddy_tls",
         "caddy_source",
         "nvidia_driver_source",

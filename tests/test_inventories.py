@@ -13,15 +13,20 @@ from ollama_fleet.checks.runner import run_checks
 from ollama_fleet.checks.targets import targets_from_inventory
 from ollama_fleet.controller import DeployOptions, make_plan
 from ollama_fleet.deploys.gateway_fleet import resolve_gateways
-from ollama_fleet.hostvars import ROLES, markdown_table
-from ollama_fleet.inventory import load_inventory
+from ollama_fleet.gateway.config import load_config
+from ollama_fleet.hostvars import ROLES, markdown_table, resolved
+from ollama_fleet.inventory import load_inventory, needs_vault_password
 from ollama_fleet.lab.inventory import COMMITTED_HEADER, lab_inventory_text
 from ollama_fleet.lab.ports import DEFAULT_PORTS
 from ollama_fleet.lab.state import LabInfo
+from ollama_fleet.render import render_gateway_config
 from ollama_fleet.simulator import SimulatorConfig, create_app
 from ollama_fleet.testbed.servers import serve_in_thread
+from ollama_fleet.vault import VaultPassword
 
 ROOT = Path(__file__).resolve().parents[1]
+# the password the examples' vault values are encrypted with (their comments say so)
+EXAMPLE_VAULT = VaultPassword("two-gateways-example")
 
 
 def test_committed_lab_inventory_is_what_the_default_lab_writes() -> None:
@@ -96,7 +101,47 @@ def test_inventory_docs_carry_the_other_variable_tables_as_generated(group: str)
 
 def test_every_inventory_in_the_repository_loads_strictly() -> None:
     for path in sorted((ROOT / "inventories").glob("*.yml")):
-        assert load_inventory(path).hosts, path
+        vault = EXAMPLE_VAULT if needs_vault_password(path) else None
+        assert load_inventory(path, vault).hosts, path
+
+
+def test_two_gateways_share_one_database_and_one_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "ollama-fleet").write_text("a key\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = ROOT / "inventories" / "two-gateways.example.yml"
+    inventory = resolve_gateways(load_inventory(path, EXAMPLE_VAULT))
+    plan = make_plan(
+        inventory, DeployOptions(roles=("caddy", "firewall")), decrypt=lambda text, path: text
+    )
+    hosts = {h["name"]: h["data"] for h in plan.spec["hosts"]}
+    # both gateways front both nodes, and each node's firewall lets both gateways in
+    for gateway in ("gw-1", "gw-2"):
+        assert [n["name"] for n in hosts[gateway]["gateway_nodes"]] == ["gpu-1", "gpu-2"]
+    for node in ("gpu-1", "gpu-2"):
+        assert hosts[node]["firewall_allow_ollama"] == ["10.0.0.20/32", "10.0.0.21/32"]
+    # gateway.yml as the deploy writes it on each gateway, read by the gateway's own reader
+    configs = []
+    for gateway in ("gw-1", "gw-2"):
+        text = render_gateway_config(
+            resolved(hosts[gateway], "services"), ollama_host="127.0.0.1:11434"
+        )
+        (tmp_path / f"{gateway}.yml").write_text(text)
+        configs.append(load_config(tmp_path / f"{gateway}.yml"))
+    one, two = configs
+    assert one.sessions.database_url is not None
+    assert one.sessions.database_url.startswith("postgresql://")
+    assert one.shared_limits.redis_url is not None
+    assert one.shared_limits.redis_url.startswith("redis://")
+    assert (one.sessions, one.shared_limits) == (two.sessions, two.shared_limits)
+    # the decrypted URLs are secrets: what the deploy prints is redacted of them
+    assert {one.sessions.database_url, one.shared_limits.redis_url} <= inventory.secrets
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    names = set(re.findall(r"^\s*#?\s*([a-z_]+):", path.read_text(), re.MULTILINE))
+    names -= {"all", "vars", "children", "hosts", "name", "key", "role", "rpm", "gpu", "gateway"}
+    assert sorted(n for n in names if f"`{n}" not in text) == []
 
 
 def test_every_variable_in_the_production_example_is_documented() -> None:

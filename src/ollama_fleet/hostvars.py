@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from ollama_fleet import varchecks as rule
 from ollama_fleet.errors import ConfigError
+from ollama_fleet.store_urls import database_url, redis_url
 from ollama_fleet.varchecks import BOOL, INT, STR, TIMESPAN, Check
 
 
@@ -66,6 +67,10 @@ def _public_access(value: Any) -> str | None:
         return None
     return f"expected 'closed' or 'open', got {value!r}"
 
+
+# The gateway's unit may write only here (StateDirectory=); the sessions' SQLite file lives in it.
+GATEWAY_STATE_DIR = "/var/lib/ollama-fleet/gateway"
+GATEWAY_DATABASE_FILE = f"{GATEWAY_STATE_DIR}/sessions.sqlite3"
 
 PORTS = rule.list_of(rule.port, "ports")
 ONE_LINE = rule.one_line
@@ -152,6 +157,11 @@ VARS: tuple[Var, ...] = (
     Var("gateway_strategy", "services", "least-connections", "How the gateway picks a node: `least-connections`, `round-robin`, `weighted`, `random` or `hash` (by the x-session-id header, else the key).", rule.one_of(*rule.STRATEGIES)),
     Var("gateway_limits", "services", {}, "Limits over all keys together, `{rpm, tpm}` (requests and tokens per minute); unset: none.", rule.gateway_limits),
     Var("gateway_queue_timeout", "services", "30s", "How long a request may wait for a free slot on a node before a 503 (s, m or h).", rule.seconds_duration),
+    Var("gateway_database_url", "services", None, f"Where the gateway keeps its sessions (the chat history of /v1/chat; docs/sessions.md): `postgresql://USER:PASSWORD@HOST:5432/DB` (or `postgres://`; a secret: keep it in the vault), which every gateway sharing the sessions names, or `sqlite:////PATH` with PATH under {GATEWAY_STATE_DIR}/; unset: SQLite at {GATEWAY_DATABASE_FILE}, this gateway's own. PostgreSQL is the operator's to install.", database_url(GATEWAY_STATE_DIR)),
+    Var("gateway_redis_url", "services", None, "Redis (or Valkey) through which gateways share their rate limits: `redis://[:PASSWORD@]HOST:6379/0`, `rediss://` for TLS (a secret: keep it in the vault); unset: each gateway limits in memory on its own. Redis is the operator's to install.", redis_url),
+    Var("gateway_redis_on_error", "services", "open", "When Redis fails: `open`: each gateway falls back to its own in-memory limits; `closed`: requests get 503 until it is back. Only with gateway_redis_url.", rule.one_of("open", "closed")),
+    Var("gateway_history_messages", "services", 40, "At most this many earlier messages of a session go to Ollama as context (its system messages are always kept; 0: none).", INT),
+    Var("gateway_history_tokens", "services", 8192, "And at most about this many tokens of them (characters / 4), the oldest dropped first.", rule.positive_int),
     # checks
     Var("public_url", "checks", None, "Base URL clients use, e.g. `https://gpu-1.example.com`. Hosts without it are not check targets. No user name or password in it.", rule.url_problem),
     Var("chat_model", "checks", None, "Model for the tiny chat request; default: the first of `required_models`; without either, the chat check does not run.", rule.model_name),
@@ -214,6 +224,8 @@ SECRET_VARS = frozenset(
         "monitor_webhook_url",
         "monitor_slack_url",
         "gateway_api_keys",
+        "gateway_database_url",
+        "gateway_redis_url",
         "ollama_extra_env",
         "api_key",
         "ssh_password",
@@ -393,6 +405,13 @@ def _gateway_problems(get: Callable[[str], Any]) -> list[tuple[str, str]]:
             )
         )
     problems += _gateway_port_problems(get)
+    if get("gateway_redis_on_error") == "closed" and not get("gateway_redis_url"):
+        problems.append(
+            (
+                "gateway_redis_on_error",
+                "closed, but gateway_redis_url is not set: the limits are in memory and cannot fail",
+            )
+        )
     if has_basic_auth(get("caddy_extra_directives")):
         problems.append(
             (

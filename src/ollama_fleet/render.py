@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from ollama_fleet.hostvars import OLLAMA_ENV
+from ollama_fleet.hostvars import GATEWAY_DATABASE_FILE, GATEWAY_STATE_DIR, OLLAMA_ENV
 from ollama_fleet.values import port_problem
 from ollama_fleet.varchecks import key_sha256
 
@@ -33,6 +33,11 @@ LAST_CHECK_REPORT = f"{STATE_DIR}/last-check.json"
 MONITOR_CONFIG = f"{CONFIG_DIR}/monitor.yml"
 MONITOR_STATE_DIR = f"{STATE_DIR}/monitor"
 GATEWAY_CONFIG = f"{CONFIG_DIR}/gateway.yml"
+# gateway.yml's sessions and redis settings that no variable sets: written out all the same, so
+# the file says what the gateway runs with
+GATEWAY_FLUSH_INTERVAL = "500ms"
+GATEWAY_MAX_MESSAGE_CHARS = 32_000
+GATEWAY_REDIS_TIMEOUT = "250ms"
 FLEET_USER = "ollama-fleet"
 OLLAMA_HOME = "/usr/share/ollama"
 # Ollama on loopback answers 403 to other Host headers; the port is not checked, the name is.
@@ -309,11 +314,13 @@ def render_monitor_service(services_vars: Mapping[str, Any], *, gpu: bool = Fals
 
 def render_gateway_service(services_vars: Mapping[str, Any]) -> str:
     """ollama-fleet-gateway.service: `ollama-fleet gateway` on gateway.yml, checked before start;
-    a reload (SIGHUP) re-reads the config and keeps the streams in flight."""
+    a reload (SIGHUP) re-reads the config and keeps the streams in flight. Its state directory
+    holds the sessions' SQLite file."""
     return _template("ollama-fleet-gateway.service.j2").render(
         **_service_context(services_vars),
         config=GATEWAY_CONFIG,
         listen=_gateway_listen(services_vars),
+        gateway_state=GATEWAY_STATE_DIR.removeprefix("/var/lib/"),
     )
 
 
@@ -325,7 +332,10 @@ def render_gateway_config(
     local_name: str = "local",
 ) -> str:
     """gateway.yml (docs/gateway.md's schema): listen on loopback, the nodes, the keys as
-    sha256 hashes only, the limits and the balancing.
+    sha256 hashes only, the limits, the balancing, the sessions' database (always named: the
+    SQLite file in the unit's state directory when gateway_database_url is unset) and, with
+    gateway_redis_url, the Redis the limits are shared through. The URLs may hold passwords:
+    the file is mode 0640 root:ollama-fleet, and the deploy's --diff never shows it.
 
     `gateway_nodes` must be resolved already (mappings with name and url: the controller
     resolves host and group names, ollama_fleet.deploys.gateway_fleet); empty, or the gateway
@@ -348,6 +358,21 @@ def render_gateway_config(
         "strategy": _value(services_vars, "gateway_strategy"),
         "queue_timeout": _value(services_vars, "gateway_queue_timeout"),
     }
+    document["sessions"] = {
+        "database_url": _value(services_vars, "gateway_database_url")
+        or f"sqlite:///{GATEWAY_DATABASE_FILE}",
+        "history_messages": _value(services_vars, "gateway_history_messages"),
+        "history_tokens": _value(services_vars, "gateway_history_tokens"),
+        "flush_interval": GATEWAY_FLUSH_INTERVAL,
+        "max_message_chars": GATEWAY_MAX_MESSAGE_CHARS,
+    }
+    redis_url = _value(services_vars, "gateway_redis_url")
+    if redis_url:
+        document["redis"] = {
+            "url": redis_url,
+            "on_error": _value(services_vars, "gateway_redis_on_error"),
+            "timeout": GATEWAY_REDIS_TIMEOUT,
+        }
     document["access_log"] = True
     running = (
         "# Run by ollama-fleet-gateway.service on this host.\n"
@@ -355,6 +380,8 @@ def render_gateway_config(
         else "# Not run on this host (gateway_enabled: false).\n"
     )
     note = "# API keys are kept here as sha256 hashes only; the keys stay in the vault.\n"
+    if _value(services_vars, "gateway_database_url") or redis_url:
+        note += "# The database and Redis URLs may hold passwords: mode 0640, root:ollama-fleet.\n"
     return MANAGED + running + note + _yaml(document)
 
 

@@ -565,3 +565,9 @@ def latency_thresholds(value: Any) -> str | None:
 
 def anything(value: Any) -> str | None:
     return None
+
+
+def positive_int(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"expected a whole number >= 1, got {value!r}"
+    return None
