@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ollama_fleet.checks.model import CHECK_NAMES, FailureClass
 from ollama_fleet.checks.reports import load_schema
 from ollama_fleet.cli import main
-from ollama_fleet.gateway.metrics import GatewayMetrics
+from ollama_fleet.gateway.metrics import GatewayMetrics, Services
 from ollama_fleet.gateway.nodes import NodeState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,7 +253,8 @@ def exported_gateway_metrics() -> dict[str, tuple[str, frozenset[str]]]:
         models=("llama3.2:1b",),
         loaded=(),
     )
-    metrics = GatewayMetrics(nodes=lambda: [node])
+    services = Services(redis_up=True, redis_errors=0, database_up=True, database_writes=2)
+    metrics = GatewayMetrics(nodes=lambda: [node], services=lambda: services)
     metrics.observe_request(
         key="alice",
         model="llama3.2:1b",

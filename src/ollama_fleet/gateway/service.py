@@ -51,6 +51,11 @@ class GatewayService:
 
     async def run(self) -> int:
         sock = bind(*self.listen, source=self.config.source)
+        try:  # before anything answers: a database newer than this code stops the start
+            await self.app.database.start()
+        except FleetError:
+            sock.close()
+            raise
         server = _Server(
             uvicorn.Config(
                 self.app,
@@ -126,6 +131,8 @@ def run_gateway(config_path: Path, *, listen: tuple[str, int] | None = None) -> 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    # the pool warns at every reconnect while PostgreSQL is away; the gateway logs it once
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     config = load_config(config_path)
     # uvloop: the relay is event-loop bound (a wake-up per chunk per stream); see
     # docs/performance.md, "Gateway"

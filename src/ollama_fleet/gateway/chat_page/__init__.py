@@ -1,5 +1,4 @@
-"""The gateway's chat page: one HTML page, its script and its style, served same-origin under a
-strict Content-Security-Policy.
+"""The gateway's chat page: one HTML page, its script and style, under a strict CSP.
 
 The page talks only to the gateway's own API (/v1/models, /v1/sessions, /v1/chat) with the key
 the user types in; the key stays in the tab's sessionStorage. `asset(path)` is everything the

@@ -47,6 +47,7 @@ class Database:
         self._store: Store | None = None
         self._retry: asyncio.Task[None] | None = None
         self._lost = False
+        self._started = False
 
     @property
     def up(self) -> bool:
@@ -63,7 +64,11 @@ class Database:
         return safe_url(self.url) if self.url else "SQLite (default file)"
 
     async def start(self) -> None:
-        """Open and migrate; SchemaTooNew is raised (the start fails), anything else retried."""
+        """Open and migrate; SchemaTooNew is raised (the start fails), anything else retried.
+        Once: a second call (the app's lifespan after the service opened it) does nothing."""
+        if self._started:
+            return
+        self._started = True
         if self.url is None:
             self.url = default_database_url()
         if await self._try_open():

@@ -58,11 +58,15 @@ class AnswerRecorder:
         self._last = now
         self._task = asyncio.create_task(self._write(complete=False, tokens=None, error=None))
 
+    async def idle(self) -> None:
+        """Until the write in flight, if any, is done."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
     async def finish(self, *, complete: bool, tokens: int | None, error: str | None) -> str | None:
         """Write the final state (after any write in flight); the message id (None: the store
         failed before the row was made)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        await self.idle()
         await asyncio.shield(self._write(complete=complete, tokens=tokens, error=error))
         return self.message_id
 
