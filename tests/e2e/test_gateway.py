@@ -10,6 +10,7 @@ Run after tests/e2e/test_site.py (tests/e2e/conftest.py orders it), or alone.
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
 import subprocess
@@ -23,6 +24,7 @@ from typing import TypeVar
 import httpx
 import openai
 import pytest
+from httpx_sse import connect_sse
 
 from ollama_fleet.lab import LabInfo, load_info, run_ssh
 from ollama_fleet.lab.vault import lab_key, password_file
@@ -205,3 +207,32 @@ def test_the_lines_lab_access_prints_work_as_printed(site: Site) -> None:
         assert ran.stdout.strip(), label
     key = subprocess.run(["bash", "-c", lines["key"]], capture_output=True, text=True, timeout=60)
     assert key.stdout.strip() == site.key
+
+
+def test_a_session_streams_through_caddy_and_is_kept_on_the_host(site: Site) -> None:
+    """The sessions API behind Caddy's TLS: SSE unbuffered, history kept in the unit's state
+    directory (SQLite, mode 0600, the service user's), continued on the next turn."""
+    headers = {"Authorization": f"Bearer {site.key}"}
+    with httpx.Client(base_url=site.url, verify=trust(site), timeout=60, headers=headers) as web:
+        body = {"message": "Say hello", "model": "llama3.2:1b", "options": {"max_tokens": 8}}
+        with connect_sse(web, "POST", "/v1/chat", json=body) as events:
+            assert events.response.status_code == 200, events.response.read()
+            seen = [json.loads(event.data) for event in events.iter_sse()]
+        assert [e["type"] for e in seen[-2:]] == ["token", "done"] and len(seen) > 2
+        session_id = seen[-1]["session_id"]
+        again = web.post(
+            "/v1/chat", json={"message": "again", "session_id": session_id, "stream": False}
+        )
+        assert again.status_code == 200, again.text
+        stored = web.get(f"/v1/sessions/{session_id}/messages").json()["data"]
+        assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
+        page = web.get("/chat")
+        assert page.status_code == 200
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        health = web.get("/health").json()
+    assert health["services"]["database"] == "ok"
+    where = "/var/lib/ollama-fleet/gateway/sessions.sqlite3"
+    mode = run_ssh(site.lab, f"stat -c '%a %U' {where}").stdout.strip()
+    assert mode == "600 ollama-fleet"
+    config = run_ssh(site.lab, "grep database_url /etc/ollama-fleet/gateway.yml").stdout
+    assert f"sqlite:///{where}" in config

@@ -43,3 +43,9 @@ def test_a_command_given_as_one_line_keeps_its_words(tmp_path: Path) -> None:
     )
 
     assert key_words(shown)[:5] == ["/usr/bin/python3", "-m", "ollama_fleet", "lab", "key"]
+
+
+def test_the_chat_page_is_named_on_the_gateways_url(tmp_path: Path) -> None:
+    shown = access_lines(lab(tmp_path), command=["ollama-fleet"], python="/usr/bin/python3")
+    chat = next(line for line in shown.splitlines() if line.startswith("chat page:"))
+    assert chat.split()[2] == "https://localhost:40443/chat"

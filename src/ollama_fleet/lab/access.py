@@ -13,7 +13,7 @@ CHAT = {"model": REQUIRED_MODELS[0], "messages": [{"role": "user", "content": "H
 
 
 def access_lines(info: LabInfo, *, command: str | Sequence[str], python: str) -> str:
-    """The URL, the command that prints the key, a curl and an openai-python line.
+    """The URL, the command that prints the key, the chat page, a curl and an openai line.
 
     `command` runs ollama-fleet: its words (an absolute path first), or one line of them
     split as the shell would; each word is quoted as printed. `python` is an interpreter
@@ -42,6 +42,7 @@ def access_lines(info: LabInfo, *, command: str | Sequence[str], python: str) ->
         [
             f"gateway:     {url} (Caddy's TLS, the lab's CA: {state / CA_FILE})",
             f"key:         {key}",
+            f"chat page:   {url}/chat (paste the key; the lab's CA must be trusted by the browser)",
             f"curl:        {curl}",
             f"openai:      {openai}",
         ]
