@@ -16,7 +16,7 @@ from ollama_fleet.gateway.sessions.chat_request import SESSION_ID
 from ollama_fleet.gateway.sessions.database import Database
 from ollama_fleet.gateway.sessions.problems import Problem
 from ollama_fleet.gateway.sessions.records import Message, Session
-from ollama_fleet.gateway.sessions.store import BadCursor, Store, StoreError
+from ollama_fleet.gateway.sessions.store import BadCursor, Store
 from ollama_fleet.gateway.settings import KeySpec, Role
 
 DEFAULT_PAGE = 20
@@ -56,24 +56,22 @@ async def list_sessions(database: Database, *, key: KeySpec, query: bytes) -> di
     limit = _limit(params.get("limit"))
     cursor = params["cursor"][-1] if "cursor" in params else None
     owner = None if key.role is Role.ADMIN else key.name
-    store = database.store()
     try:
-        page = await store.list_sessions(owner=owner, limit=limit, cursor=cursor)
+        page = await database.run(
+            lambda store: store.list_sessions(owner=owner, limit=limit, cursor=cursor)
+        )
     except BadCursor:
         detail = "cursor is not one this API gave (start again without it)"
         raise Problem(422, "invalid-field", detail, field="cursor") from None
-    except StoreError as exc:
-        raise database.lost(exc) from None
     return {"data": [session_json(s) for s in page.sessions], "next_cursor": page.next_cursor}
 
 
 async def messages(database: Database, session_id: str, *, key: KeySpec) -> dict[str, Any]:
-    store = database.store()
-    try:
+    async def read(store: Store) -> tuple[Session, tuple[Message, ...]]:
         session = await _owned(store, session_id, key)
-        found = await store.messages(session.id)
-    except StoreError as exc:
-        raise database.lost(exc) from None
+        return session, await store.messages(session.id)
+
+    session, found = await database.run(read)
     return {"session_id": session.id, "data": [message_json(m) for m in found]}
 
 
@@ -81,24 +79,23 @@ async def rename(
     database: Database, session_id: str, *, key: KeySpec, body: bytes
 ) -> dict[str, Any]:
     title = _title(body)
-    store = database.store()
-    try:
+
+    async def change(store: Store) -> Session | None:
         await _owned(store, session_id, key)
-        renamed = await store.rename_session(session_id, title=title, now=datetime.now(UTC))
-    except StoreError as exc:
-        raise database.lost(exc) from None
+        return await store.rename_session(session_id, title=title, now=datetime.now(UTC))
+
+    renamed = await database.run(change)
     if renamed is None:  # deleted in between
         raise no_session(session_id)
     return session_json(renamed)
 
 
 async def delete(database: Database, session_id: str, *, key: KeySpec) -> None:
-    store = database.store()
-    try:
+    async def remove(store: Store) -> bool:
         await _owned(store, session_id, key)
-        gone = await store.delete_session(session_id)
-    except StoreError as exc:
-        raise database.lost(exc) from None
+        return await store.delete_session(session_id)
+
+    gone = await database.run(remove)
     if not gone:
         raise no_session(session_id)
 

@@ -29,8 +29,8 @@ from ollama_fleet.gateway.sessions.events import ChatStream, event
 from ollama_fleet.gateway.sessions.history import context
 from ollama_fleet.gateway.sessions.problems import Problem, slug_for
 from ollama_fleet.gateway.sessions.recorder import AnswerRecorder
-from ollama_fleet.gateway.sessions.records import Session
-from ollama_fleet.gateway.sessions.store import Store, StoreError
+from ollama_fleet.gateway.sessions.records import Message, Session
+from ollama_fleet.gateway.sessions.store import Store
 from ollama_fleet.gateway.settings import KeySpec, Role
 
 MAX_CHAT_BODY = 1024 * 1024
@@ -68,11 +68,7 @@ async def chat(
     request = parse_chat(
         await read_body(receive, MAX_CHAT_BODY), max_message_chars=settings.max_message_chars
     )
-    store = database.store()
-    try:
-        session = await _session(store, request, key)
-    except StoreError as exc:
-        raise database.lost(exc) from None
+    session = await database.run(lambda store: _session(store, request, key))
     model = request.model or (session.model if session else None)
     if model is None:
         raise Problem(422, "invalid-field", "model is needed to start a session", field="model")
@@ -82,7 +78,7 @@ async def chat(
         detail = f"model {model!r} is on no node of this gateway (GET /v1/models lists them)"
         raise Problem(404, "model-not-found", detail, field="model")
     async with dispatch.entered(gateway, key):
-        await _turn(gateway, database, store, scope, receive, send,
+        await _turn(gateway, database, scope, receive, send,
                     request=request, session=session, model=model, key=key,
                     exchange=exchange)  # fmt: skip
 
@@ -102,7 +98,6 @@ async def _session(store: Store, request: ChatRequest, key: KeySpec) -> Session 
 async def _turn(
     gateway: dispatch.Gateway,
     database: Database,
-    store: Store,
     scope: Scope,
     receive: Receive,
     send: Send,
@@ -114,12 +109,12 @@ async def _turn(
     exchange: Exchange,
 ) -> None:
     settings = gateway.config.sessions
-    try:
-        history = (
-            await store.history(session.id, limit=settings.history_messages) if session else ()
+    history: tuple[Message, ...] = ()
+    if session is not None:
+        known = session
+        history = await database.run(
+            lambda store: store.history(known.id, limit=settings.history_messages)
         )
-    except StoreError as exc:
-        raise database.lost(exc) from None
     messages = context(
         history,
         request.message,
@@ -134,9 +129,9 @@ async def _turn(
     charge = await dispatch.reserve(gateway, key, payload)  # 429 before anything is stored
     outcome: Outcome | None = None
     try:
-        session = await _store_message(database, store, request, session, model, key)
+        session = await _store_message(database, request, session, model, key)
         recorder = AnswerRecorder(
-            store, session_id=session.id, interval_s=settings.flush_interval_s
+            database.store(), session_id=session.id, interval_s=settings.flush_interval_s
         )
         stream = ChatStream(send, session_id=session.id, stream=request.stream, recorder=recorder)
         upstream_scope = {**scope, "query_string": b""}
@@ -166,7 +161,6 @@ async def _turn(
 
 async def _store_message(
     database: Database,
-    store: Store,
     request: ChatRequest,
     session: Session | None,
     model: str,
@@ -174,21 +168,23 @@ async def _store_message(
 ) -> Session:
     """The session (made now when new, with its system message) with the user's message in."""
     now = datetime.now(UTC)
-    try:
-        if session is None:
+
+    async def write(store: Store) -> Session:
+        found = session
+        if found is None:
             title = title_of(request.message)
-            session = await store.create_session(owner=key.name, title=title, model=model, now=now)
+            found = await store.create_session(owner=key.name, title=title, model=model, now=now)
             if request.system is not None:
                 await store.add_message(
-                    session_id=session.id, role="system", content=request.system,
+                    session_id=found.id, role="system", content=request.system,
                     complete=True, now=now,
                 )  # fmt: skip
         await store.add_message(
-            session_id=session.id, role="user", content=request.message, complete=True, now=now
+            session_id=found.id, role="user", content=request.message, complete=True, now=now
         )
-    except StoreError as exc:
-        raise database.lost(exc) from None
-    return session
+        return found
+
+    return await database.run(write)
 
 
 async def _answer(

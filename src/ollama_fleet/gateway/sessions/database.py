@@ -12,14 +12,25 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ollama_fleet.gateway.sessions.problems import Problem
-from ollama_fleet.gateway.sessions.store import SchemaTooNew, Store, StoreError, open_store
+from ollama_fleet.gateway.sessions.store import (
+    BadCursor,
+    SchemaTooNew,
+    SessionGone,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    open_store,
+)
 from ollama_fleet.gateway.sessions.urls import safe_url
 from ollama_fleet.gateway.settings import Sessions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_S = 5.0
 OPEN_TIMEOUT_S = 10.0
@@ -90,12 +101,36 @@ class Database:
             raise Problem(503, "database-unavailable", UNAVAILABLE)
         return self._store
 
+    async def run(self, operation: Callable[[Store], Awaitable[T]]) -> T:
+        """`operation` on the store, its failures as the API answers them: 503 while the
+        database is away (logged once, and once when it answers again), 404 for a session
+        deleted meanwhile, 500 for a change it refused (logged); BadCursor passes."""
+        store = self.store()
+        try:
+            result = await operation(store)
+        except StoreUnavailable as exc:
+            raise self.lost(exc) from None
+        except SessionGone:
+            raise Problem(404, "session-not-found", "the session was deleted meanwhile") from None
+        except BadCursor:
+            raise
+        except StoreError as exc:
+            log.error("gateway: sessions database %s: %s", self.shown, exc)
+            raise Problem(500, "database-error", "the sessions database refused it") from None
+        self._answers()
+        return result
+
     def lost(self, exc: StoreError) -> Problem:
         """A call failed on the store: log it once, and the Problem to answer (503)."""
         if not self._lost:
             self._lost = True
             log.error("gateway: sessions database %s failed: %s", self.shown, exc)
         return Problem(503, "database-unavailable", UNAVAILABLE)
+
+    def _answers(self) -> None:
+        if self._lost:
+            self._lost = False
+            log.info("gateway: sessions database %s answers again", self.shown)
 
     async def status(self) -> str:
         """ "ok" when the database answers a ping now, else "unavailable" (for /health)."""
@@ -106,9 +141,7 @@ class Database:
         except (StoreError, TimeoutError) as exc:
             self.lost(exc if isinstance(exc, StoreError) else StoreError("no answer to a ping"))
             return "unavailable"
-        if self._lost:
-            self._lost = False
-            log.info("gateway: sessions database %s answers again", self.shown)
+        self._answers()
         return "ok"
 
     async def _try_open(self) -> bool:

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from . import migrations
 from .records import Message, Role, Session, SessionPage
 from .store import (
+    SessionGone,
     StoreError,
     StoreUnavailable,
     check_limit,
@@ -179,7 +180,7 @@ class PostgresStore:
                 "UPDATE sessions SET updated_at = %s WHERE id = %s", (moment, session_id)
             )
             if not cur.rowcount:
-                raise StoreError(f"session {session_id} does not exist (deleted meanwhile?)")
+                raise SessionGone(f"session {session_id} does not exist (deleted meanwhile?)")
             await conn.execute(
                 "INSERT INTO messages (id, session_id, role, content, created_at, complete, tokens)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 from . import migrations
 from .records import Message, Role, Session, SessionPage
 from .store import (
+    SessionGone,
     StoreError,
     StoreUnavailable,
     check_limit,
@@ -161,7 +162,7 @@ class SqliteStore:
                 "UPDATE sessions SET updated_at = ? WHERE id = ?", (stamp, session_id)
             ).rowcount
             if not bumped:
-                raise StoreError(f"session {session_id} does not exist (deleted meanwhile?)")
+                raise SessionGone(f"session {session_id} does not exist (deleted meanwhile?)")
             conn.execute(
                 "INSERT INTO messages (id, session_id, role, content, created_at, complete, tokens)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -233,10 +234,10 @@ class SqliteStore:
             ) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn, where=self.path)  # first: a database too new is left as it was
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses nothing committed
-            conn.execute("PRAGMA foreign_keys = ON")
-            _migrate(conn, where=self.path)
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailable(f"the sessions database {self.path}: {exc}") from None

@@ -38,6 +38,10 @@ class SchemaTooNew(StoreError):
         self.code_version = code_version
 
 
+class SessionGone(StoreError):
+    """A message for a session that was deleted meanwhile (the API answers 404)."""
+
+
 class BadCursor(StoreError, ValueError):
     """A pagination cursor that this store did not hand out."""
 
