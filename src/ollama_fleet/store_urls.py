@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from ollama_fleet.gateway.sessions.urls import credentials_problem
 from ollama_fleet.varchecks import CONTROL, PLAIN_PATH, Check
 
 # The scheme of a URL, matched without reading further: what follows may be a password.
@@ -74,6 +75,9 @@ def _split(value: str) -> tuple[SplitResult | None, str | None]:
 
 
 def _network_problem(value: str, *, needs_host: bool) -> str | None:
+    credentials = credentials_problem(value)
+    if credentials is not None:
+        return credentials
     parts, problem = _split(value)
     if parts is None:
         return problem

@@ -265,3 +265,32 @@ def test_the_page_is_served_with_its_policy(chat_gateway: ChatGateway) -> None:
     assert answer.status_code == 200
     assert answer.headers["content-security-policy"].startswith("default-src 'none'")
     assert answer.headers["cache-control"] == "no-store"
+
+
+def test_a_turn_that_fails_after_its_message_was_stored_keeps_it(
+    tab: Tab, chat_gateway: ChatGateway
+) -> None:
+    """No node can take it (503 with the session's id): the question stays as sent, the
+    answer is marked failed and the new session is the one shown, so a retry adds no twin."""
+    page = tab.page
+    root = chat_gateway.gateway.root
+    sign_in(page, chat_gateway, root)
+    pool = chat_gateway.gateway.running.app.pool
+    pool.drain("n1")
+    try:
+        page.fill("#input", "while every node is drained")
+        page.press("#input", "Enter")
+        answer = page.locator(".message.assistant").last
+        expect(answer).to_have_attribute("data-state", "incomplete", timeout=WAIT_MS)
+    finally:
+        pool.undrain("n1")
+    expect(page.locator(".message.user")).to_have_count(1)
+    assert page.input_value("#input") == ""
+    (session,) = [
+        s for s in chat_gateway.sessions(root) if s["title"] == "while every node is drained"
+    ]
+    expect(page.locator(f".session[data-id='{session['id']}']")).to_have_count(1)
+    send(page, "and now again")
+    with chat_gateway.gateway.client(root) as client:
+        stored = client.get(f"/v1/sessions/{session['id']}/messages").json()
+    assert [m["role"] for m in stored["data"]] == ["user", "user", "assistant"]

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ollama_fleet.gateway.config_sections import at_least
+from ollama_fleet.gateway.sessions.urls import credentials_problem
 from ollama_fleet.gateway.settings import Sessions, SharedLimits
 from ollama_fleet.inventory_yaml import Entry
 from ollama_fleet.monitor.config_reader import Convert, Invalid, Reader, choice, duration
@@ -52,6 +53,9 @@ def _scheme(value: Any, schemes: tuple[str, ...], example: str) -> str:
     if parts.scheme not in schemes:
         wanted = ", ".join(f"{s}://" for s in schemes)
         raise Invalid(f"expected a URL starting {wanted} (the value is not shown)")
+    problem = None if parts.scheme == "sqlite" else credentials_problem(value.strip())
+    if problem is not None:
+        raise Invalid(problem)
     return parts.scheme
 
 

@@ -74,7 +74,8 @@ async def dispatch(
 @contextlib.asynccontextmanager
 async def entered(gateway: Gateway, key: KeySpec) -> AsyncIterator[None]:
     """One more request of `key` in flight while inside; Refused 429 at its max_concurrent."""
-    if not gateway.rate_limits.local.try_enter(key):
+    local = gateway.rate_limits.local  # the one entered: a reload may replace rate_limits
+    if not local.try_enter(key):
         gateway.count_refused(key.name, "concurrency")
         message = f"key {key.name!r} has {key.max_concurrent} requests in flight already"
         retry = (("Retry-After", "1"),)
@@ -82,7 +83,7 @@ async def entered(gateway: Gateway, key: KeySpec) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        gateway.rate_limits.local.leave(key)
+        local.leave(key)
 
 
 async def model_known(gateway: Gateway, model: str) -> bool:

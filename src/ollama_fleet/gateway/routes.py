@@ -113,7 +113,7 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "/admin/pull", Action.ADMIN_PULL, _ADMIN),
     _route("DELETE", "/admin/models", Action.ADMIN_DELETE, _ADMIN),
     _route("GET", "/admin/usage", Action.ADMIN_USAGE, _ADMIN),
-    _route("POST", "/v1/chat", Action.SESSIONS_CHAT, _GEN, api="sessions"),
+    _route("POST", "/v1/chat", Action.SESSIONS_CHAT, _GEN, api="sessions", limited=True),
     _route("GET", "/v1/sessions", Action.SESSIONS_LIST, _GEN, api="sessions"),
     _route("GET", "/v1/sessions/{name}/messages", Action.SESSIONS_MESSAGES, _GEN, api="sessions"),
     _route("PATCH", "/v1/sessions/{name}", Action.SESSIONS_RENAME, _GEN, api="sessions"),

@@ -168,6 +168,8 @@ def test_sessions_are_paged_newest_first(gw: SessionsGateway) -> None:
     ("body", "status", "field"),
     [
         (b"{not json", 400, None),
+        (b'{"message": "a\\u0000b", "model": "llama3.2:1b"}', 422, "message"),
+        (b'{"message": "lone \\ud800", "model": "llama3.2:1b"}', 422, "message"),
         ({"message": ""}, 422, "message"),
         ({"message": "   "}, 422, "message"),
         ({"message": "x" * 101}, 422, "message"),
@@ -316,3 +318,38 @@ def test_concurrent_turns_in_one_session_are_all_stored(gw: SessionsGateway) -> 
         stored = client.get(f"/v1/sessions/{sid}/messages").json()["data"]
     assert results == [200] * 6
     assert len(stored) == 14 and all(m["complete"] for m in stored)
+
+
+def test_a_stream_that_fails_before_its_first_word_is_a_problem(tmp_path: Path) -> None:
+    with sessions_gateway(tmp_path) as gw:
+        gw.node.state.faults = Faults(cut_stream_after=0, paths=("/api/chat",))
+        turn = gw.chat(gw.alice, "nothing will come")
+        with gw.client(gw.alice) as client:
+            [session] = client.get("/v1/sessions").json()["data"]
+            stored = client.get(f"/v1/sessions/{session['id']}/messages").json()["data"]
+    assert turn.status == 502 and turn.headers["content-type"] == PROBLEM
+    assert turn.last["type"].endswith("/answer-incomplete")
+    assert turn.last["session_id"] == session["id"]
+    assert [m["role"] for m in stored] == ["user"]  # no empty answer row
+
+
+def test_a_node_answering_503_is_a_502_problem_naming_it(tmp_path: Path) -> None:
+    with sessions_gateway(tmp_path) as gw:
+        gw.node.state.faults = Faults(status=503, paths=("/api/chat",))
+        turn = gw.chat(gw.alice, "the node is overloaded")
+    assert turn.status == 502 and turn.last["session_id"]
+    assert turn.last["detail"].startswith("no node answered: n1 (HTTP 503")
+
+
+def test_a_full_node_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    with sessions_gateway(tmp_path, tps=20) as gw:
+        config = gw.running.app.config
+        one_slot = tuple(replace(n, max_parallel=1, queue=0) for n in config.nodes)
+        gw.running.app.reconfigure(replace(config, nodes=one_slot))
+        body = {"message": "a long one", "model": MODEL, "options": {"max_tokens": 200}}
+        with gw.client(gw.alice) as client, client.stream("POST", "/v1/chat", json=body) as first:
+            lines = first.iter_lines()  # kept: a dropped iterator would close the stream
+            next(lines)  # the only slot is taken now
+            turn = gw.chat(gw.alice, "no room")
+    assert turn.status == 503 and turn.last["session_id"]
+    assert int(turn.headers["retry-after"]) >= 1

@@ -23,24 +23,30 @@
   const state = { sessions: [], cursor: null, session: null, streaming: null };
 
   class ApiError extends Error {
-    constructor(status, detail) {
+    constructor(status, detail, sessionId) {
       super(detail);
       this.status = status;
+      this.sessionId = sessionId || null; // the turn's message was stored in this session
     }
   }
 
   const key = () => sessionStorage.getItem(STORE_KEY);
 
-  async function problemDetail(response) {
-    if (response.status === 401) return "the key was refused";
+  async function problem(response) {
+    if (response.status === 401) return { detail: "the key was refused", sessionId: null };
     try {
       const body = await response.json();
-      if (body && typeof body.detail === "string" && body.detail) return body.detail;
-      if (body && typeof body.title === "string" && body.title) return body.title;
+      const sessionId = body && typeof body.session_id === "string" ? body.session_id : null;
+      if (body && typeof body.detail === "string" && body.detail) {
+        return { detail: body.detail, sessionId };
+      }
+      if (body && typeof body.title === "string" && body.title) {
+        return { detail: body.title, sessionId };
+      }
     } catch (_) {
       // not problem+json: say what the status was
     }
-    return `the gateway answered ${response.status}`;
+    return { detail: `the gateway answered ${response.status}`, sessionId: null };
   }
 
   async function api(method, path, body, signal) {
@@ -57,7 +63,10 @@
       if (error.name === "AbortError") throw error;
       throw new ApiError(0, "the gateway cannot be reached");
     }
-    if (!response.ok) throw new ApiError(response.status, await problemDetail(response));
+    if (!response.ok) {
+      const found = await problem(response);
+      throw new ApiError(response.status, found.detail, found.sessionId);
+    }
     return response;
   }
 
@@ -339,6 +348,15 @@
     try {
       response = await api("POST", "/v1/chat", request, controller.signal);
     } catch (error) {
+      if (error instanceof ApiError && error.sessionId) {
+        // the message was stored before the answer failed: keep it, mark the answer failed
+        adopt(error.sessionId);
+        answer.finish(false, error.message);
+        setStreaming(null);
+        failed(error);
+        refreshSessions();
+        return;
+      }
       // refused before any answer: nothing was said, so the text goes back into the box
       question.article.remove();
       answer.article.remove();

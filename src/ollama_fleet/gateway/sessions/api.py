@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ollama_fleet.gateway.sessions.chat import iso, no_session, visible
-from ollama_fleet.gateway.sessions.chat_request import SESSION_ID
+from ollama_fleet.gateway.sessions.chat_request import SESSION_ID, storable
 from ollama_fleet.gateway.sessions.database import Database
 from ollama_fleet.gateway.sessions.problems import Problem
 from ollama_fleet.gateway.sessions.records import Message, Session
@@ -132,6 +132,7 @@ def _title(body: bytes) -> str:
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         raise Problem(422, "invalid-field", "title must be a non-empty string", field="title")
+    storable(title, "title")
     if len(title) > MAX_TITLE_CHARS or any(c in title for c in "\r\n"):
         detail = f"title must be one line of at most {MAX_TITLE_CHARS} characters"
         raise Problem(422, "invalid-field", detail, field="title")

@@ -11,6 +11,7 @@ the partial answer kept and marked incomplete.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from ollama_fleet.gateway.settings import KeySpec, Role
 
 MAX_CHAT_BODY = 1024 * 1024
 CLIENT_GONE = "client_disconnect"
+STOPPED = "gateway_stopped"
 
 
 def visible(session: Session | None, key: KeySpec) -> Session | None:
@@ -154,6 +156,9 @@ async def _turn(
                 exc.status, slug_for(exc.status), exc.message, session_id=session.id,
                 headers=tuple(exc.headers),
             ) from None  # fmt: skip
+        except asyncio.CancelledError:  # the gateway stops: keep what came, then go
+            await asyncio.shield(recorder.finish(complete=False, tokens=None, error=STOPPED))
+            raise
     finally:
         await dispatch.settle(gateway, charge, outcome)
     await _answer(send, stream, recorder, outcome, model=model, session_id=session.id)
@@ -196,29 +201,36 @@ async def _answer(
     model: str,
     session_id: str,
 ) -> None:
-    """Store the answer's last state, then end the stream (or send the whole answer)."""
+    """Store the answer's last state, then end the stream (or send the whole answer).
+
+    The last event is `done` only when the whole answer is stored; an answer cut off, or one
+    the database did not take, ends with `error`. Before the first word it is a problem."""
     if stream.status != 200:  # nothing of an answer: the node's or the relay's refusal
         if outcome.kind == "client_cancel":
             return
         status = stream.status or 502
         detail = stream.upstream_error() or f"the node answered HTTP {status}"
-        raise Problem(status, slug_for(status), detail, session_id=session_id)
+        raise Problem(
+            status, slug_for(status), detail, session_id=session_id,
+            headers=stream.problem_headers,
+        )  # fmt: skip
     complete = stream.done and stream.error is None
     error = None if complete else _why(stream, outcome)
     message_id = await recorder.finish(complete=complete, tokens=stream.answer_tokens, error=error)
+    stored = message_id is not None and not recorder.failed
     if outcome.kind == "client_cancel":
         return
-    if stream.started:
-        last: dict[str, Any] = {"type": "done", "session_id": session_id}
-        if complete:
-            last |= {"message_id": message_id, "total_tokens": stream.total_tokens}
-        else:
-            last = {"type": "error", "session_id": session_id, "message_id": message_id,
-                    "detail": f"the answer broke off: {error}"}  # fmt: skip
-        await _end(send, event(last))
+    if stream.stream and (stream.started or (complete and stored)):
+        if not stream.started:  # a whole answer without a word in it
+            await stream.begin()
+        await _end(send, event(_last_event(stream, session_id, message_id, error, stored)))
         return
+    if not stored and complete:
+        detail = "the answer came whole but the sessions database did not take it"
+        raise Problem(503, "database-unavailable", detail, session_id=session_id)
     if not complete:
-        detail = f"the answer broke off: {error}; what came is stored, marked incomplete"
+        kept = "what came is stored, marked incomplete" if message_id else "no word came"
+        detail = f"the answer broke off: {error}; {kept}"
         raise Problem(502, "answer-incomplete", detail, session_id=session_id)
     created = recorder.created_at or datetime.now(UTC)
     body = {
@@ -232,6 +244,24 @@ async def _answer(
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), *stream.headers]})  # fmt: skip
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+def _last_event(
+    stream: ChatStream, session_id: str, message_id: str | None, error: str | None, stored: bool
+) -> dict[str, Any]:
+    if error is None and stored:
+        return {
+            "type": "done",
+            "session_id": session_id,
+            "message_id": message_id,
+            "total_tokens": stream.total_tokens,
+        }
+    detail = (
+        f"the answer broke off: {error}"
+        if error is not None
+        else "the answer came whole but the sessions database did not take it"
+    )
+    return {"type": "error", "session_id": session_id, "message_id": message_id, "detail": detail}
 
 
 def _why(stream: ChatStream, outcome: Outcome) -> str:

@@ -89,6 +89,7 @@ def parse_chat(body: bytes, *, max_message_chars: int) -> ChatRequest:
     message = data.get("message")
     if not isinstance(message, str) or not message.strip():
         raise Problem(422, "invalid-field", "message must be a non-empty string", field="message")
+    storable(message, "message")
     if len(message) > max_message_chars:
         detail = f"message is {len(message)} characters; at most {max_message_chars}"
         raise Problem(422, "invalid-field", detail, field="message")
@@ -100,6 +101,19 @@ def parse_chat(body: bytes, *, max_message_chars: int) -> ChatRequest:
         system=_text(data, "system"),
         options=_options(data.get("options")),
     )
+
+
+def storable(text: str, name: str) -> str:
+    """`text` if a database can keep it as it is: no NUL character, no lone surrogate (JSON's
+    \\ud800 escapes decode to one); else Problem 422 naming the field."""
+    if "\x00" in text:
+        raise Problem(422, "invalid-field", f"{name} must not contain NUL (\\u0000)", field=name)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        detail = f"{name} is not valid Unicode (a lone surrogate such as \\ud800)"
+        raise Problem(422, "invalid-field", detail, field=name) from None
+    return text
 
 
 def title_of(message: str) -> str:
@@ -123,6 +137,7 @@ def _text(data: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise Problem(422, "invalid-field", f"{name} must be a non-empty string", field=name)
+    storable(value, name)
     return value.strip() if name == "model" else value
 
 

@@ -1,11 +1,12 @@
 """Ollama's NDJSON chat stream turned into the sessions API's server-sent events.
 
-`ChatStream` is the ASGI `send` the relay answers through: an upstream 200 starts the client's
-`text/event-stream` (when streaming), each line's words go out as one `token` event and into
-the recorder, the end of the answer is kept for the caller; any other status is held back
-(its body read for Ollama's message) for the caller to answer as a problem. The relay's end
-of body is not passed on: the caller ends the response after the last write (`done` means
-stored).
+`ChatStream` is the ASGI `send` the relay answers through: the client's `text/event-stream`
+starts with the first word of an upstream 200 (when streaming), so an answer that fails before
+any word is still a plain problem; each line's words go out as one `token` event and into the
+recorder, the end of the answer is kept for the caller; any other status is held back (its
+body read for Ollama's message, its Retry-After and rate-limit headers kept) for the caller to
+answer as a problem. The relay's end of body is not passed on: the caller ends the response
+after the last write (`done` means stored).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.types import Message, Send
 
 from ollama_fleet.gateway.sessions.recorder import AnswerRecorder
 
-_PASSED_HEADERS = (b"x-gateway-node", b"x-ratelimit-")
+_PASSED_HEADERS = (b"x-gateway-node", b"x-ratelimit-", b"retry-after")
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -61,10 +62,6 @@ class ChatStream:
                 for name, value in message.get("headers", [])
                 if name.lower().startswith(_PASSED_HEADERS)
             ]
-            if self.status == 200 and self.stream:
-                start = {"type": "http.response.start", "status": 200}
-                await self.client_send({**start, "headers": SSE_HEADERS + self.headers})
-                self.started = True
             return
         body: bytes = message.get("body", b"")
         if self.status != 200:
@@ -76,8 +73,25 @@ class ChatStream:
             lines.append(self._tail)  # a last line without its newline
             self._tail = b""
         out = b"".join(self._line(line) for line in lines if line.strip())
-        if out and self.started:
+        if out and self.stream:
+            if not self.started:
+                await self.begin()
             await self.client_send({"type": "http.response.body", "body": out, "more_body": True})
+
+    async def begin(self) -> None:
+        """Start the client's event stream (200, text/event-stream, the node's headers)."""
+        start = {"type": "http.response.start", "status": 200}
+        await self.client_send({**start, "headers": SSE_HEADERS + self.headers})
+        self.started = True
+
+    @property
+    def problem_headers(self) -> tuple[tuple[str, str], ...]:
+        """Retry-After and the rate-limit headers of an answer that is not 200."""
+        return tuple(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in self.headers
+            if name.lower() != b"x-gateway-node"
+        )
 
     def _line(self, line: bytes) -> bytes:
         try:

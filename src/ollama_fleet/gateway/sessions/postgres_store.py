@@ -173,8 +173,9 @@ class PostgresStore:
         complete: bool,
         now: datetime,
         tokens: int | None = None,
+        message_id: str | None = None,
     ) -> Message:
-        message_id, moment = new_id(), utc(now)
+        message_id, moment = message_id or new_id(), utc(now)
         async with self._transaction() as conn:
             cur = await conn.execute(
                 "UPDATE sessions SET updated_at = %s WHERE id = %s", (moment, session_id)
@@ -183,7 +184,10 @@ class PostgresStore:
                 raise SessionGone(f"session {session_id} does not exist (deleted meanwhile?)")
             await conn.execute(
                 "INSERT INTO messages (id, session_id, role, content, created_at, complete, tokens)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                # the same id again (a write whose answer was lost, retried): the same row
+                " ON CONFLICT (id) DO UPDATE SET content = excluded.content,"
+                " complete = excluded.complete, tokens = excluded.tokens",
                 (message_id, session_id, role, content, moment, complete, tokens),
             )
         return Message(

@@ -4,7 +4,8 @@ The first words are written at once (the row exists from the first token on), th
 answer so far at most every `interval_s`, one write at a time and never awaited by the stream;
 `finish` writes the last state (complete or not, with why) and returns the message's id. A
 gateway killed in between leaves the row as of its last flush: incomplete, never lost, never a
-second row. A store that fails is logged once; the stream goes on.
+second row. A store that fails is logged once; the stream goes on (and `failed` tells the
+caller the answer is not stored).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ollama_fleet.gateway.sessions.store import Store, StoreError
+from ollama_fleet.gateway.sessions.store import Store, new_id
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ class AnswerRecorder:
         self.session_id = session_id
         self.interval_s = interval_s
         self.clock = clock
-        self.message_id: str | None = None
+        self.message_id: str | None = None  # once the row is known to exist
+        self._id = new_id()  # every insert uses it: one retried after a lost reply is no new row
         self.created_at: datetime | None = None
         self.writes = 0
         self.failed = False
@@ -67,6 +69,8 @@ class AnswerRecorder:
         """Write the final state (after any write in flight); the message id (None: the store
         failed before the row was made)."""
         await self.idle()
+        if self.message_id is None and not self._parts and not complete:
+            return None  # not a word came: nothing to keep (the caller answers a problem)
         await asyncio.shield(self._write(complete=complete, tokens=tokens, error=error))
         return self.message_id
 
@@ -82,6 +86,7 @@ class AnswerRecorder:
                     complete=complete,
                     now=now,
                     tokens=tokens,
+                    message_id=self._id,
                 )
                 self.message_id, self.created_at = message.id, message.created_at
                 self.writes += 1
@@ -92,7 +97,7 @@ class AnswerRecorder:
                 now=now,
             )  # fmt: skip
             self.writes += 1
-        except StoreError as exc:
+        except Exception as exc:  # a flush must never break the stream; logged once
             if not self.failed:
                 self.failed = True
                 log.error("gateway: an answer in session %s not stored: %s", self.session_id, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import time
@@ -154,8 +155,9 @@ class SqliteStore:
         complete: bool,
         now: datetime,
         tokens: int | None = None,
+        message_id: str | None = None,
     ) -> Message:
-        message_id, stamp = new_id(), to_micros(now)
+        message_id, stamp = message_id or new_id(), to_micros(now)
 
         def insert(conn: sqlite3.Connection) -> None:
             bumped = conn.execute(
@@ -165,7 +167,10 @@ class SqliteStore:
                 raise SessionGone(f"session {session_id} does not exist (deleted meanwhile?)")
             conn.execute(
                 "INSERT INTO messages (id, session_id, role, content, created_at, complete, tokens)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                # the same id again (a write whose answer was lost, retried): the same row
+                " ON CONFLICT (id) DO UPDATE SET content = excluded.content,"
+                " complete = excluded.complete, tokens = excluded.tokens",
                 (message_id, session_id, role, content, stamp, int(complete), tokens),
             )
 
@@ -259,10 +264,10 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)  # also after a failed COMMIT: never leave it open
                 raise
-            conn.execute("COMMIT")
             return result
 
         result = await self._call(transaction)
@@ -277,6 +282,13 @@ def _run(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], wher
         raise StoreError(f"the sessions database {where} refused a write: {exc}") from None
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"the sessions database {where} failed: {exc}") from None
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """End a transaction that failed; a rollback that fails too must not hide the first error."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _migrate(conn: sqlite3.Connection, *, where: str) -> None:

@@ -75,6 +75,7 @@ class Store(Protocol):
         complete: bool,
         now: datetime,
         tokens: int | None = None,
+        message_id: str | None = None,  # given: written again with it, the same row
     ) -> Message: ...
     async def update_message(
         self,
