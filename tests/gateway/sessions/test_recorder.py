@@ -1,4 +1,4 @@
-"""An answer stored as it streams: the first words at once, then at most every interval, one row."""
+"""An answer stored as it streams: one interval in, then at most every interval, one row."""
 
 from __future__ import annotations
 
@@ -26,17 +26,20 @@ def test_flushes_are_bounded_and_the_row_is_updated_in_place(tmp_path: Path) -> 
         clock = Clock()
         recorder = AnswerRecorder(store, session_id=session.id, interval_s=0.5, clock=clock)
         before = store.writes
-        recorder.feed("one ")  # the first words: written at once
+        recorder.feed("one ")  # within the first interval: not written yet
+        await recorder.idle()
+        assert await store.messages(session.id) == ()
+        clock.now += 0.5
+        recorder.feed("two ")  # one interval in: the answer so far
         await recorder.idle()
         [first] = await store.messages(session.id)
-        assert (first.content, first.complete) == ("one ", False)
-        for word in ("two ", "three "):  # within the interval: not written
-            clock.now += 0.1
-            recorder.feed(word)
-            await recorder.idle()
-        assert (await store.messages(session.id))[0].content == "one "
+        assert (first.content, first.complete) == ("one two ", False)
+        clock.now += 0.1
+        recorder.feed("three ")  # within the interval: not written
+        await recorder.idle()
+        assert (await store.messages(session.id))[0].content == "one two "
         clock.now += 0.5
-        recorder.feed("four")  # the interval passed: the answer so far
+        recorder.feed("four")  # the interval passed: the answer so far, the same row
         await recorder.idle()
         assert (await store.messages(session.id))[0].content == "one two three four"
         message_id = await recorder.finish(complete=True, tokens=4, error=None)

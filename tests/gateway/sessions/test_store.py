@@ -8,6 +8,7 @@ import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from ollama_fleet.gateway.sessions.postgres_store import PostgresStore
 from ollama_fleet.gateway.sessions.records import Role
 from ollama_fleet.gateway.sessions.store import (
     BadCursor,
+    SessionGone,
     Store,
     StoreError,
     StoreUnavailable,
@@ -407,3 +409,54 @@ def test_open_store_picks_the_backend_by_scheme(tmp_path: Path) -> None:
         ) as caught:
             open_store(url)
         assert "hunter2" not in str(caught.value)
+
+
+def test_a_turn_begins_in_one_write_and_its_context_is_one_read(store_url: str) -> None:
+    async def body(store: Store) -> None:
+        before = store.writes
+        made = await store.begin_turn(
+            session=None, owner="alice", title="Trip", model="m", system="Be brief.",
+            message="Where to?", now=T0,
+        )  # fmt: skip
+        assert store.writes - before == 1
+        assert (made.owner, made.title, made.model, made.message_count) == ("alice", "Trip", "m", 2)
+        assert await store.get_session(made.id) == made
+        found = await store.context(made.id, limit=10)
+        assert found is not None and found[0] == made
+        assert [(m.role, m.content) for m in found[1]] == [
+            ("system", "Be brief."),
+            ("user", "Where to?"),
+        ]
+        again = await store.begin_turn(
+            session=made, owner="alice", title="ignored", model="m", system=None,
+            message="And then?", now=at(5),
+        )  # fmt: skip
+        assert again.id == made.id
+        found = await store.context(made.id, limit=1)
+        assert found is not None and found[0].updated_at == at(5)
+        assert [m.content for m in found[1]] == ["Be brief.", "And then?"]
+        assert await store.context("0" * 32, limit=5) is None
+        assert await store.context("not an id", limit=5) is None
+        await store.delete_session(made.id)
+        with pytest.raises(SessionGone):
+            await store.begin_turn(
+                session=made, owner="alice", title="x", model="m", system=None,
+                message="too late", now=at(9),
+            )  # fmt: skip
+        assert await store.messages(made.id) == ()
+
+    run_store(store_url, body)
+
+
+def test_a_turn_postgresql_refuses_leaves_no_session_behind(pg_cluster: Any) -> None:
+    url = pg_cluster()
+
+    async def body(store: Store) -> None:
+        with pytest.raises(StoreError):  # PostgreSQL's text takes no NUL: the whole turn goes
+            await store.begin_turn(
+                session=None, owner="alice", title="t", model="m", system="ok",
+                message="bad \x00 byte", now=T0,
+            )  # fmt: skip
+
+    run_store(url, body)
+    assert RawDb(url).execute("SELECT count(*) FROM sessions") == [(0,)]

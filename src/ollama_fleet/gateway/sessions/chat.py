@@ -70,7 +70,8 @@ async def chat(
     request = parse_chat(
         await read_body(receive, MAX_CHAT_BODY), max_message_chars=settings.max_message_chars
     )
-    session = await database.run(lambda store: _session(store, request, key))
+    limit = settings.history_messages
+    session, history = await database.run(lambda store: _session(store, request, key, limit))
     model = request.model or (session.model if session else None)
     if model is None:
         raise Problem(422, "invalid-field", "model is needed to start a session", field="model")
@@ -81,20 +82,24 @@ async def chat(
         raise Problem(404, "model-not-found", detail, field="model")
     async with dispatch.entered(gateway, key):
         await _turn(gateway, database, scope, receive, send,
-                    request=request, session=session, model=model, key=key,
-                    exchange=exchange)  # fmt: skip
+                    request=request, session=session, history=history, model=model,
+                    key=key, exchange=exchange)  # fmt: skip
 
 
-async def _session(store: Store, request: ChatRequest, key: KeySpec) -> Session | None:
+async def _session(
+    store: Store, request: ChatRequest, key: KeySpec, limit: int
+) -> tuple[Session | None, tuple[Message, ...]]:
+    """The session to continue and its history (one read), or (None, ()) for a new one."""
     if request.session_id is None:
-        return None
-    session = visible(await store.get_session(request.session_id), key)
-    if session is None:
+        return None, ()
+    found = await store.context(request.session_id, limit=limit)
+    session = visible(found[0] if found else None, key)
+    if session is None or found is None:
         raise no_session(request.session_id)
     if request.system is not None:
         detail = "system is set when a session starts; this session has started"
         raise Problem(422, "invalid-field", detail, field="system")
-    return session
+    return session, found[1]
 
 
 async def _turn(
@@ -106,17 +111,12 @@ async def _turn(
     *,
     request: ChatRequest,
     session: Session | None,
+    history: tuple[Message, ...],
     model: str,
     key: KeySpec,
     exchange: Exchange,
 ) -> None:
     settings = gateway.config.sessions
-    history: tuple[Message, ...] = ()
-    if session is not None:
-        known = session
-        history = await database.run(
-            lambda store: store.history(known.id, limit=settings.history_messages)
-        )
     messages = context(
         history,
         request.message,
@@ -171,25 +171,19 @@ async def _store_message(
     model: str,
     key: KeySpec,
 ) -> Session:
-    """The session (made now when new, with its system message) with the user's message in."""
-    now = datetime.now(UTC)
-
-    async def write(store: Store) -> Session:
-        found = session
-        if found is None:
-            title = title_of(request.message)
-            found = await store.create_session(owner=key.name, title=title, model=model, now=now)
-            if request.system is not None:
-                await store.add_message(
-                    session_id=found.id, role="system", content=request.system,
-                    complete=True, now=now,
-                )  # fmt: skip
-        await store.add_message(
-            session_id=found.id, role="user", content=request.message, complete=True, now=now
+    """The session (made now when new, with its system message) with the user's message in:
+    one transaction, so a failure leaves no session without its message."""
+    return await database.run(
+        lambda store: store.begin_turn(
+            session=session,
+            owner=key.name,
+            title=title_of(request.message),
+            model=model,
+            system=request.system,
+            message=request.message,
+            now=datetime.now(UTC),
         )
-        return found
-
-    return await database.run(write)
+    )
 
 
 async def _answer(

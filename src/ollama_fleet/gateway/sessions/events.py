@@ -53,6 +53,9 @@ class ChatStream:
         self.upstream_body = b""  # an answer that is not 200, for its message
         self.headers: list[tuple[bytes, bytes]] = []
         self._tail = b""
+        # a token event is this, the content as a JSON string, and _token_tail: no dict and no
+        # json.dumps of one per token (the relay's hot path)
+        self._token_tail = b',"session_id":' + json.dumps(session_id).encode() + b"}\n\n"
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -114,7 +117,8 @@ class ChatStream:
         if not isinstance(content, str) or not content:
             return b""
         self.recorder.feed(content)
-        return event({"type": "token", "content": content, "session_id": self.session_id})
+        text = json.dumps(content, ensure_ascii=False).encode()
+        return b'data: {"type":"token","content":' + text + self._token_tail
 
     def upstream_error(self) -> str | None:
         """Ollama's (or the relay's) message in an answer that is not 200."""

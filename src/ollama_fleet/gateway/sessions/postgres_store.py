@@ -37,6 +37,20 @@ _SESSION = (
     " (SELECT count(*) FROM messages m WHERE m.session_id = s.id) FROM sessions s"
 )
 _MESSAGE = "SELECT id, session_id, role, content, created_at, complete, tokens, error FROM messages"
+_HISTORY = (
+    _MESSAGE + " WHERE session_id = %s AND (role = 'system' OR seq IN (SELECT seq FROM"
+    " messages WHERE session_id = %s AND role <> 'system' ORDER BY seq DESC LIMIT %s))"
+    " ORDER BY seq"
+)
+# the session's time bumped and the message written in one statement (no session: no row);
+# the same id again (a write whose answer was lost, retried) is the same row
+_ADD_MESSAGE = (
+    "WITH s AS (UPDATE sessions SET updated_at = %s WHERE id = %s RETURNING id)"
+    " INSERT INTO messages (id, session_id, role, content, created_at, complete, tokens)"
+    " SELECT %s, s.id, %s, %s, %s, %s, %s FROM s"
+    " ON CONFLICT (id) DO UPDATE SET content = excluded.content,"
+    " complete = excluded.complete, tokens = excluded.tokens"
+)
 
 
 class PostgresStore:
@@ -73,12 +87,12 @@ class PostgresStore:
             await conn.close()
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self._url,
-            min_size=1,
+            min_size=self._pool_size,  # all at open: no connects under load
             max_size=self._pool_size,
             open=False,
             timeout=self._checkout_timeout_s,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT_S},
-            check=AsyncConnectionPool.check_connection,  # a restarted server: no stale errors
+            # autocommit: a read or a one-statement write is one round trip, not BEGIN ... COMMIT
+            kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True},
             name="ollama-fleet-sessions",
         )
         try:
@@ -176,20 +190,13 @@ class PostgresStore:
         message_id: str | None = None,
     ) -> Message:
         message_id, moment = message_id or new_id(), utc(now)
-        async with self._transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE sessions SET updated_at = %s WHERE id = %s", (moment, session_id)
-            )
-            if not cur.rowcount:
-                raise SessionGone(f"session {session_id} does not exist (deleted meanwhile?)")
-            await conn.execute(
-                "INSERT INTO messages (id, session_id, role, content, created_at, complete, tokens)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                # the same id again (a write whose answer was lost, retried): the same row
-                " ON CONFLICT (id) DO UPDATE SET content = excluded.content,"
-                " complete = excluded.complete, tokens = excluded.tokens",
-                (message_id, session_id, role, content, moment, complete, tokens),
-            )
+        async with self._connection() as conn:  # one statement: one round trip
+            cur = await conn.execute(_ADD_MESSAGE, (
+                moment, session_id, message_id, role, content, moment, complete, tokens,
+            ))  # fmt: skip
+        if not cur.rowcount:
+            raise SessionGone(f"session {session_id} does not exist (deleted meanwhile?)")
+        self.writes += 1
         return Message(
             id=message_id,
             session_id=session_id,
@@ -211,17 +218,67 @@ class PostgresStore:
         error: str | None,
         now: datetime,
     ) -> None:
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             await conn.execute(
-                "UPDATE messages SET content = %s, complete = %s, tokens = %s, error = %s"
-                " WHERE id = %s",
-                (content, complete, tokens, error, message_id),
+                "WITH m AS (UPDATE messages SET content = %s, complete = %s, tokens = %s,"
+                " error = %s WHERE id = %s RETURNING session_id)"
+                " UPDATE sessions SET updated_at = %s WHERE id IN (SELECT session_id FROM m)",
+                (content, complete, tokens, error, message_id, utc(now)),
             )
+        self.writes += 1
+
+    async def context(
+        self, session_id: str, *, limit: int
+    ) -> tuple[Session, tuple[Message, ...]] | None:
+        check_limit(limit)
+        if not is_id(session_id):
+            return None
+        async with self._connection() as conn, conn.pipeline():  # one round trip for both
+            found = await conn.execute(_SESSION + " WHERE s.id = %s", (session_id,))
+            history = await conn.execute(_HISTORY, (session_id, session_id, limit))
+            row = await found.fetchone()
+            rows = await history.fetchall()
+        if row is None:
+            return None
+        return _session(row), tuple(_message(r) for r in rows)
+
+    async def begin_turn(
+        self,
+        *,
+        session: Session | None,
+        owner: str,
+        title: str,
+        model: str,
+        system: str | None,
+        message: str,
+        now: datetime,
+    ) -> Session:
+        moment = utc(now)
+        if session is not None:
+            await self.add_message(
+                session_id=session.id, role="user", content=message, complete=True, now=now
+            )
+            return session
+        made = Session(
+            id=new_id(), owner=owner, title=title, model=model, created_at=moment,
+            updated_at=moment, message_count=2 if system is not None else 1,
+        )  # fmt: skip
+        rows = [("system", system)] if system is not None else []
+        rows.append(("user", message))
+        async with self._connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(
-                "UPDATE sessions SET updated_at = %s"
-                " WHERE id = (SELECT session_id FROM messages WHERE id = %s)",
-                (utc(now), message_id),
+                "INSERT INTO sessions (id, owner, title, model, created_at, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (made.id, owner, title, model, moment, moment),
             )
+            for role, content in rows:
+                await conn.execute(
+                    "INSERT INTO messages (id, session_id, role, content, created_at, complete)"
+                    " VALUES (%s, %s, %s, %s, %s, true)",
+                    (new_id(), made.id, role, content, moment),
+                )
+        self.writes += 1
+        return made
 
     async def messages(self, session_id: str) -> tuple[Message, ...]:
         async with self._connection() as conn:
@@ -232,13 +289,8 @@ class PostgresStore:
 
     async def history(self, session_id: str, *, limit: int) -> tuple[Message, ...]:
         check_limit(limit)
-        sql = (
-            _MESSAGE + " WHERE session_id = %s AND (role = 'system' OR seq IN (SELECT seq FROM"
-            " messages WHERE session_id = %s AND role <> 'system' ORDER BY seq DESC LIMIT %s))"
-            " ORDER BY seq"
-        )
         async with self._connection() as conn:
-            cur = await conn.execute(sql, (session_id, session_id, limit))
+            cur = await conn.execute(_HISTORY, (session_id, session_id, limit))
             return tuple(_message(row) for row in await cur.fetchall())
 
     @asynccontextmanager

@@ -1,7 +1,8 @@
 """An answer written to the store while it streams: one row, flushed at most every interval.
 
-The first words are written at once (the row exists from the first token on), then the
-answer so far at most every `interval_s`, one write at a time and never awaited by the stream;
+The answer so far is written one `interval_s` after the recorder starts and then at most every
+`interval_s` (the row exists from the first write on), one write at a time and never awaited
+by the stream (an answer shorter than the interval is one write, at the end);
 `finish` writes the last state (complete or not, with why) and returns the message's id. A
 gateway killed in between leaves the row as of its last flush: incomplete, never lost, never a
 second row. A store that fails is logged once; the stream goes on (and `failed` tells the
@@ -42,7 +43,7 @@ class AnswerRecorder:
         self.writes = 0
         self.failed = False
         self._parts: list[str] = []
-        self._last = float("-inf")
+        self._last = clock()  # the first write one interval in: a short answer is one write
         self._task: asyncio.Task[None] | None = None
 
     @property

@@ -1,4 +1,12 @@
-"""The sessions store on SQLite: one connection on one thread of its own, WAL, file mode 0600."""
+"""The sessions store on SQLite: one connection on the event loop, WAL, file mode 0600.
+
+Why on the loop, not on a thread: a statement here takes tens of microseconds (WAL with
+synchronous=NORMAL writes without fsync), while handing each one to a worker thread and back
+waits for the GIL and the busy loop, milliseconds at p50 and seconds at p99 under 100 streams
+(docs/performance.md, "Sessions"). What does fsync, the checkpoint of the WAL into the file,
+runs on a thread of its own with its own connection (passive: it never blocks a write), and a
+lock held by another process is waited for at most BUSY_TIMEOUT_MS.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -29,42 +36,63 @@ from .store import (
 
 T = TypeVar("T")
 
-BUSY_TIMEOUT_MS = 5000  # another process (a second gateway on the same file) holds the lock
+# another process (a backup, a second gateway by mistake) holds the lock: wait this long, on
+# the loop, then fail the call (503) rather than stall every stream
+BUSY_TIMEOUT_MS = 200
+CHECKPOINT_EVERY_S = 1.0
+CHECKPOINT_PAGES = 1000  # SQLite's own default threshold, applied by the checkpoint thread
 
 _SESSION = (
     "SELECT s.id, s.owner, s.title, s.model, s.created_at, s.updated_at,"
     " (SELECT count(*) FROM messages m WHERE m.session_id = s.id) FROM sessions s"
 )
 _MESSAGE = "SELECT id, session_id, role, content, created_at, complete, tokens, error FROM messages"
+_HISTORY = (
+    _MESSAGE + " WHERE session_id = ? AND (role = 'system' OR seq IN (SELECT seq FROM"
+    " messages WHERE session_id = ? AND role <> 'system' ORDER BY seq DESC LIMIT ?))"
+    " ORDER BY seq"
+)
 
 
 class SqliteStore:
-    """Sessions in one SQLite file; every call runs on the store's single worker thread."""
+    """Sessions in one SQLite file; every call runs on the event loop's thread."""
 
     kind = "sqlite"
 
     def __init__(self, *, path: str) -> None:
         self.path = path
         self.writes = 0
-        self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
+        self._checkpointed = 0  # self.writes at the last checkpoint
 
     async def open(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessions-sqlite")
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
-        except BaseException:
-            await self.close()
-            raise
+        self._connect()
+        self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint")
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        executor.shutdown(wait=True)
+        task, self._checkpoints = self._checkpoints, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):  # the WAL folded in, as a clean close does
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+
+    async def _checkpoint_loop(self) -> None:
+        """Fold the WAL into the file now and then, off the loop (it fsyncs)."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            if self.writes - self._checkpointed < CHECKPOINT_PAGES // 10:
+                continue
+            self._checkpointed = self.writes
+            try:
+                await asyncio.to_thread(_checkpoint, self.path)
+            except sqlite3.Error:  # busy or away: the next round tries again
+                continue
 
     async def ping(self) -> None:
         await self._call(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -211,6 +239,62 @@ class SqliteStore:
 
         await self._write(update)
 
+    async def context(
+        self, session_id: str, *, limit: int
+    ) -> tuple[Session, tuple[Message, ...]] | None:
+        check_limit(limit)
+        if not is_id(session_id):
+            return None
+
+        def read(conn: sqlite3.Connection) -> tuple[Session, tuple[Message, ...]] | None:
+            session = _get_session(conn, session_id)
+            if session is None:
+                return None
+            rows = conn.execute(_HISTORY, (session_id, session_id, limit)).fetchall()
+            return session, tuple(_message(row) for row in rows)
+
+        return await self._call(read)
+
+    async def begin_turn(
+        self,
+        *,
+        session: Session | None,
+        owner: str,
+        title: str,
+        model: str,
+        system: str | None,
+        message: str,
+        now: datetime,
+    ) -> Session:
+        stamp = to_micros(now)
+        moment = from_micros(stamp)
+        made = session or Session(
+            id=new_id(), owner=owner, title=title, model=model, created_at=moment,
+            updated_at=moment, message_count=2 if system is not None else 1,
+        )  # fmt: skip
+        rows = [("system", system)] if session is None and system is not None else []
+        rows.append(("user", message))
+
+        def write(conn: sqlite3.Connection) -> None:
+            if session is None:
+                conn.execute(
+                    "INSERT INTO sessions (id, owner, title, model, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (made.id, owner, title, model, stamp, stamp),
+                )
+            elif not conn.execute(
+                "UPDATE sessions SET updated_at = ? WHERE id = ?", (stamp, made.id)
+            ).rowcount:
+                raise SessionGone(f"session {made.id} does not exist (deleted meanwhile?)")
+            conn.executemany(
+                "INSERT INTO messages (id, session_id, role, content, created_at, complete)"
+                " VALUES (?, ?, ?, ?, ?, 1)",
+                [(new_id(), made.id, role, content, stamp) for role, content in rows],
+            )
+
+        await self._write(write)
+        return made
+
     async def messages(self, session_id: str) -> tuple[Message, ...]:
         sql = _MESSAGE + " WHERE session_id = ? ORDER BY seq"
         rows = await self._call(lambda conn: conn.execute(sql, (session_id,)).fetchall())
@@ -218,17 +302,12 @@ class SqliteStore:
 
     async def history(self, session_id: str, *, limit: int) -> tuple[Message, ...]:
         check_limit(limit)
-        sql = (
-            _MESSAGE + " WHERE session_id = ? AND (role = 'system' OR seq IN (SELECT seq FROM"
-            " messages WHERE session_id = ? AND role <> 'system' ORDER BY seq DESC LIMIT ?))"
-            " ORDER BY seq"
-        )
         args = (session_id, session_id, limit)
-        rows = await self._call(lambda conn: conn.execute(sql, args).fetchall())
+        rows = await self._call(lambda conn: conn.execute(_HISTORY, args).fetchall())
         return tuple(_message(row) for row in rows)
 
     def _connect(self) -> None:
-        """On the worker thread: create the file 0600, connect, set up, migrate."""
+        """Create the file 0600, connect, set up, migrate."""
         try:
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             # SQLite gives -wal and -shm the main file's mode
@@ -243,6 +322,7 @@ class SqliteStore:
             _migrate(conn, where=self.path)  # first: a database too new is left as it was
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses nothing committed
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread does it
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailable(f"the sessions database {self.path}: {exc}") from None
@@ -252,12 +332,10 @@ class SqliteStore:
         self._conn = conn
 
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        executor, conn = self._executor, self._conn
-        if executor is None or conn is None:
+        conn = self._conn
+        if conn is None:
             raise StoreUnavailable(f"the sessions database {self.path} is not open")
-        return await asyncio.get_running_loop().run_in_executor(
-            executor, _run, conn, work, self.path
-        )
+        return _run(conn, work, self.path)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def transaction(conn: sqlite3.Connection) -> T:
@@ -282,6 +360,15 @@ def _run(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], wher
         raise StoreError(f"the sessions database {where} refused a write: {exc}") from None
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"the sessions database {where} failed: {exc}") from None
+
+
+def _checkpoint(path: str) -> None:
+    """A passive checkpoint on a connection of this thread's own (never blocks a writer)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        conn.close()
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

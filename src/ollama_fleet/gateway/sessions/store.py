@@ -89,9 +89,29 @@ class Store(Protocol):
     ) -> None: ...
     async def messages(self, session_id: str) -> tuple[Message, ...]: ...
     async def history(self, session_id: str, *, limit: int) -> tuple[Message, ...]: ...
+    async def context(
+        self, session_id: str, *, limit: int
+    ) -> tuple[Session, tuple[Message, ...]] | None:
+        """The session and its `history(limit)`, read together (one call before a turn)."""
+        ...
+
+    async def begin_turn(
+        self,
+        *,
+        session: Session | None,
+        owner: str,
+        title: str,
+        model: str,
+        system: str | None,
+        message: str,
+        now: datetime,
+    ) -> Session:
+        """The user's message stored, in `session` or, None, in a new session made with it
+        (and with `system` as its first message): one transaction, the session returned."""
+        ...
 
 
-def open_store(url: str, *, pool_size: int = 10) -> Store:
+def open_store(url: str, *, pool_size: int = 20) -> Store:
     """The store for `url` (not yet opened: await `open()`); StoreError for an unknown scheme."""
     scheme, sep, rest = url.partition("://")
     if sep and scheme == "sqlite":
