@@ -92,6 +92,7 @@ bench: setup lab-image
 	$(BIN)/python benchmarks/deploy/bench_deploy.py
 	$(BIN)/python benchmarks/monitor/bench_monitor.py
 	$(BIN)/python benchmarks/diagnose/bench_diagnose.py
+	$(BIN)/python benchmarks/sessions/bench_sessions.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
