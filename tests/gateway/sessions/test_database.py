@@ -15,6 +15,8 @@ import yaml
 
 from ollama_fleet.gateway.keys import hash_key, new_key
 from ollama_fleet.gateway.settings import Sessions
+from pg_cluster import running_cluster
+from polling import wait_for
 
 from ..live import gateway_config, make_key, running_gateway, sim_node
 from ..sessions_live import MODEL
@@ -86,3 +88,23 @@ def test_a_database_newer_than_the_code_stops_the_start(tmp_path: Path) -> None:
     )
     assert "listening" not in done.stderr
     assert database.read_bytes() == before
+
+
+def test_a_restarted_postgresql_costs_at_most_one_failed_call(tmp_path: Path) -> None:
+    """Every pooled connection dies with the server; the first call that finds one dead has
+    the idle ones tested, so the calls after it find fresh connections."""
+    key, spec = make_key("alice")
+    with running_cluster() as cluster, sim_node((MODEL,)) as node:
+        sessions = Sessions(database_url=cluster.new_database())
+        config = replace(gateway_config({"n1": node.url}, [spec]), sessions=sessions)
+        with running_gateway(config) as gateway, gateway.client(key) as client:
+            assert client.get("/v1/sessions").status_code == 200
+            cluster.restart()
+            statuses = [client.get("/v1/sessions").status_code for _ in range(3)]
+            wait_for(
+                "the pool to replace its dead connections",
+                lambda: client.get("/v1/sessions").status_code == 200,
+            )
+            after = [client.get("/v1/sessions").status_code for _ in range(25)]
+    assert statuses[0] in (200, 503) and statuses[1:] == [200, 200]
+    assert after == [200] * 25

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -66,6 +68,7 @@ class PostgresStore:
         self._where = safe_url(url)
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool[Connection] | None = None
+        self._checking: asyncio.Task[None] | None = None
         self.writes = 0
 
     def __repr__(self) -> str:
@@ -103,6 +106,10 @@ class PostgresStore:
         self._pool = pool
 
     async def close(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                await self._checking
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -305,9 +312,17 @@ class PostgresStore:
         except psycopg.IntegrityError as exc:
             raise StoreError(self._message("a write was refused by", exc)) from None
         except psycopg.OperationalError as exc:  # also the pool's PoolTimeout
+            self._check_soon(pool)
             raise StoreUnavailable(self._message("lost", exc)) from None
         except psycopg.Error as exc:
             raise StoreError(self._message("an error from", exc)) from None
+
+    def _check_soon(self, pool: AsyncConnectionPool[Connection]) -> None:
+        """A connection failed (a restarted server?): test the idle ones now, in the
+        background, so the others are replaced before a request finds them dead (no test at
+        every checkout: that is a round trip per call)."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(pool.check(), name="sessions-pool-check")
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Connection]:
