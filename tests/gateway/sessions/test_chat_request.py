@@ -80,3 +80,17 @@ def test_titles_are_the_first_line_cut_at_60() -> None:
     assert title_of("  Why is the sky   blue?\nexplain ") == "Why is the sky blue?"
     long = title_of("word " * 40)
     assert len(long) == 60 and long.endswith("…")
+
+
+def test_problem_titles_are_rfc_9110s_whatever_the_python() -> None:
+    from ollama_fleet.gateway.sessions.problems import problem_body
+
+    body = json.loads(problem_body(422, "invalid-field", "x", instance="/v1/chat", field="message"))
+    assert body == {
+        "type": "https://ollama-fleet.dev/problems/invalid-field",
+        "title": "Unprocessable Content",
+        "status": 422,
+        "detail": "x",
+        "instance": "/v1/chat",
+        "field": "message",
+    }

@@ -32,8 +32,27 @@ class Problem(Exception):
         self.field, self.session_id, self.headers = field, session_id, headers
 
 
+# RFC 9110's reason phrases, fixed here: Python's http.HTTPStatus renames some between versions
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
 def title(status: int) -> str:
-    """HTTP's reason phrase for `status` ("Unprocessable Content" for 422)."""
+    """RFC 9110's reason phrase for `status` ("Unprocessable Content" for 422)."""
+    if status in TITLES:
+        return TITLES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:
