@@ -424,3 +424,36 @@ def test_the_services_bundle_finds_the_checkout_it_runs_from() -> None:
     from ollama_fleet.controller.bundle import project_root
 
     assert project_root() == Path(__file__).resolve().parents[1]
+
+
+def _wheel(folder: Path, name: str, requires: list[str]) -> None:
+    import zipfile
+
+    project, version = name.split("-")[:2]
+    with zipfile.ZipFile(folder / name, "w") as archive:
+        lines = ["Metadata-Version: 2.1", f"Name: {project}", f"Version: {version}"]
+        lines += [f"Requires-Dist: {r}" for r in requires]
+        archive.writestr(f"{project}-{version}.dist-info/METADATA", "\n".join(lines) + "\n")
+
+
+def test_the_bundle_adds_what_only_a_hosts_patch_release_needs(tmp_path: Path) -> None:
+    # pip download reads python_full_version off the controller's Python: redis 8 needs
+    # async-timeout below 3.11.3 (Debian 12 has 3.11.2), which a 3.11.7 controller left out
+    from ollama_fleet.controller.bundle import _has_wheel, patch_requirements
+
+    _wheel(tmp_path, "redis-8.1.0-py3-none-any.whl", [
+        "async-timeout>=4.0.3; python_full_version < '3.11.3'",
+        "cryptography>=36.0.1; extra == 'ocsp'",
+        "hiredis>=3.2.0; extra == 'hiredis'",
+    ])  # fmt: skip
+    _wheel(tmp_path, "cryptography-50.0.2-cp311-abi3-manylinux2014_x86_64.whl", [
+        "typing-extensions>=4.13.2 ; python_full_version < '3.11'",
+        "cffi>=2.0.0 ; platform_python_implementation != 'PyPy'",
+    ])  # fmt: skip
+    assert patch_requirements(tmp_path, "3.11.0") == ["async-timeout>=4.0.3"]
+    assert sorted(patch_requirements(tmp_path, "3.10.0")) == [
+        "async-timeout>=4.0.3",
+        "typing-extensions>=4.13.2",
+    ]
+    assert patch_requirements(tmp_path, "3.12.0") == []
+    assert _has_wheel(tmp_path, "Redis>=5") and not _has_wheel(tmp_path, "async_timeout")

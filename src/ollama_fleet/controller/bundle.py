@@ -47,6 +47,11 @@ def project_requires_python() -> str:
 
 # Python versions of the supported hosts: Ubuntu 22.04 (3.10), Debian 12 (3.11), Ubuntu 24.04
 HOST_PYTHONS = ("3.10", "3.11", "3.12")
+# `pip download --python-version` reads `python_full_version` markers off the controller's own
+# interpreter, so a dependency only some patch releases need (redis: async-timeout below
+# 3.11.3; Debian 12 has 3.11.2) would be left out; the wheels' markers are read again for the
+# earliest patch release of each host version (which needs the most)
+HOST_FULL_VERSIONS = {version: f"{version}.0" for version in HOST_PYTHONS}
 HOST_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
 
 
@@ -87,6 +92,57 @@ def _pip(*args: str) -> None:
         raise FleetError(f"services: pip {args[0]} failed: {last[0]}") from None
 
 
+def _download(wheels: Path, version: str, requirements: list[str]) -> None:
+    platforms = [arg for p in HOST_PLATFORMS for arg in ("--platform", p)]
+    _pip(
+        "download", "-q", "-d", str(wheels), "--only-binary=:all:",
+        "--python-version", version, *platforms, *requirements,
+    )  # fmt: skip
+
+
+def patch_requirements(wheels: Path, full_version: str) -> list[str]:
+    """Requirements of the wheels in `wheels` that hold only by a `python_full_version`
+    marker and do hold on a host Python `full_version` (without their markers)."""
+    import zipfile
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    environment: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    environment |= {
+        "python_full_version": full_version,
+        "python_version": ".".join(full_version.split(".")[:2]),
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
+    found = []
+    for wheel in sorted(wheels.glob("*.whl")):
+        with zipfile.ZipFile(wheel) as archive:
+            names = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+            text = archive.read(names[0]).decode("utf-8", "replace") if names else ""
+        for line in text.splitlines():
+            if not line.startswith("Requires-Dist:") or "python_full_version" not in line:
+                continue
+            requirement = Requirement(line.removeprefix("Requires-Dist:").strip())
+            if requirement.marker is not None and requirement.marker.evaluate(environment):
+                requirement.marker = None
+                found.append(str(requirement))
+    return found
+
+
+def _has_wheel(wheels: Path, requirement: str) -> bool:
+    """Whether a wheel of `requirement`'s project is in `wheels` already."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+
+    name = canonicalize_name(Requirement(requirement).name)
+    return any(parse_wheel_filename(w.name)[0] == name for w in wheels.glob("*.whl"))
+
+
 def build_bundle(cache_dir: Path, *, build: bool = True) -> Bundle:
     """Build (or reuse, keyed by the sources' hash) the services bundle on the controller.
 
@@ -104,7 +160,9 @@ def build_bundle(cache_dir: Path, *, build: bool = True) -> Bundle:
         )
     requirements = service_requirements()
     key = hashlib.sha256(
-        (_sources_digest(root) + "\n".join(requirements + HOST_PYTHONS)).encode()
+        (
+            _sources_digest(root) + "\n".join(requirements + HOST_PYTHONS) + "\npatch-markers"
+        ).encode()
     ).hexdigest()[:16]
     folder = cache_dir / "bundles" / key
     archive = folder / f"ollama-fleet-services-{key}.tar"
@@ -122,18 +180,11 @@ def build_bundle(cache_dir: Path, *, build: bool = True) -> Bundle:
         wheels = work / "wheels"
         _pip("wheel", "--no-deps", "-q", "-w", str(wheels), str(root))
         for version in HOST_PYTHONS:
-            platforms = [arg for p in HOST_PLATFORMS for arg in ("--platform", p)]
-            _pip(
-                "download",
-                "-q",
-                "-d",
-                str(wheels),
-                "--only-binary=:all:",
-                "--python-version",
-                version,
-                *platforms,
-                *requirements,
-            )
+            wanted = list(requirements)
+            while wanted:
+                _download(wheels, version, wanted)
+                wanted = sorted(set(patch_requirements(wheels, HOST_FULL_VERSIONS[version])))
+                wanted = [r for r in wanted if not _has_wheel(wheels, r)]
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             listing = "\n".join(requirements) + "\n"
