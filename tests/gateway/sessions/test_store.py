@@ -289,14 +289,16 @@ def test_history_keeps_system_messages_and_the_newest_others(store_url: str) -> 
             )
 
         async def contents(limit: int) -> list[str]:
-            return [m.content for m in await store.history(session.id, limit=limit)]
+            found = await store.context(session.id, limit=limit)
+            assert found is not None
+            return [m.content for m in found[1]]
 
         assert await contents(3) == ["be brief", "now in French", "a2", "q3", "a3"]
         assert await contents(0) == ["be brief", "now in French"]
         assert await contents(100) == [content for _, content in script]
         assert [m.content for m in await store.messages(session.id)] == await contents(6)
         with pytest.raises(ValueError):
-            await store.history(session.id, limit=-1)
+            await store.context(session.id, limit=-1)
 
     run_store(store_url, body)
 

@@ -294,12 +294,6 @@ class PostgresStore:
             )
             return tuple(_message(row) for row in await cur.fetchall())
 
-    async def history(self, session_id: str, *, limit: int) -> tuple[Message, ...]:
-        check_limit(limit)
-        async with self._connection() as conn:
-            cur = await conn.execute(_HISTORY, (session_id, session_id, limit))
-            return tuple(_message(row) for row in await cur.fetchall())
-
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
         """A pooled connection (its work committed at the end); psycopg errors become ours."""

@@ -300,12 +300,6 @@ class SqliteStore:
         rows = await self._call(lambda conn: conn.execute(sql, (session_id,)).fetchall())
         return tuple(_message(row) for row in rows)
 
-    async def history(self, session_id: str, *, limit: int) -> tuple[Message, ...]:
-        check_limit(limit)
-        args = (session_id, session_id, limit)
-        rows = await self._call(lambda conn: conn.execute(_HISTORY, args).fetchall())
-        return tuple(_message(row) for row in rows)
-
     def _connect(self) -> None:
         """Create the file 0600, connect, set up, migrate."""
         try:

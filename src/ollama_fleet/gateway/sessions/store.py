@@ -88,11 +88,11 @@ class Store(Protocol):
         now: datetime,
     ) -> None: ...
     async def messages(self, session_id: str) -> tuple[Message, ...]: ...
-    async def history(self, session_id: str, *, limit: int) -> tuple[Message, ...]: ...
     async def context(
         self, session_id: str, *, limit: int
     ) -> tuple[Session, tuple[Message, ...]] | None:
-        """The session and its `history(limit)`, read together (one call before a turn)."""
+        """The session and its context, read together (one call before a turn): every system
+        message plus the newest `limit` others, oldest first; None for no such session."""
         ...
 
     async def begin_turn(
