@@ -39,6 +39,10 @@ _SESSION = (
     " (SELECT count(*) FROM messages m WHERE m.session_id = s.id) FROM sessions s"
 )
 _MESSAGE = "SELECT id, session_id, role, content, created_at, complete, tokens, error FROM messages"
+_INSERT_SESSION = (
+    "INSERT INTO sessions (id, owner, title, model, created_at, updated_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
 _HISTORY = (
     _MESSAGE + " WHERE session_id = %s AND (role = 'system' OR seq IN (SELECT seq FROM"
     " messages WHERE session_id = %s AND role <> 'system' ORDER BY seq DESC LIMIT %s))"
@@ -122,8 +126,7 @@ class PostgresStore:
         session_id, moment = new_id(), utc(now)
         async with self._transaction() as conn:
             await conn.execute(
-                "INSERT INTO sessions (id, owner, title, model, created_at, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
+                _INSERT_SESSION,
                 (session_id, owner, title, model, moment, moment),
             )
         return Session(
@@ -274,8 +277,7 @@ class PostgresStore:
         rows.append(("user", message))
         async with self._connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(
-                "INSERT INTO sessions (id, owner, title, model, created_at, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
+                _INSERT_SESSION,
                 (made.id, owner, title, model, moment, moment),
             )
             for role, content in rows:

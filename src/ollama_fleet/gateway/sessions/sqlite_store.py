@@ -47,6 +47,10 @@ _SESSION = (
     " (SELECT count(*) FROM messages m WHERE m.session_id = s.id) FROM sessions s"
 )
 _MESSAGE = "SELECT id, session_id, role, content, created_at, complete, tokens, error FROM messages"
+_INSERT_SESSION = (
+    "INSERT INTO sessions (id, owner, title, model, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
 _HISTORY = (
     _MESSAGE + " WHERE session_id = ? AND (role = 'system' OR seq IN (SELECT seq FROM"
     " messages WHERE session_id = ? AND role <> 'system' ORDER BY seq DESC LIMIT ?))"
@@ -102,8 +106,7 @@ class SqliteStore:
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO sessions (id, owner, title, model, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                _INSERT_SESSION,
                 (session_id, owner, title, model, stamp, stamp),
             )
 
@@ -278,8 +281,7 @@ class SqliteStore:
         def write(conn: sqlite3.Connection) -> None:
             if session is None:
                 conn.execute(
-                    "INSERT INTO sessions (id, owner, title, model, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    _INSERT_SESSION,
                     (made.id, owner, title, model, stamp, stamp),
                 )
             elif not conn.execute(
